@@ -1,0 +1,1 @@
+"""Node pack internals: ``fal`` (transport, codecs, CLI) and ``fakefal`` (test server)."""
