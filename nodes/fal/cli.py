@@ -1,0 +1,177 @@
+"""``fal-qwen-edit``: the same edit as the ComfyUI node, from a terminal.
+
+    fal-qwen-edit photo.png car.png --prompt "put the woman in front of the car" --out edited/
+    fal-qwen-edit --demo --out edited/      # offline: a fake fal server on 127.0.0.1
+
+Keys come from the environment or config.ini (see config.py), never from the
+command line, so they stay out of shell history and process lists.
+Ctrl-C cancels the job on fal (a second Ctrl-C quits at once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from contextlib import ExitStack
+from pathlib import Path
+
+import numpy as np
+
+from .config import load_config
+from .errors import CancelledError, FalError
+from .images import decode_image, encode_png
+from .pipeline import DEFAULT_TIMEOUT, FalEditClient
+from .qwen import ACCELERATIONS, DEFAULT_ENDPOINT, IMAGE_SIZE_PRESETS, OUTPUT_FORMATS, QwenEditRequest
+from .queue import Progress, WaitSettings
+
+DEMO_PROMPT = "invert the colours"  # what the fake server's stand-in model actually does
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fal-qwen-edit", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("images", nargs="*", type=Path, help="input image files (1-3 recommended)")
+    p.add_argument("--prompt", "-p", help="what to change")
+    p.add_argument("--negative-prompt")
+    p.add_argument("--image-size", choices=IMAGE_SIZE_PRESETS + ("auto",), default="auto",
+                   help="output size preset; 'auto' lets fal derive it from the inputs")
+    p.add_argument("--width", type=int, help="custom output width (with --height)")
+    p.add_argument("--height", type=int, help="custom output height (with --width)")
+    p.add_argument("--steps", type=int, help="num_inference_steps, 2-100 (fal default 50)")
+    p.add_argument("--guidance", type=float, help="guidance_scale, 0-20 (fal default 4)")
+    p.add_argument("--num-images", type=int, default=1, help="1-4")
+    p.add_argument("--seed", type=int, help="fixed seed; omit to let fal choose")
+    p.add_argument("--no-safety-checker", action="store_true")
+    p.add_argument("--format", choices=OUTPUT_FORMATS, help="output_format (fal default png)")
+    p.add_argument("--sync", action="store_true", help="sync_mode: images inline, not kept in fal's history")
+    p.add_argument("--acceleration", choices=ACCELERATIONS)
+    p.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help=f"fal endpoint id (default {DEFAULT_ENDPOINT})")
+    p.add_argument("--gateway", metavar="BASE_URL", help="use a gateway with a Bearer token instead of fal direct")
+    p.add_argument("--key-env", metavar="NAME", help="environment variable holding the key or token")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds for the whole edit")
+    p.add_argument("--no-stream", action="store_true", help="poll the status instead of the SSE stream")
+    p.add_argument("--out", "-o", type=Path, default=Path("edited"), help="output folder (default ./edited)")
+    p.add_argument("--demo", action="store_true",
+                   help="run offline against a fake fal server on 127.0.0.1 (its 'model' inverts colours)")
+    p.add_argument("--verbose", "-v", action="store_true")
+    return p
+
+
+def demo_input() -> np.ndarray:
+    """A small synthetic picture, so --demo needs no files."""
+    h, w = 384, 512
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    image = np.stack([x / w, y / h, 0.5 + 0.5 * np.sin(x / 40.0) * np.cos(y / 40.0)], axis=-1)
+    disc = (x - 300) ** 2 + (y - 180) ** 2 < 90 ** 2
+    image[disc] = [0.95, 0.85, 0.2]
+    return image.astype(np.float32)
+
+
+class Terminal:
+    """Progress lines on stderr, one per state change or log line."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream = stream
+
+    def __call__(self, progress: Progress) -> None:
+        where = f" (queue position {progress.queue_position})" if progress.status == "IN_QUEUE" \
+            and progress.queue_position is not None else ""
+        self.stream.write(f"[{progress.elapsed:6.1f}s] {progress.status}{where}\n")
+        for line in progress.new_logs:
+            self.stream.write(f"           fal: {line}\n")
+        self.stream.flush()
+
+
+def _request_from(args: argparse.Namespace) -> QwenEditRequest:
+    size = args.image_size if args.image_size != "auto" else None
+    if args.width is not None or args.height is not None:
+        size = (args.width, args.height)
+    return QwenEditRequest(
+        prompt=args.prompt or "", negative_prompt=args.negative_prompt, image_size=size,
+        num_inference_steps=args.steps, guidance_scale=args.guidance, num_images=args.num_images,
+        seed=args.seed, enable_safety_checker=False if args.no_safety_checker else None,
+        output_format=args.format, sync_mode=True if args.sync else None, acceleration=args.acceleration)
+
+
+def _install_cancel_handler() -> threading.Event:
+    cancel = threading.Event()
+
+    def on_sigint(signum, frame):
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        sys.stderr.write("\nCancelling (Ctrl-C again to quit at once)…\n")
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, on_sigint)
+    return cancel
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if args.demo and not args.prompt:
+        args.prompt = DEMO_PROMPT
+    if not args.prompt:
+        print("error: --prompt is required (what should change in the image?)", file=sys.stderr)
+        return 2
+    if not args.images and not args.demo:
+        print("error: give at least one input image file", file=sys.stderr)
+        return 2
+    cancel = _install_cancel_handler()
+
+    with ExitStack() as stack:
+        environ = dict(os.environ)
+        if args.demo:
+            from ..fakefal import FakeFal  # only the demo needs the fake server
+            server = stack.enter_context(FakeFal(key="demo-key", mode="gateway" if args.gateway else "fal",
+                                                 queue_time=1.0, queue_positions=3, run_time=1.5,
+                                                 logs=("loading Qwen-Image-Edit-Plus (fake)", "denoising",
+                                                       "decoding")).start())
+            environ.update(FAL_KEY="demo-key", FAL_GATEWAY_TOKEN="demo-key",
+                           FAL_QUEUE_BASE=server.url, FAL_REST_BASE=server.url)
+            if args.gateway:
+                args.gateway = server.url
+            print(f"demo: fake fal server on {server.url} (its stand-in model inverts colours)", file=sys.stderr)
+        try:
+            config = load_config(mode="gateway" if args.gateway else None, base_url=args.gateway,
+                                 key_env=args.key_env, environ=environ)
+            request = _request_from(args)
+            request.validate(check_urls=False)
+            inputs = [decode_image(path.read_bytes(), source=str(path)) for path in args.images] \
+                if args.images else [demo_input()]
+        except (FalError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+
+        client = stack.enter_context(FalEditClient(config, wait_settings=WaitSettings(use_sse=not args.no_stream)))
+        try:
+            outcome = client.edit(request, [img[None] for img in inputs], endpoint=args.endpoint,
+                                  on_progress=Terminal(), should_cancel=cancel.is_set, timeout=args.timeout)
+        except CancelledError as exc:
+            print(f"cancelled: {exc}", file=sys.stderr)
+            return 130
+        except FalError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    if not args.images:
+        (args.out / "demo-input.png").write_bytes(encode_png(inputs[0]))
+    written = []
+    for i, frame in enumerate(outcome.images):
+        path = args.out / f"edit-{outcome.handle.request_id[:8]}-{i}.png"
+        path.write_bytes(encode_png(frame))
+        written.append(str(path))
+    print(json.dumps({**outcome.info(), "files": written}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

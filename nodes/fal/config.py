@@ -1,0 +1,198 @@
+"""Connection settings and keys.
+
+Where a key may live (first match wins), so that it never has to be typed into a
+widget and never travels inside a workflow:
+
+1. the environment variable named by ``key_env`` (a node or CLI option that
+   holds the variable's *name*, never its value);
+2. fal direct: ``FAL_KEY``, or ``FAL_KEY_ID`` + ``FAL_KEY_SECRET`` joined by ``:``
+   (fal-client's convention); gateway: ``FAL_GATEWAY_TOKEN``;
+3. a config file: ``$FAL_QWEN_EDIT_CONFIG``, else ``config.ini`` next to the
+   pack (gitignored), else ``~/.config/comfyui-fal-qwen-edit/config.ini``::
+
+       [fal]
+       key = …                 # fal direct
+       [gateway]
+       base_url = https://…    # makes gateway the default mode
+       token = …
+
+Mode: explicit argument, else ``FAL_MODE`` (``fal``/``gateway``), else
+``[connection] mode`` in the file, else gateway when a gateway base URL is
+configured (``FAL_GATEWAY_URL`` or the file), else fal direct. Hosts of fal
+direct can be moved with ``FAL_QUEUE_BASE`` / ``FAL_REST_BASE`` (tests and
+``--demo`` point them at the fake server).
+"""
+
+from __future__ import annotations
+
+import configparser
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import urlsplit
+
+from .errors import ConfigError, MissingKeyError, register_secret
+
+FAL_QUEUE_BASE = "https://queue.fal.run"
+FAL_REST_BASE = "https://rest.fal.ai"
+PACK_DIR = Path(__file__).resolve().parents[2]
+UPLOAD_MODES = ("auto", "storage", "data_uri")
+
+
+class Secret:
+    """A key that refuses to show itself in reprs, f-strings and logs."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+        register_secret(value)
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return "***"
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __reduce__(self):
+        # Pickling (e.g. into a cache or an execution history) would write the key.
+        raise TypeError("a Secret cannot be pickled")
+
+
+@dataclass(frozen=True)
+class FalConfig:
+    key: Secret = field(repr=False)
+    mode: str = "fal"  # "fal": fal's queue with "Key"; "gateway": {base} with "Bearer"
+    queue_base: str = FAL_QUEUE_BASE
+    rest_base: str = FAL_REST_BASE
+    upload: str = "auto"  # auto = fal storage in fal mode, data URIs through a gateway
+    key_source: str = ""  # where the key came from, safe to print ("env FAL_KEY")
+
+    def __post_init__(self):
+        if self.mode not in ("fal", "gateway"):
+            raise ConfigError(f"Unknown connection mode {self.mode!r}: use 'fal' or 'gateway'.")
+        if self.upload not in UPLOAD_MODES:
+            raise ConfigError(f"Unknown upload mode {self.upload!r}: use one of {', '.join(UPLOAD_MODES)}.")
+        for base in (self.queue_base, self.rest_base):
+            check_base_url(base)
+
+    @property
+    def auth_scheme(self) -> str:
+        return "Key" if self.mode == "fal" else "Bearer"
+
+    @property
+    def uses_storage(self) -> bool:
+        if self.upload == "auto":
+            return self.mode == "fal"
+        return self.upload == "storage"
+
+    def auth_header(self) -> dict[str, str]:
+        return {"Authorization": f"{self.auth_scheme} {self.key.reveal()}"}
+
+    def may_send_key_to(self, url: str) -> bool:
+        """Only the configured hosts ever receive the key (never a CDN, never a host
+        named in a server's reply)."""
+        origin = _origin(url)
+        return origin in {_origin(self.queue_base), _origin(self.rest_base)}
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"Base URL {url!r} must be an http(s) URL like https://queue.fal.run.")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ConfigError(
+            f"Refusing to send a key over plain http to {parts.hostname}: use https:// "
+            "(plain http is only allowed for 127.0.0.1/localhost test servers).")
+
+
+def config_file_candidates(environ: Mapping[str, str]) -> list[Path]:
+    paths = []
+    if environ.get("FAL_QWEN_EDIT_CONFIG"):
+        paths.append(Path(environ["FAL_QWEN_EDIT_CONFIG"]).expanduser())
+    paths.append(PACK_DIR / "config.ini")
+    paths.append(Path(environ.get("HOME", "~")).expanduser() / ".config" / "comfyui-fal-qwen-edit" / "config.ini")
+    return paths
+
+
+def _read_config_file(environ: Mapping[str, str]) -> tuple[configparser.ConfigParser, str]:
+    parser = configparser.ConfigParser(interpolation=None)
+    for path in config_file_candidates(environ):
+        if path.is_file():
+            try:
+                parser.read(path, encoding="utf-8")
+            except configparser.Error as exc:
+                # The parser's message can quote a line of the file, which may hold the key.
+                raise ConfigError(f"Cannot parse {path}: {type(exc).__name__}. Check its [sections] and key = value lines.") from None
+            return parser, str(path)
+    return parser, ""
+
+
+def load_config(*, mode: str | None = None, base_url: str | None = None,
+                key_env: str | None = None, upload: str | None = None,
+                environ: Mapping[str, str] | None = None) -> FalConfig:
+    """Build a FalConfig from arguments, the environment and the config file."""
+    env = os.environ if environ is None else environ
+    parser, file_path = _read_config_file(env)
+
+    def from_file(section: str, option: str) -> str:
+        return parser.get(section, option, fallback="").strip()
+
+    gateway_url = (base_url or env.get("FAL_GATEWAY_URL", "") or from_file("gateway", "base_url")).rstrip("/")
+    mode = (mode or env.get("FAL_MODE", "") or from_file("connection", "mode")
+            or ("gateway" if gateway_url else "fal")).strip().lower()
+    upload = (upload or env.get("FAL_UPLOAD", "") or from_file("connection", "upload") or "auto").strip().lower()
+
+    if mode == "gateway":
+        if not gateway_url:
+            raise ConfigError("Gateway mode needs a base URL: set FAL_GATEWAY_URL, or base_url under [gateway] in config.ini.")
+        queue_base = rest_base = gateway_url
+        default_vars, file_section, file_option = ("FAL_GATEWAY_TOKEN",), "gateway", "token"
+    else:
+        queue_base = (env.get("FAL_QUEUE_BASE", "") or from_file("fal", "queue_base") or FAL_QUEUE_BASE).rstrip("/")
+        rest_base = (env.get("FAL_REST_BASE", "") or from_file("fal", "rest_base") or FAL_REST_BASE).rstrip("/")
+        default_vars, file_section, file_option = ("FAL_KEY",), "fal", "key"
+
+    key, source = "", ""
+    names = (key_env,) if key_env else default_vars
+    for name in names:
+        if env.get(name, "").strip():
+            key, source = env[name].strip(), f"environment variable {name}"
+            break
+    if not key and not key_env and mode == "fal" and env.get("FAL_KEY_ID") and env.get("FAL_KEY_SECRET"):
+        key, source = f"{env['FAL_KEY_ID'].strip()}:{env['FAL_KEY_SECRET'].strip()}", "FAL_KEY_ID + FAL_KEY_SECRET"
+    if not key and not key_env and from_file(file_section, file_option):
+        key, source = from_file(file_section, file_option), f"{file_path} [{file_section}] {file_option}"
+    if not key:
+        where = (f"the environment variable {key_env}" if key_env else
+                 f"{' or '.join(default_vars)} in the environment, or '{file_option} = …' under [{file_section}] in "
+                 f"{' or '.join(str(p) for p in config_file_candidates(env))}")
+        raise MissingKeyError(f"No {'fal key' if mode == 'fal' else 'gateway token'} found. Put it in {where}.")
+
+    return FalConfig(key=Secret(key), mode=mode, queue_base=queue_base, rest_base=rest_base,
+                     upload=upload, key_source=source)

@@ -1,0 +1,118 @@
+"""Fetching output images: concurrently, size-capped, http(s) and data URIs only.
+
+Output URLs live on fal's CDN; the key is never sent there (Transport only
+attaches it to the configured hosts). ``sync_mode`` results carry data URIs,
+decoded in place.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from concurrent.futures import ThreadPoolExecutor
+from typing import Sequence
+from urllib.parse import urlsplit
+
+import numpy as np
+import requests
+
+from .errors import DownloadError, HTTPStatusError, ImageDecodeError, TransportError
+from .images import MAX_PIXELS, decode_image
+from .transport import Transport
+from .waiting import Waiter
+
+MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024
+
+
+def describe(url: str) -> str:
+    """A short, safe name for a URL in messages (no query string, no data payload)."""
+    if url.startswith("data:"):
+        return f"inline image ({url[5:url.find(';')] if ';' in url else 'data'})"
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}{parts.path}"
+
+
+def fetch_bytes(transport: Transport, url: str, *, waiter: Waiter | None = None,
+                max_bytes: int = MAX_DOWNLOAD_BYTES, request_id: str | None = None) -> bytes:
+    if url.startswith("data:"):
+        return _data_uri_bytes(url, max_bytes)
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise DownloadError(f"Refusing to fetch {describe(url)}: only http(s) and data: URLs are allowed.",
+                            request_id=request_id)
+    waiter = waiter or Waiter()
+    for attempt in range(3):
+        try:
+            return _fetch_once(transport, url, waiter, max_bytes, request_id)
+        except _Truncated:
+            if attempt == 2:
+                raise DownloadError(f"Download of {describe(url)} broke off three times.",
+                                    request_id=request_id) from None
+            waiter.sleep(transport.retry.backoff(attempt + 1), request_id)
+    raise AssertionError("unreachable")
+
+
+class _Truncated(Exception):
+    pass
+
+
+def _fetch_once(transport: Transport, url: str, waiter: Waiter, max_bytes: int,
+                request_id: str | None) -> bytes:
+    try:
+        resp = transport.request("GET", url, what=f"Download of {describe(url)}", waiter=waiter,
+                                 request_id=request_id, ok=(200,), stream=True)
+    except HTTPStatusError as exc:
+        hint = " The output URL has probably expired; fetch the result again by request id." \
+            if exc.status in (403, 404, 410) else ""
+        raise DownloadError(f"Download of {describe(url)} failed with HTTP {exc.status}.{hint}",
+                            request_id=request_id) from None
+    except TransportError as exc:
+        raise DownloadError(str(exc), request_id=request_id) from None
+    with resp:
+        declared = int(resp.headers.get("Content-Length") or 0)
+        if declared > max_bytes:
+            raise DownloadError(f"{describe(url)} is {declared:,} bytes, above the {max_bytes:,}-byte cap.",
+                                request_id=request_id)
+        chunks, size = [], 0
+        try:
+            for chunk in resp.iter_content(chunk_size=1 << 20):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise DownloadError(f"{describe(url)} is larger than the {max_bytes:,}-byte cap.",
+                                        request_id=request_id)
+                chunks.append(chunk)
+        except requests.RequestException:
+            raise _Truncated() from None
+    if declared and size < declared:
+        raise _Truncated()
+    return b"".join(chunks)
+
+
+def _data_uri_bytes(url: str, max_bytes: int) -> bytes:
+    header, _, payload = url.partition(",")
+    if ";base64" not in header:
+        raise DownloadError("Inline image is not base64-encoded; cannot decode it.")
+    if len(payload) * 3 // 4 > max_bytes:
+        raise DownloadError(f"Inline image is above the {max_bytes:,}-byte cap.")
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise DownloadError("Inline image has broken base64 data.") from None
+
+
+def download_images(transport: Transport, urls: Sequence[str], *, waiter: Waiter | None = None,
+                    request_id: str | None = None, max_pixels: int = MAX_PIXELS,
+                    max_workers: int = 4) -> list[np.ndarray]:
+    """Download and decode every URL concurrently; results keep the input order."""
+    waiter = waiter or Waiter()
+
+    def one(url: str) -> np.ndarray:
+        data = fetch_bytes(transport, url, waiter=waiter, request_id=request_id)
+        try:
+            return decode_image(data, source=describe(url), max_pixels=max_pixels)
+        except ImageDecodeError as exc:
+            raise ImageDecodeError(str(exc), request_id=request_id) from None
+
+    if len(urls) <= 1:
+        return [one(url) for url in urls]
+    with ThreadPoolExecutor(max_workers=min(max_workers, len(urls)), thread_name_prefix="fal-dl") as pool:
+        return list(pool.map(one, urls))

@@ -1,0 +1,194 @@
+"""Image codecs between ComfyUI IMAGE tensors and encoded bytes.
+
+A ComfyUI IMAGE is float32 ``[B, H, W, C]`` in 0..1 (a torch tensor). This
+module works on anything ``numpy.asarray`` understands, so it never imports
+torch; the node layer wraps results with ``torch.from_numpy`` (no copy).
+
+Encoding: our own PNG writer, because Pillow's encoder tries every row filter
+and took 107 ms for a 1 MP photo-like image here. We use the "Up" filter
+(one vectorised numpy subtraction) and zlib's run-length strategy, split over
+threads (zlib releases the GIL): ~4x faster and a smaller file than Pillow's
+default level (measurements in bench/).
+
+Decoding: Pillow, behind a pixel cap checked from the header before any
+pixel is decoded (decompression bombs), and a clear error for non-images.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from .errors import ImageDecodeError
+
+MAX_PIXELS = 64_000_000  # 8000 x 8000: above any fal output, far below a bomb
+PARALLEL_MIN_BYTES = 1 << 20  # below this, thread hand-off costs more than it saves
+MISMATCH_MODES = ("pad", "resize", "error")
+
+_COLOR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels → PNG colour type (grey, grey+alpha, RGB, RGBA)
+_pool: ThreadPoolExecutor | None = None
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fal-png")
+    return _pool
+
+
+# ----------------------------------------------------------------- tensors
+def as_numpy(images) -> np.ndarray:
+    """A torch tensor (any device) or array-like → numpy, without a copy when possible."""
+    if hasattr(images, "detach"):
+        images = images.detach().cpu().numpy()
+    return np.asarray(images)
+
+
+def split_batch(images) -> list[np.ndarray]:
+    """IMAGE ``[B,H,W,C]`` (or a single ``[H,W,C]``) → list of ``[H,W,C]`` arrays."""
+    array = as_numpy(images)
+    if array.ndim == 3:
+        return [array]
+    if array.ndim != 4:
+        raise ImageDecodeError(f"Expected an IMAGE of shape [B,H,W,C]; got shape {tuple(array.shape)}.")
+    return [array[i] for i in range(array.shape[0])]
+
+
+def to_uint8(image) -> np.ndarray:
+    """float 0..1 ``[H,W,C]`` → uint8, rounding to nearest (what ComfyUI's savers do)."""
+    array = as_numpy(image)
+    if array.dtype == np.uint8:
+        return np.ascontiguousarray(array)
+    scaled = np.multiply(array, 255.0, dtype=np.float32)
+    np.add(scaled, 0.5, out=scaled)
+    np.clip(scaled, 0.0, 255.0, out=scaled)
+    return scaled.astype(np.uint8)
+
+
+def to_float(array: np.ndarray) -> np.ndarray:
+    return array.astype(np.float32) * np.float32(1.0 / 255.0)
+
+
+# ----------------------------------------------------------------- encode
+def encode_png(image) -> bytes:
+    """One ``[H,W,C]`` image (C = 1, 3 or 4; alpha kept) → PNG bytes."""
+    pixels = to_uint8(image)
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, None]
+    if pixels.ndim != 3 or pixels.shape[2] not in _COLOR_TYPES:
+        raise ImageDecodeError(f"Cannot encode an image of shape {tuple(pixels.shape)} as PNG: "
+                               "expected [H, W, C] with 1, 3 or 4 channels.")
+    height, width, channels = pixels.shape
+    if height == 0 or width == 0:
+        raise ImageDecodeError("Cannot encode an empty image (0 pixels wide or high).")
+    rows = pixels.reshape(height, width * channels)
+    # "Up" filter: each row minus the row above (uint8 arithmetic wraps, as PNG wants).
+    filtered = np.empty((height, width * channels + 1), dtype=np.uint8)
+    filtered[:, 0] = 2
+    filtered[0, 1:] = rows[0]
+    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
+    raw = filtered.reshape(-1)
+    header = struct.pack(">IIBBBBB", width, height, 8, _COLOR_TYPES[channels], 0, 0, 0)
+    return b"".join([b"\x89PNG\r\n\x1a\n", _chunk(b"IHDR", header),
+                     _chunk(b"IDAT", _zlib_stream(raw, height)), _chunk(b"IEND", b"")])
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
+
+
+def _deflate_piece(piece: memoryview, last: bool) -> bytes:
+    compressor = zlib.compressobj(1, zlib.DEFLATED, -15, 9, zlib.Z_RLE)
+    return compressor.compress(piece) + compressor.flush(zlib.Z_FINISH if last else zlib.Z_FULL_FLUSH)
+
+
+def _zlib_stream(raw: np.ndarray, rows: int) -> bytes:
+    """A zlib stream of ``raw``; big images are deflated in two halves on two threads.
+
+    Raw deflate pieces ending in a full flush can be concatenated (pigz does
+    this); the adler32 trailer covers the whole input.
+    """
+    view = memoryview(raw)
+    if raw.nbytes < PARALLEL_MIN_BYTES or rows < 2:
+        pieces = [_deflate_piece(view, True)]
+    else:
+        row_bytes = raw.nbytes // rows
+        split = (rows // 2) * row_bytes
+        first = _executor().submit(_deflate_piece, view[:split], False)
+        second = _deflate_piece(view[split:], True)
+        pieces = [first.result(), second]
+    return b"\x78\x01" + b"".join(pieces) + struct.pack(">I", zlib.adler32(view))
+
+
+# ----------------------------------------------------------------- decode
+def decode_image(data: bytes, *, source: str = "image", max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Encoded bytes → float32 ``[H,W,3]`` or ``[H,W,4]`` (alpha kept) in 0..1."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageDecodeError(
+                    f"{source} claims {width}x{height} pixels, above the {max_pixels:,}-pixel safety cap; "
+                    "refusing to decode it (possible decompression bomb).")
+            image.load()
+    except ImageDecodeError:
+        raise
+    except Image.DecompressionBombError as exc:  # Pillow's own, far larger, limit fired first
+        raise ImageDecodeError(f"{source} is too large to decode safely ({exc}); refusing it "
+                               "(possible decompression bomb).") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        start = data[:16].decode("ascii", "replace").strip()
+        raise ImageDecodeError(f"{source} is not a readable image ({type(exc).__name__}; "
+                               f"{len(data)} bytes starting {start!r}).") from None
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+    image = image.convert("RGBA" if has_alpha else "RGB")
+    return to_float(np.asarray(image))
+
+
+def stack_batch(images: Sequence[np.ndarray], mismatch: str = "pad") -> tuple[np.ndarray, np.ndarray]:
+    """Decoded images → (IMAGE ``[B,H,W,3]``, MASK ``[B,H,W]``).
+
+    The MASK follows ComfyUI's LoadImage: ``1 - alpha`` (1 = transparent), zeros
+    for opaque images. Different sizes cannot share a batch tensor, so:
+    ``pad`` (default) centres each image on a black canvas of the largest width
+    and height, without resampling, and marks the padding as 1 in the MASK;
+    ``resize`` scales every image to the first one's size (bicubic);
+    ``error`` raises.
+    """
+    if not images:
+        raise ImageDecodeError("The job returned no images.")
+    if mismatch not in MISMATCH_MODES:
+        raise ImageDecodeError(f"Unknown size-mismatch mode {mismatch!r}: use one of {', '.join(MISMATCH_MODES)}.")
+    sizes = {img.shape[:2] for img in images}
+    if len(sizes) > 1 and mismatch == "error":
+        raise ImageDecodeError(f"The outputs have different sizes {sorted(sizes)}; choose 'pad' or 'resize'.")
+    if len(sizes) > 1 and mismatch == "resize":
+        height, width = images[0].shape[:2]
+        images = [_resize(img, width, height) for img in images]
+    height = max(img.shape[0] for img in images)
+    width = max(img.shape[1] for img in images)
+    batch = np.zeros((len(images), height, width, 3), dtype=np.float32)
+    mask = np.ones((len(images), height, width), dtype=np.float32)
+    for i, img in enumerate(images):
+        h, w = img.shape[:2]
+        top, left = (height - h) // 2, (width - w) // 2
+        batch[i, top:top + h, left:left + w] = img[:, :, :3]
+        mask[i, top:top + h, left:left + w] = 1.0 - img[:, :, 3] if img.shape[2] == 4 else 0.0
+    return batch, mask
+
+
+def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    if image.shape[:2] == (height, width):
+        return image
+    mode = "RGBA" if image.shape[2] == 4 else "RGB"
+    resized = Image.fromarray(to_uint8(image), mode).resize((width, height), Image.Resampling.BICUBIC)
+    return to_float(np.asarray(resized))

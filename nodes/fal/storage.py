@@ -1,0 +1,119 @@
+"""Turning image bytes into URLs fal can read: fal storage uploads or data URIs.
+
+fal storage (what fal-client does): get a short-lived CDN token from
+``{rest}/storage/auth/token?storage_type=fal-cdn-v3``, then ``POST
+{base_url}/files/upload``. When the token route is missing, fall back to
+``/storage/upload/initiate`` + ``PUT``. The same bytes are uploaded once per
+process: a content hash maps to the URL already returned.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import threading
+import time
+from datetime import datetime
+
+from .errors import FalError, HTTPStatusError
+from .transport import Transport, json_body
+from .waiting import Waiter
+
+log = logging.getLogger("fal_qwen_edit")
+
+EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+
+
+def data_uri(data: bytes, content_type: str) -> str:
+    return f"data:{content_type};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+class Uploader:
+    """Uploads bytes to fal storage, or inlines them as data URIs (gateway mode)."""
+
+    def __init__(self, transport: Transport):
+        self.transport = transport
+        self.config = transport.config
+        self._urls: dict[str, str] = {}  # sha256 of the bytes → URL already uploaded
+        self._token: tuple[str, str, float] | None = None  # (authorization, base_url, expiry)
+        self._lock = threading.Lock()
+        self.uploads = 0  # real uploads made (cache hits excluded), for tests and the CLI
+
+    def url_for(self, data: bytes, content_type: str = "image/png", *, waiter: Waiter | None = None) -> str:
+        if not self.config.uses_storage:
+            return data_uri(data, content_type)
+        digest = hashlib.sha256(data).hexdigest()
+        with self._lock:
+            cached = self._urls.get(digest)
+        if cached:
+            return cached
+        url = self._upload(data, content_type, digest, waiter or Waiter())
+        with self._lock:
+            self._urls[digest] = url
+            self.uploads += 1
+        return url
+
+    def _upload(self, data: bytes, content_type: str, digest: str, waiter: Waiter) -> str:
+        file_name = f"{digest[:16]}.{EXTENSIONS.get(content_type, 'bin')}"
+        token = self._cdn_token(waiter)
+        if token is not None:
+            authorization, base_url = token
+            resp = self.transport.request(
+                "POST", f"{base_url}/files/upload", what="Upload to fal storage", waiter=waiter,
+                auth=False, data=data,
+                headers={"Authorization": authorization, "Content-Type": content_type,
+                         "X-Fal-File-Name": file_name})
+            return _url_from(json_body(resp, "Upload to fal storage"), "access_url")
+        return self._upload_initiate(data, content_type, file_name, waiter)
+
+    def _cdn_token(self, waiter: Waiter) -> tuple[str, str] | None:
+        with self._lock:
+            if self._token and self._token[2] > time.time() + 60:
+                return self._token[0], self._token[1]
+        try:
+            resp = self.transport.request(
+                "POST", f"{self.config.rest_base}/storage/auth/token", what="fal storage token",
+                params={"storage_type": "fal-cdn-v3"}, json={}, waiter=waiter)
+        except HTTPStatusError as exc:
+            if exc.status in (404, 405):
+                return None  # older storage API only: use initiate + PUT
+            raise
+        body = json_body(resp, "fal storage token")
+        try:
+            authorization = f"{body.get('token_type', 'Bearer')} {body['token']}"
+            base_url = body["base_url"].rstrip("/")
+        except (KeyError, TypeError, AttributeError):
+            raise FalError("fal storage token: the reply had no token/base_url.") from None
+        expiry = _parse_time(body.get("expires_at")) or time.time() + 300
+        with self._lock:
+            self._token = (authorization, base_url, expiry)
+        return authorization, base_url
+
+    def _upload_initiate(self, data: bytes, content_type: str, file_name: str, waiter: Waiter) -> str:
+        resp = self.transport.request(
+            "POST", f"{self.config.rest_base}/storage/upload/initiate", what="fal storage upload",
+            params={"storage_type": "gcs"}, json={"file_name": file_name, "content_type": content_type},
+            waiter=waiter)
+        body = json_body(resp, "fal storage upload")
+        upload_url = _url_from(body, "upload_url")
+        file_url = _url_from(body, "file_url")
+        self.transport.request("PUT", upload_url, what="fal storage upload", waiter=waiter, auth=False,
+                               data=data, headers={"Content-Type": content_type})
+        return file_url
+
+
+def _url_from(body: object, key: str) -> str:
+    url = body.get(key) if isinstance(body, dict) else None
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        raise FalError(f"fal storage: the reply had no usable {key}.")
+    return url
+
+
+def _parse_time(value: object) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

@@ -1,0 +1,108 @@
+"""Where keys come from, and that they never show themselves."""
+
+import pickle
+
+import pytest
+
+from comfyui_fal_qwen_edit.nodes.fal import config as cfg
+from comfyui_fal_qwen_edit.nodes.fal.errors import ConfigError, FalError, MissingKeyError, redact
+
+KEY = "k-1234567890-abcdef-SECRET"
+
+
+def env(tmp_path, **values):
+    # HOME points at an empty folder so a developer's own config never leaks into tests.
+    base = {"HOME": str(tmp_path), "FAL_QWEN_EDIT_CONFIG": str(tmp_path / "absent.ini")}
+    base.update(values)
+    return base
+
+
+def test_fal_key_from_environment(tmp_path):
+    config = cfg.load_config(environ=env(tmp_path, FAL_KEY=KEY))
+    assert config.mode == "fal"
+    assert config.auth_header() == {"Authorization": f"Key {KEY}"}
+    assert config.queue_base == cfg.FAL_QUEUE_BASE and config.rest_base == cfg.FAL_REST_BASE
+    assert config.key_source == "environment variable FAL_KEY"
+
+
+def test_key_id_and_secret_are_joined(tmp_path):
+    config = cfg.load_config(environ=env(tmp_path, FAL_KEY_ID="id", FAL_KEY_SECRET="secretpart"))
+    assert config.key.reveal() == "id:secretpart"
+
+
+def test_named_variable_wins_and_is_the_only_place_looked(tmp_path):
+    config = cfg.load_config(key_env="MY_FAL", environ=env(tmp_path, FAL_KEY="other", MY_FAL=KEY))
+    assert config.key.reveal() == KEY
+    with pytest.raises(MissingKeyError, match="MY_FAL"):
+        cfg.load_config(key_env="MY_FAL", environ=env(tmp_path, FAL_KEY="other"))
+
+
+def test_gateway_from_config_file(tmp_path):
+    ini = tmp_path / "config.ini"
+    ini.write_text(f"[gateway]\nbase_url = https://gw.example.com/api/\ntoken = {KEY}\n")
+    config = cfg.load_config(environ=env(tmp_path, FAL_QWEN_EDIT_CONFIG=str(ini)))
+    assert config.mode == "gateway"
+    assert config.queue_base == "https://gw.example.com/api"
+    assert config.auth_header() == {"Authorization": f"Bearer {KEY}"}
+    assert not config.uses_storage  # gateways get data URIs
+    assert str(ini) in config.key_source
+
+
+def test_environment_beats_config_file(tmp_path):
+    ini = tmp_path / "config.ini"
+    ini.write_text("[fal]\nkey = from-file-key\n")
+    config = cfg.load_config(environ=env(tmp_path, FAL_QWEN_EDIT_CONFIG=str(ini), FAL_KEY=KEY))
+    assert config.key.reveal() == KEY
+
+
+def test_missing_key_says_where_to_put_it(tmp_path):
+    with pytest.raises(MissingKeyError) as info:
+        cfg.load_config(environ=env(tmp_path))
+    message = str(info.value)
+    assert "FAL_KEY" in message and "config.ini" in message
+
+
+def test_gateway_without_url_is_explained(tmp_path):
+    with pytest.raises(ConfigError, match="FAL_GATEWAY_URL"):
+        cfg.load_config(mode="gateway", environ=env(tmp_path, FAL_GATEWAY_TOKEN=KEY))
+
+
+def test_plain_http_only_to_loopback(tmp_path):
+    with pytest.raises(ConfigError, match="plain http"):
+        cfg.load_config(base_url="http://gateway.example.com", environ=env(tmp_path, FAL_GATEWAY_TOKEN=KEY))
+    ok = cfg.load_config(base_url="http://127.0.0.1:9999", environ=env(tmp_path, FAL_GATEWAY_TOKEN=KEY))
+    assert ok.queue_base == "http://127.0.0.1:9999"
+    with pytest.raises(ConfigError, match="http"):
+        cfg.load_config(base_url="ftp://x", environ=env(tmp_path, FAL_GATEWAY_TOKEN=KEY))
+
+
+def test_key_goes_only_to_configured_hosts(tmp_path):
+    config = cfg.load_config(environ=env(tmp_path, FAL_KEY=KEY))
+    assert config.may_send_key_to("https://queue.fal.run/fal-ai/x/requests/1")
+    assert config.may_send_key_to("https://rest.fal.ai/storage/auth/token")
+    assert not config.may_send_key_to("https://v3.fal.media/files/abc.png")
+    assert not config.may_send_key_to("http://queue.fal.run/fal-ai/x")  # scheme matters too
+
+
+def test_secret_never_shows(tmp_path):
+    config = cfg.load_config(environ=env(tmp_path, FAL_KEY=KEY))
+    for text in (repr(config), str(config), repr(config.key), str(config.key), f"{config.key}",
+                 "%s" % (config.key,)):
+        assert KEY not in text
+    with pytest.raises(TypeError):
+        pickle.dumps(config.key)
+
+
+def test_errors_and_redact_scrub_registered_keys(tmp_path):
+    cfg.load_config(environ=env(tmp_path, FAL_KEY=KEY))
+    error = FalError(f"server said: bad header Key {KEY}")
+    assert KEY not in str(error)
+    assert redact(f"Authorization: Bearer {'x' * 40}") == "Authorization: Bearer ***"
+
+
+def test_unparseable_config_file_does_not_quote_it(tmp_path):
+    ini = tmp_path / "config.ini"
+    ini.write_text(f"key = {KEY}\n")  # no section header
+    with pytest.raises(ConfigError) as info:
+        cfg.load_config(environ=env(tmp_path, FAL_QWEN_EDIT_CONFIG=str(ini)))
+    assert KEY not in str(info.value)
