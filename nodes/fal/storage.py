@@ -13,6 +13,7 @@ import base64
 import hashlib
 import logging
 import threading
+from concurrent.futures import Future
 import time
 from datetime import datetime
 
@@ -35,7 +36,7 @@ class Uploader:
     def __init__(self, transport: Transport):
         self.transport = transport
         self.config = transport.config
-        self._urls: dict[str, str] = {}  # sha256 of the bytes → URL already uploaded
+        self._urls: dict[str, Future] = {}  # sha256 of the bytes → URL (or the upload under way)
         self._token: tuple[str, str, float] | None = None  # (authorization, base_url, expiry)
         self._lock = threading.Lock()
         self.uploads = 0  # real uploads made (cache hits excluded), for tests and the CLI
@@ -45,12 +46,21 @@ class Uploader:
             return data_uri(data, content_type)
         digest = hashlib.sha256(data).hexdigest()
         with self._lock:
-            cached = self._urls.get(digest)
-        if cached:
-            return cached
-        url = self._upload(data, content_type, digest, waiter or Waiter())
+            pending = self._urls.get(digest)
+            owner = pending is None
+            if owner:  # concurrent callers with the same bytes wait for this one upload
+                pending = self._urls[digest] = Future()
+        if not owner:
+            return pending.result()
+        try:
+            url = self._upload(data, content_type, digest, waiter or Waiter())
+        except BaseException as exc:
+            with self._lock:
+                del self._urls[digest]  # a failed upload is not remembered
+            pending.set_exception(exc)
+            raise
+        pending.set_result(url)
         with self._lock:
-            self._urls[digest] = url
             self.uploads += 1
         return url
 

@@ -1,0 +1,70 @@
+"""Queue routes: submit, status, result, cancel. (The SSE stream lives in
+``handler.py`` because it writes to the socket as it goes.)"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from .edit import validate
+from .wire import Reply, detail, json_reply
+
+# How long a result or final status may wait for the edit thread. Outputs of
+# tiny test images are ready in milliseconds; this only bounds a stuck thread.
+READY_TIMEOUT = 60.0
+
+
+def wants_logs(query: dict) -> bool:
+    return str(query.get("logs", "")).lower() in ("1", "true", "yes")
+
+
+def submit(fake, endpoint: str, body: bytes) -> Reply:
+    try:
+        arguments = json.loads(body or b"null")
+    except ValueError:
+        return json_reply(422, {"detail": [{"loc": ["body"], "msg": "Invalid JSON body",
+                                            "type": "value_error.jsondecode"}]})
+    errors = validate(arguments)
+    if errors:
+        return json_reply(422, {"detail": errors})
+    job = fake._create_job(endpoint, arguments)
+    return json_reply(200, {"status": "IN_QUEUE", "request_id": job.request_id, **job.urls(),
+                            "logs": None, "metrics": {},
+                            "queue_position": job.position_at(job.submitted_at)},
+                      headers={"x-fal-request-id": job.request_id})
+
+
+def status(fake, job, query: dict) -> Reply:
+    with fake._cond:
+        job.status_calls += 1
+    body, _, _ = fake._snapshot(job, wants_logs(query))
+    return json_reply(200, body)
+
+
+def result(fake, job) -> Reply:
+    with fake._cond:
+        job.result_fetches += 1
+        cancelled, done = job.cancelled, job.done(time.monotonic())
+    if cancelled:
+        return detail(400, "Request was cancelled")
+    if not done:
+        return detail(400, "Request is still in progress")
+    job.ready.wait(READY_TIMEOUT)
+    if job.error is not None:
+        return json_reply(500, {"detail": job.error, "error_type": "job_failed"})
+    if job.result is None:
+        return json_reply(500, {"detail": "Internal error: outputs not ready", "error_type": "job_failed"})
+    return json_reply(200, job.result)
+
+
+def cancel(fake, job) -> Reply:
+    now = time.monotonic()
+    with fake._cond:
+        if job.cancelled or job.done(now):
+            return json_reply(400, {"status": "ALREADY_COMPLETED"})
+        job.cancelled = True
+        job.cancelled_at = now
+        job.completed_at = now      # COMPLETED (with the cancel error) from this moment
+        job.version += 1
+        fake._cond.notify_all()     # wake SSE writers waiting for the old schedule
+    return json_reply(202, {"status": "CANCELLATION_REQUESTED"})

@@ -1,0 +1,256 @@
+"""``FakeFal``: settings, shared state, and the server's life (start, stop,
+self-stop after ``max_lifetime``)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import socketserver
+import ssl
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import uuid
+from http.server import ThreadingHTTPServer
+
+from .edit import run_edit
+from .faults import Fault, FaultBook
+from .handler import Handler
+from .jobs import Job
+from .storage import Storage, load_input
+from .wire import authorized
+
+GATEWAY_QUEUE_BASE = "https://queue.fal.run"
+_READY_TIMEOUT = 60.0
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True        # a stuck handler must never keep a test process alive
+    block_on_close = False
+    request_queue_size = 128     # benchmarks open many connections at once
+
+    def __init__(self, fake: "FakeFal", port: int, ssl_context: ssl.SSLContext | None):
+        self.fake = fake
+        self.ssl_context = ssl_context
+        super().__init__(("127.0.0.1", port), Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind would call getfqdn(), a reverse DNS lookup.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+    def get_request(self):
+        sock, addr = super().get_request()
+        if self.ssl_context is not None:
+            # Handshake later, in the connection's own thread (Handler.setup).
+            sock = self.ssl_context.wrap_socket(sock, server_side=True,
+                                                do_handshake_on_connect=False)
+        return sock, addr
+
+    def handle_error(self, request, client_address) -> None:
+        if isinstance(sys.exc_info()[1], (ConnectionError, ssl.SSLError, TimeoutError)):
+            return  # clients hanging up or failing TLS is normal here
+        self.fake._note_error(traceback.format_exc())
+
+
+class FakeFal:
+    """Fake fal queue + storage + CDN on 127.0.0.1.
+
+    Inspect ``submissions``, ``requests``, ``jobs``, ``cancel_requests``,
+    ``uploads`` and ``errors``; inject trouble with ``add_fault``, ``nsfw``
+    and ``fail_job``. Use as a context manager or call ``start``/``stop``.
+    """
+
+    def __init__(self, key: str = "test-key", mode: str = "fal", queue_time: float = 0.0,
+                 run_time: float = 0.0, queue_positions: int = 0,
+                 logs=("loading model", "denoising"), sse: bool = True, storage_v3: bool = True,
+                 tls: bool = False, keepalive_interval: float | None = None,
+                 max_lifetime: float = 900.0, port: int = 0):
+        if mode not in ("fal", "gateway"):
+            raise ValueError('mode must be "fal" or "gateway"')
+        # Plain attributes: tests may change them between requests. Job
+        # timing settings are read at submit time, the rest per request.
+        self.key, self.mode = key, mode
+        self.queue_time, self.run_time, self.queue_positions = queue_time, run_time, queue_positions
+        self.logs, self.sse, self.storage_v3 = tuple(logs), sse, storage_v3
+        self.tls, self.keepalive_interval, self.max_lifetime = tls, keepalive_interval, max_lifetime
+        self.port = port           # 0: any free port (a fixed one lets a test start the server late)
+        self.sse_chunked = False   # True: frame the stream with chunked transfer encoding
+        self.nsfw = False
+        self.fail_job: str | None = None
+
+        self._cond = threading.Condition()   # guards everything below; SSE waits on it
+        self.submissions = 0
+        self.requests: list = []
+        self.jobs: dict[str, Job] = {}
+        self.cancel_requests: list[tuple[str, float]] = []
+        self.errors: list[str] = []          # tracebacks of fake-server bugs, for tests to assert on
+        self.storage = Storage()
+        self._faults = FaultBook()
+        self._conns: set = set()
+
+        self.url = ""
+        self.cert_path: str | None = None
+        self._tls_dir: str | None = None
+        self._httpd: _HTTPServer | None = None
+        self._stopping = False
+        self._stop_event = threading.Event()      # set when stop begins (cuts stalls short)
+        self._stopped_event = threading.Event()   # set when stop has finished
+        self._timer: threading.Timer | None = None
+
+    # -- life -------------------------------------------------------------------
+    def start(self) -> "FakeFal":
+        if self._httpd is not None:
+            return self
+        context = None
+        try:
+            if self.tls:
+                from .tls import make_self_signed
+                self._tls_dir = tempfile.mkdtemp(prefix="fakefal-tls-")
+                self.cert_path, key_path = make_self_signed(self._tls_dir)
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                context.load_cert_chain(self.cert_path, key_path)
+            self._httpd = _HTTPServer(self, self.port, context)
+        except BaseException:
+            self._remove_tls_dir()
+            raise
+        port = self._httpd.server_address[1]
+        self.url = f"{'https' if self.tls else 'http'}://127.0.0.1:{port}"
+        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                         name=f"fakefal-{port}", daemon=True).start()
+        # Self-stop so a test that forgets stop() (or crashes) cannot leave a
+        # server behind for long.
+        self._timer = threading.Timer(self.max_lifetime, self.stop)
+        self._timer.daemon = True
+        self._timer.start()
+        return self
+
+    def stop(self) -> None:
+        with self._cond:
+            if self._httpd is None or self._stopping:
+                return
+            self._stopping = True
+            self._cond.notify_all()          # SSE writers end their streams
+        self._stop_event.set()
+        if self._timer is not None and self._timer is not threading.current_thread():
+            self._timer.cancel()
+        self._httpd.shutdown()               # waits for the accept loop to exit
+        self._httpd.server_close()
+        with self._cond:
+            conns = list(self._conns)
+        for conn in conns:                   # idle keep-alive connections, open streams
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._remove_tls_dir()
+        self._stopped_event.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped_event.is_set()
+
+    def wait_stopped(self, timeout: float | None = None) -> bool:
+        return self._stopped_event.wait(timeout)
+
+    def __enter__(self) -> "FakeFal":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _remove_tls_dir(self) -> None:
+        if self._tls_dir is not None:
+            shutil.rmtree(self._tls_dir, ignore_errors=True)
+            self._tls_dir = None
+
+    # -- public helpers -----------------------------------------------------------
+    def add_fault(self, fault: Fault) -> Fault:
+        return self._faults.add(fault)
+
+    @property
+    def faults(self) -> list[Fault]:
+        return list(self._faults.faults)
+
+    @property
+    def uploads(self) -> list[tuple[str, int]]:
+        return self.storage.uploads
+
+    # -- used by the handler --------------------------------------------------------
+    def _track(self, conn, add: bool) -> None:
+        with self._cond:
+            (self._conns.add if add else self._conns.discard)(conn)
+
+    def _record(self, request) -> None:
+        with self._cond:
+            self.requests.append(request)
+
+    def _record_cancel(self, request_id: str) -> None:
+        with self._cond:
+            self.cancel_requests.append((request_id, time.monotonic()))
+
+    def _note_error(self, text: str) -> None:
+        with self._cond:
+            self.errors.append(text)
+
+    def _queue_auth_ok(self, headers) -> bool:
+        return authorized(headers, "Key" if self.mode == "fal" else "Bearer", self.key)
+
+    def _job_for(self, owner: str, app: str, request_id: str) -> Job | None:
+        with self._cond:
+            job = self.jobs.get(request_id)
+        return job if job is not None and job.app == f"{owner}/{app}" else None
+
+    def _create_job(self, endpoint: str, arguments: dict) -> Job:
+        owner_app = "/".join(endpoint.split("/")[:2])
+        base = self.url if self.mode == "fal" else GATEWAY_QUEUE_BASE
+        job = Job(request_id=str(uuid.uuid4()), endpoint=endpoint, app=owner_app,
+                  arguments=arguments, submitted_at=time.monotonic(), submitted_wall=time.time(),
+                  queue_time=float(self.queue_time), run_time=float(self.run_time),
+                  queue_positions=int(self.queue_positions), log_lines=tuple(self.logs),
+                  queue_base=base, nsfw=bool(self.nsfw), fail_text=self.fail_job)
+        with self._cond:
+            self.jobs[job.request_id] = job
+            self.submissions += 1
+        # Outputs are computed now, so they are ready when the timeline says COMPLETED.
+        threading.Thread(target=run_edit, name=f"fakefal-edit-{job.request_id[:8]}", daemon=True,
+                         args=(job, self._load_input, self._store_output)).start()
+        return job
+
+    def _load_input(self, url: str) -> bytes:
+        return load_input(self.url, self.storage, url)
+
+    def _store_output(self, name: str, data: bytes, content_type: str) -> str:
+        self.storage.put(name, data, content_type)
+        return f"{self.url}/files/{name}"
+
+    def _snapshot(self, job: Job, with_logs: bool) -> tuple[dict, float | None, int]:
+        """(status body, next scheduled change, job version), consistent with each other."""
+        waited = False
+        while True:
+            with self._cond:
+                now = time.monotonic()
+                # A done job's success or failure is known only once its outputs are.
+                if waited or not job.done(now) or job.cancelled or job.ready.is_set():
+                    return job.status(now, with_logs), job.next_change_after(now), job.version
+            job.ready.wait(_READY_TIMEOUT)
+            waited = True
+
+    def _wait_change(self, job: Job, version: int, next_change: float | None,
+                     ping_at: float | None) -> str:
+        """Block until the next scheduled change or a cancel ("change"), the
+        keepalive deadline ("ping") or stop() ("stop"). Timed condition waits
+        wake at the scheduled instant itself, not on a polling tick."""
+        with self._cond:
+            while True:
+                if self._stopping:
+                    return "stop"
+                now = time.monotonic()
+                if job.version != version or (next_change is not None and now >= next_change):
+                    return "change"
+                if ping_at is not None and now >= ping_at:
+                    return "ping"
+                deadlines = [d for d in (next_change, ping_at) if d is not None]
+                self._cond.wait(min(deadlines) - now if deadlines else None)

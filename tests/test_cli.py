@@ -1,0 +1,89 @@
+"""The README's main command, run as a newcomer would, and the CLI's error paths."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from comfyui_fal_qwen_edit.nodes.fal.cli import demo_input
+
+from conftest import KEY, gradient, to_u8
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "comfyui_fal_qwen_edit.nodes.fal.cli"]
+
+
+def readme_command(marker: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    match = re.search(rf"<!-- {marker}[^>]*-->\s*```bash\n(.+?)\n```", text)
+    assert match, f"README has no {marker} block"
+    return match.group(1)
+
+
+def run(args, env_extra=None, timeout=60):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAL_")}
+    env.update({"HOME": "/nonexistent", "FAL_QWEN_EDIT_CONFIG": "/nonexistent.ini"}, **(env_extra or {}))
+    return subprocess.run(CLI + args, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def test_readme_main_command_produces_an_edited_image(tmp_path):
+    command = readme_command("main-command")
+    # The last step is the CLI itself; the install steps before it are what .venv already did.
+    cli_args = shlex.split(command.split("&&")[-1])
+    assert cli_args[0].endswith("fal-qwen-edit") and "--demo" in cli_args
+    out = tmp_path / "edited"
+    cli_args[cli_args.index("--out") + 1] = str(out)
+    done = run(cli_args[1:])
+    assert done.returncode == 0, done.stderr
+    info = json.loads(done.stdout)
+    [written] = info["files"]
+    edited = np.asarray(Image.open(written))
+    original = np.asarray(Image.open(out / "demo-input.png"))
+    assert np.array_equal(original, to_u8(demo_input()))
+    assert np.array_equal(edited, 255 - original)
+    assert "IN_QUEUE (queue position 2)" in done.stderr and "fal: denoising" in done.stderr
+    assert "COMPLETED" in done.stderr
+
+
+def test_readme_has_exactly_the_two_setup_commands():
+    text = (ROOT / "README.md").read_text()
+    assert text.count("```bash") == 2
+    assert "pytest" in readme_command("test-command") and "--demo" in readme_command("main-command")
+
+
+def test_cli_with_files_and_options_against_fake_server(tmp_path):
+    from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal
+    source = tmp_path / "in.png"
+    Image.fromarray(to_u8(gradient(30, 40))).save(source)
+    with FakeFal(key=KEY, max_lifetime=60).start() as server:
+        done = run([str(source), "--prompt", "p", "--num-images", "2", "--seed", "3", "--width", "80",
+                    "--height", "64", "--out", str(tmp_path / "o"), "--no-stream"],
+                   {"FAL_KEY": KEY, "FAL_QUEUE_BASE": server.url, "FAL_REST_BASE": server.url})
+        assert done.returncode == 0, done.stderr
+        [job] = server.jobs.values()
+        assert job.arguments["image_size"] == {"width": 80, "height": 64} and job.arguments["seed"] == 3
+    info = json.loads(done.stdout)
+    assert len(info["files"]) == 2 and Image.open(info["files"][0]).size == (80, 64)
+    assert KEY not in done.stdout + done.stderr
+
+
+def test_cli_errors_are_readable_and_keyless(tmp_path):
+    source = tmp_path / "in.png"
+    Image.fromarray(to_u8(gradient(8, 8))).save(source)
+    missing = run([str(source), "--prompt", "p"])
+    assert missing.returncode == 2 and "No fal key found" in missing.stderr
+    bad = run([str(source), "--prompt", "p", "--steps", "500"], {"FAL_KEY": KEY})
+    assert bad.returncode == 2 and "num_inference_steps: 500 is out of range" in bad.stderr
+    not_image = tmp_path / "x.png"
+    not_image.write_text("hello")
+    broken = run([str(not_image), "--prompt", "p"], {"FAL_KEY": KEY})
+    assert broken.returncode == 2 and "not a readable image" in broken.stderr
+    assert KEY not in missing.stderr + bad.stderr + broken.stderr
