@@ -106,3 +106,25 @@ def test_unparseable_config_file_does_not_quote_it(tmp_path):
     with pytest.raises(ConfigError) as info:
         cfg.load_config(environ=env(tmp_path, FAL_QWEN_EDIT_CONFIG=str(ini)))
     assert KEY not in str(info.value)
+
+
+def test_connection_settings_refuse_a_pasted_key_without_echoing_it():
+    from comfyui_fal_qwen_edit.nodes.fal.connection import ConnectionSettings
+    with pytest.raises(ConfigError) as info:
+        ConnectionSettings(key_env=KEY)
+    assert KEY not in str(info.value) and "NAME of an environment variable" in str(info.value)
+    with pytest.raises(ConfigError, match="credentials"):
+        ConnectionSettings(base_url="https://user:secret@gw.example.com")
+    assert "FAL_KEY" in repr(ConnectionSettings(key_env="FAL_KEY"))
+
+
+def test_clients_are_shared_per_setting_and_renewed_with_a_new_key(monkeypatch, tmp_path):
+    from comfyui_fal_qwen_edit.nodes.fal.connection import ConnectionSettings, client_for
+    for name, value in env(tmp_path, FAL_KEY=KEY, OTHER_KEY="other-key-123").items():
+        monkeypatch.setenv(name, value)
+    first = client_for()
+    assert client_for() is first and client_for(ConnectionSettings(mode="fal")) is first
+    other = client_for(ConnectionSettings(key_env="OTHER_KEY"))
+    assert other is not first and other.config.key.reveal() == "other-key-123"
+    monkeypatch.setenv("FAL_KEY", KEY + "-rotated")
+    assert client_for() is not first

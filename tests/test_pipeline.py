@@ -163,3 +163,23 @@ def test_cancel_before_submit_costs_nothing(fake_fal, make_client):
         make_client(fake_fal).edit(QwenEditRequest(prompt="p"), [torch.from_numpy(gradient(8, 8))[None]],
                                    should_cancel=cancelled.is_set)
     assert fake_fal.submissions == 0
+
+
+def test_edit_each_frame_of_a_batch_concurrently(fake_fal, make_client):
+    from comfyui_fal_qwen_edit.nodes.fal.pipeline import combine
+    fake_fal.run_time = 0.3
+    frames = np.stack([gradient(12, 12, seed=s) for s in range(6)])
+    reference = torch.from_numpy(gradient(12, 12, seed=99))[None]
+    import time
+    started = time.monotonic()
+    outcomes = make_client(fake_fal).edit_each(QwenEditRequest(prompt="p"), torch.from_numpy(frames),
+                                              [reference], concurrency=6)
+    assert time.monotonic() - started < 1.2  # six 0.3 s jobs overlapped, not 1.8 s in a row
+    assert fake_fal.submissions == 6
+    images, mask = combine(outcomes)
+    assert images.shape == (6, 12, 12, 3) and mask.max() == 0.0
+    for k in range(6):
+        assert np.array_equal(to_u8(images[k]), inverted(frames[k]))
+        urls = fake_fal.jobs[outcomes[k].handle.request_id].arguments["image_urls"]
+        assert len(urls) == 2  # the frame, then the shared reference (uploaded once)
+    assert len(fake_fal.uploads) == 7

@@ -19,7 +19,7 @@ import numpy as np
 
 from .config import FalConfig
 from .downloads import download_images
-from .errors import JobFailedError
+from .errors import CancelledError, FalError, JobFailedError
 from .images import encode_png, split_batch, stack_batch
 from .qwen import DEFAULT_ENDPOINT, QwenEditRequest, QwenEditResult
 from .queue import ProgressCallback, QueueClient, RequestHandle, WaitSettings
@@ -124,3 +124,38 @@ class FalEditClient:
             log.warning("fal [%s]: the safety checker flagged %d of %d outputs", handle.request_id,
                         sum(result.has_nsfw_concepts), len(result.has_nsfw_concepts))
         return EditOutcome(result, batch, mask, handle, phases)
+
+    def edit_each(self, request: QwenEditRequest, batch: Any, references: Sequence[Any] = (), *,
+                  concurrency: int = 8, **options: Any) -> list[EditOutcome]:
+        """One edit per frame of ``batch`` (each with ``references`` appended), run
+        ``concurrency`` at a time. Every job is waited for even when one fails, so
+        no paid result is dropped; then the first failure is raised with a summary."""
+        request.validate(check_urls=False)
+        frames = split_batch(batch)
+        if not frames:
+            return []
+        with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(frames))),
+                                thread_name_prefix="fal-edit") as pool:
+            futures = [pool.submit(self.edit, request, [frame[None], *references], **options)
+                       for frame in frames]
+            outcomes, failures = [], []
+            for index, future in enumerate(futures):
+                try:
+                    outcomes.append(future.result())
+                except FalError as exc:
+                    failures.append((index, exc))
+        if failures:
+            index, first = failures[0]
+            if isinstance(first, CancelledError):
+                raise first
+            done = ", ".join(o.handle.request_id for o in outcomes) or "none"
+            raise FalError(f"{len(failures)} of {len(frames)} edits failed; frame {index}: {first} "
+                           f"(finished request ids: {done})", request_id=first.request_id) from first
+        return outcomes
+
+
+def combine(outcomes: Sequence[EditOutcome], mismatch: str = "pad") -> tuple[np.ndarray, np.ndarray]:
+    """Several outcomes → one IMAGE batch and MASK (sizes reconciled like stack_batch)."""
+    frames = [np.concatenate([o.images[i], 1.0 - o.mask[i][..., None]], axis=-1)
+              for o in outcomes for i in range(o.images.shape[0])]
+    return stack_batch(frames, mismatch)

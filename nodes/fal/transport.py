@@ -132,9 +132,11 @@ def error_for_response(resp: requests.Response, what: str, request_id: str | Non
 
 
 class Transport:
-    """requests.Session shared by every call of a client; thread-safe for our use."""
+    """requests.Session shared by every call of a client; thread-safe for our use.
 
-    def __init__(self, config: FalConfig, retry: RetryPolicy | None = None,
+    ``config=None`` makes a keyless transport (for fetching arbitrary URLs)."""
+
+    def __init__(self, config: FalConfig | None, retry: RetryPolicy | None = None,
                  timeout: tuple[float, float] = (10.0, 60.0), pool_size: int = 16,
                  verify: bool | str = True):
         self.config = config
@@ -152,7 +154,7 @@ class Transport:
 
     def headers_for(self, url: str, extra: dict | None = None) -> dict[str, str]:
         headers = dict(extra or {})
-        if self.config.may_send_key_to(url):
+        if self.config is not None and self.config.may_send_key_to(url):
             headers.update(self.config.auth_header())
         return headers
 
@@ -204,7 +206,8 @@ class Transport:
                     waiter.sleep(delay, request_id)
                     continue
             try:
-                raise error_for_response(resp, what, request_id, self.config.key_source)
+                raise error_for_response(resp, what, request_id,
+                                         self.config.key_source if self.config else "")
             finally:
                 resp.close()
 

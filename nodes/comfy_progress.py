@@ -1,0 +1,108 @@
+"""Live progress on a ComfyUI node: progress bar + text (queue position, elapsed, latest fal log).
+
+Updates arrive on the pipeline's worker thread; they are handed to ComfyUI's
+event loop. We do not use ``comfy.utils.ProgressBar``: its hook raises
+ComfyUI's interrupt exception inside our callback, which would skip sending
+fal's cancel request. Instead Cancel is noticed by the pipeline's cancel hook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import time
+
+from server import PromptServer
+from comfy_execution.progress import get_progress_state
+
+from .fal.queue import Progress
+
+STEP = re.compile(r"(\d+)\s*/\s*(\d+)")  # "12/50" in a log line gives a real fraction
+
+
+class NodeProgress:
+    def __init__(self, node_id: str | None, jobs: int = 1):
+        self.node_id = node_id
+        self.loop = asyncio.get_running_loop()
+        self.started = time.monotonic()
+        self.jobs = jobs
+        self.states: dict[str, Progress] = {}
+        self.last_log = ""
+        self.step_fraction: float | None = None
+        self._ticker: asyncio.Task | None = None
+
+    # --- called on the worker thread
+    def __call__(self, progress: Progress) -> None:
+        self.states[progress.request_id] = progress
+        for line in progress.new_logs:
+            self.last_log = line
+            match = STEP.search(line)
+            if match and 0 < int(match.group(2)) and int(match.group(1)) <= int(match.group(2)):
+                self.step_fraction = int(match.group(1)) / int(match.group(2))
+        self.loop.call_soon_threadsafe(self.render)
+
+    # --- on the event loop
+    def start(self) -> "NodeProgress":
+        self._ticker = self.loop.create_task(self._tick())
+        self.render()
+        return self
+
+    async def _tick(self) -> None:
+        while True:  # elapsed time keeps moving even when fal is silent
+            await asyncio.sleep(1.0)
+            self.render()
+
+    def stop(self, done: bool) -> None:
+        if self._ticker:
+            self._ticker.cancel()
+        if done:
+            self._send("fal: done in %.1f s" % (time.monotonic() - self.started), 1.0)
+
+    def text(self) -> str:
+        elapsed = time.monotonic() - self.started
+        if not self.states:
+            return f"fal: uploading inputs… {elapsed:.0f}s"
+        lines = []
+        if self.jobs > 1:
+            done = sum(p.status == "COMPLETED" for p in self.states.values())
+            lines.append(f"fal: {done}/{self.jobs} edits done · {elapsed:.0f}s")
+        latest = list(self.states.values())[-1]
+        state = latest.status.replace("_", " ").lower()
+        if latest.status == "IN_QUEUE" and latest.queue_position is not None:
+            state += f" (position {latest.queue_position})"
+        lines.append(f"fal {latest.request_id[:8]}: {state} · {elapsed:.0f}s")
+        if self.last_log:
+            lines.append(self.last_log[:200])
+        return "\n".join(lines)
+
+    def fraction(self) -> float:
+        if not self.states:
+            return 0.02
+        values = []
+        for p in self.states.values():
+            if p.status == "COMPLETED":
+                values.append(0.95)
+            elif p.status == "IN_PROGRESS":
+                guess = 0.1 + 0.8 * (1 - math.exp(-p.elapsed / 30.0))
+                values.append(0.1 + 0.85 * self.step_fraction if self.step_fraction is not None else guess)
+            else:
+                values.append(0.05)
+        values += [0.0] * max(0, self.jobs - len(values))
+        return sum(values) / max(self.jobs, len(values))
+
+    def render(self) -> None:
+        self._send(self.text(), self.fraction())
+
+    def _send(self, text: str, fraction: float) -> None:
+        if not self.node_id:
+            return
+        server = PromptServer.instance
+        server.send_progress_text(text, self.node_id)
+        value, total = int(fraction * 100), 100
+        try:
+            get_progress_state().update_progress(self.node_id, value, total, None)
+        except Exception:  # noqa: BLE001 - a missing registry must not break the edit
+            pass
+        server.send_sync("progress", {"value": value, "max": total, "prompt_id": server.last_prompt_id,
+                                      "node": self.node_id}, server.client_id)

@@ -1,0 +1,44 @@
+"""The "fal Connection" node: where the key lives and which host to use, never the key."""
+
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+from .fal.connection import ConnectionSettings
+
+FalConnection = io.Custom("FAL_CONNECTION")
+
+
+class FalConnectionNode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="FalQwenConnection",
+            display_name="fal Connection",
+            category="fal/Qwen Edit",
+            description="Connection settings for the fal nodes. Holds the NAME of the environment variable "
+                        "with the key, never the key, so workflows can be shared safely.",
+            inputs=[
+                io.Combo.Input("mode", options=["auto", "fal", "gateway"], default="auto",
+                               tooltip="fal: queue.fal.run with 'Authorization: Key'. gateway: your base URL "
+                                       "with 'Authorization: Bearer'. auto: gateway when a gateway URL is "
+                                       "configured (FAL_GATEWAY_URL or config.ini), else fal."),
+                io.String.Input("base_url", default="",
+                                tooltip="Gateway base URL (https). Empty: FAL_GATEWAY_URL or config.ini."),
+                io.String.Input("key_env", default="",
+                                tooltip="Name of the environment variable holding the key or token "
+                                        "(e.g. FAL_KEY). Empty: FAL_KEY / FAL_GATEWAY_TOKEN, then config.ini. "
+                                        "Never paste the key itself here."),
+                io.Combo.Input("upload", options=["auto", "storage", "data_uri"], default="auto",
+                               tooltip="How input images reach fal: storage uploads (fal direct) or inline "
+                                       "data URIs (gateways). auto picks by mode."),
+            ],
+            outputs=[FalConnection.Output(display_name="connection")],
+        )
+
+    @classmethod
+    def execute(cls, mode: str, base_url: str, key_env: str, upload: str) -> io.NodeOutput:
+        settings = ConnectionSettings(mode=mode, base_url=base_url.strip(), key_env=key_env.strip(),
+                                      upload=upload)
+        settings.load()  # fail here, on this node, when the key is missing or the URL is unusable
+        return io.NodeOutput(settings)

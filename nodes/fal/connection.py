@@ -1,0 +1,60 @@
+"""What a workflow may say about the connection (never the key), and one client per setting.
+
+A workflow carries ``ConnectionSettings``: the mode, a gateway base URL, the
+*name* of the environment variable that holds the key, and the upload mode.
+The key itself is read at run time by ``load_config``. Clients are cached per
+resolved setting so every node run reuses the pooled session and the upload
+cache.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+
+from .config import FalConfig, load_config
+from .errors import ConfigError
+from .pipeline import FalEditClient
+
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    mode: str = "auto"      # auto: gateway when a gateway URL is configured, else fal direct
+    base_url: str = ""      # gateway base URL; empty: from FAL_GATEWAY_URL / config.ini
+    key_env: str = ""       # NAME of the environment variable holding the key; empty: defaults
+    upload: str = "auto"
+
+    def __post_init__(self):
+        key_env = self.key_env.strip()
+        if key_env and not ENV_NAME.match(key_env):
+            # Someone pasted a key where a variable name belongs: refuse, and do not echo it.
+            raise ConfigError("key_env takes the NAME of an environment variable (like FAL_KEY), not a key. "
+                              "Clear that field, and put the key in the environment or config.ini.")
+        if self.base_url and ("@" in self.base_url.split("//", 1)[-1].split("/", 1)[0]):
+            raise ConfigError("base_url must not contain credentials (user:password@); "
+                              "put the token in the environment or config.ini.")
+
+    def load(self) -> FalConfig:
+        return load_config(mode=None if self.mode in ("", "auto") else self.mode,
+                           base_url=self.base_url.strip() or None,
+                           key_env=self.key_env.strip() or None,
+                           upload=None if self.upload in ("", "auto") else self.upload)
+
+
+_clients: dict[tuple, FalEditClient] = {}
+_lock = threading.Lock()
+
+
+def client_for(settings: ConnectionSettings | None = None) -> FalEditClient:
+    """The shared client for these settings; a changed key gets a new client."""
+    config = (settings or ConnectionSettings()).load()
+    identity = (config.mode, config.queue_base, config.rest_base, config.upload, config.key_source,
+                hash(config.key.reveal()))
+    with _lock:
+        client = _clients.get(identity)
+        if client is None:
+            client = _clients[identity] = FalEditClient(config)
+        return client

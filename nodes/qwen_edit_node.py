@@ -1,0 +1,159 @@
+"""The "Qwen Image Edit Plus (fal)" node: a thin V3 shell over ``fal.pipeline``.
+
+Caching: no ``fingerprint_inputs`` on purpose. ComfyUI re-runs a node only
+when an input changes, so an unchanged graph (seed control "fixed") never
+submits a second paid job, while "randomize"/"increment" change the seed
+widget before each queueing and so intentionally make a new request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import torch
+from comfy_api.latest import io
+
+import comfy.model_management
+
+from .comfy_progress import NodeProgress
+from .connection_node import FalConnection
+from .fal.connection import client_for
+from .fal.errors import CancelledError
+from .fal.images import MISMATCH_MODES
+from .fal.pipeline import DEFAULT_TIMEOUT, combine
+from .fal.qwen import (ACCELERATIONS, DEFAULT_ENDPOINT, GUIDANCE_RANGE, IMAGE_SIZE_PRESETS, NUM_IMAGES_RANGE,
+                       OUTPUT_FORMATS, SIDE_RANGE, STEPS_RANGE, QwenEditRequest)
+
+CATEGORY = "fal/Qwen Edit"
+BATCH_MODES = ("all images in one edit", "one edit per image_1 frame")
+SEED_MAX = 2**32 - 1
+
+
+def parse_urls(text: str | None) -> list[str]:
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+class QwenImageEditPlusNode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        image_help = "Reference image (each may be a batch: every frame is sent). The model works best with 1-3."
+        return io.Schema(
+            node_id="FalQwenImageEditPlus",
+            display_name="Qwen Image Edit Plus (fal)",
+            category=CATEGORY,
+            description="Edits images with Qwen-Image-Edit-Plus on fal (or a gateway). Paid per run: an "
+                        "unchanged graph re-uses the last result instead of paying again.",
+            inputs=[
+                io.String.Input("prompt", multiline=True, default="",
+                                tooltip="What to change. Refer to inputs as 'image 1', 'image 2'… "
+                                        "e.g. 'the woman from image 1 in front of the car from image 2'."),
+                io.Image.Input("image_1", tooltip=image_help),
+                io.Image.Input("image_2", optional=True, tooltip=image_help),
+                io.Image.Input("image_3", optional=True, tooltip=image_help),
+                io.String.Input("negative_prompt", multiline=True, default="",
+                                tooltip="What to avoid. Empty: fal's default (' ')."),
+                io.Combo.Input("image_size", options=["auto", *IMAGE_SIZE_PRESETS, "custom"], default="auto",
+                               tooltip="Output size. auto: fal derives it from the inputs. square_hd 1024², "
+                                       "square 512², portrait/landscape 4:3 and 16:9 at 1024 px on the long "
+                                       "side; custom uses width and height."),
+                io.Int.Input("width", default=1024, min=SIDE_RANGE[0], max=SIDE_RANGE[1], step=8,
+                             tooltip=f"Output width when image_size is custom ({SIDE_RANGE[0]}-{SIDE_RANGE[1]})."),
+                io.Int.Input("height", default=1024, min=SIDE_RANGE[0], max=SIDE_RANGE[1], step=8,
+                             tooltip=f"Output height when image_size is custom ({SIDE_RANGE[0]}-{SIDE_RANGE[1]})."),
+                io.Int.Input("num_inference_steps", default=50, min=STEPS_RANGE[0], max=STEPS_RANGE[1],
+                             tooltip=f"Denoising steps, {STEPS_RANGE[0]}-{STEPS_RANGE[1]} (fal default 50). "
+                                     "Fewer is faster and cheaper to wait for."),
+                io.Float.Input("guidance_scale", default=4.0, min=GUIDANCE_RANGE[0], max=GUIDANCE_RANGE[1],
+                               step=0.1, tooltip="How closely to follow the prompt, 0-20 (fal default 4)."),
+                io.Int.Input("num_images", default=1, min=NUM_IMAGES_RANGE[0], max=NUM_IMAGES_RANGE[1],
+                             tooltip="Images per edit, 1-4. Each one is billed."),
+                io.Int.Input("seed", default=0, min=0, max=SEED_MAX, control_after_generate=True,
+                             tooltip="Seed sent to fal. 'fixed' re-uses the cached result; 'randomize' "
+                                     "makes a new (paid) edit every run."),
+                io.Boolean.Input("fal_picks_seed", default=False,
+                                 tooltip="Let fal choose the seed (the seed output tells which it used)."),
+                io.Boolean.Input("enable_safety_checker", default=True,
+                                 tooltip="fal's NSFW checker; flagged images come back black and are "
+                                         "reported in the info output."),
+                io.Combo.Input("output_format", options=list(OUTPUT_FORMATS), default="png",
+                               tooltip="Format fal encodes the outputs in (png is lossless)."),
+                io.Combo.Input("acceleration", options=["default", *ACCELERATIONS], default="default",
+                               tooltip="Speed/quality trade-off where the endpoint supports it; default "
+                                       "leaves it to fal."),
+                io.Boolean.Input("sync_mode", default=False,
+                                 tooltip="Ask fal to return images inline; they are then not kept in your "
+                                         "fal request history."),
+                io.Combo.Input("batch_mode", options=list(BATCH_MODES), default=BATCH_MODES[0],
+                               tooltip="all images in one edit: every frame of every input is a reference. "
+                                       "one edit per image_1 frame: a separate edit for each frame of "
+                                       "image_1, with image_2/image_3 as shared references."),
+                io.Int.Input("concurrency", default=4, min=1, max=16,
+                             tooltip="Edits in flight at once in per-frame mode."),
+                io.Combo.Input("size_mismatch", options=list(MISMATCH_MODES), default="pad",
+                               tooltip="Outputs of different sizes in one batch: pad (centre on black, padding "
+                                       "marked in the mask), resize to the first, or error."),
+                io.Int.Input("timeout", default=int(DEFAULT_TIMEOUT), min=10, max=7200,
+                             tooltip="Seconds to wait for the whole edit; on timeout the request id is "
+                                     "reported so the result is not lost."),
+                io.String.Input("endpoint", default=DEFAULT_ENDPOINT,
+                                tooltip="fal endpoint id (same queue protocol), e.g. fal-ai/qwen-image-edit-plus."),
+                io.String.Input("image_urls", multiline=True, default="", optional=True,
+                                tooltip="Extra already-hosted image URLs, one per line (e.g. from fal Upload "
+                                        "Image); sent before the image inputs."),
+                FalConnection.Input("connection", optional=True,
+                                    tooltip="From a fal Connection node. Empty: FAL_KEY / config.ini."),
+            ],
+            outputs=[
+                io.Image.Output(display_name="images", tooltip="All outputs as one batch."),
+                io.Int.Output(display_name="seed", tooltip="The seed fal actually used."),
+                io.String.Output(display_name="info", tooltip="Request id(s), timings, NSFW flags (JSON)."),
+                io.Mask.Output(display_name="mask", tooltip="1 - alpha, and 1 where padding was added."),
+            ],
+            hidden=[io.Hidden.unique_id],
+        )
+
+    @classmethod
+    async def execute(cls, prompt: str, image_1: torch.Tensor, negative_prompt: str, image_size: str,
+                      width: int, height: int, num_inference_steps: int, guidance_scale: float,
+                      num_images: int, seed: int, fal_picks_seed: bool, enable_safety_checker: bool,
+                      output_format: str, acceleration: str, sync_mode: bool, batch_mode: str,
+                      concurrency: int, size_mismatch: str, timeout: int, endpoint: str,
+                      image_2: torch.Tensor | None = None, image_3: torch.Tensor | None = None,
+                      image_urls: str = "", connection=None) -> io.NodeOutput:
+        size = (width, height) if image_size == "custom" else None if image_size == "auto" else image_size
+        request = QwenEditRequest(
+            prompt=prompt, image_urls=parse_urls(image_urls), negative_prompt=negative_prompt.strip() or None,
+            image_size=size, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+            num_images=num_images, seed=None if fal_picks_seed else seed,
+            enable_safety_checker=enable_safety_checker, output_format=output_format,
+            sync_mode=True if sync_mode else None,
+            acceleration=None if acceleration == "default" else acceleration)
+        request.validate(check_urls=False)  # a bad field fails here, before any key lookup or upload
+        client = await asyncio.to_thread(client_for, connection)
+        references = [image for image in (image_2, image_3) if image is not None]
+        per_frame = batch_mode == BATCH_MODES[1]
+        progress = NodeProgress(cls.hidden.unique_id, jobs=image_1.shape[0] if per_frame else 1).start()
+        options = dict(endpoint=endpoint.strip(), on_progress=progress, timeout=float(timeout),
+                       should_cancel=comfy.model_management.processing_interrupted, mismatch=size_mismatch)
+        done = False
+        try:
+            if per_frame:
+                outcomes = await asyncio.to_thread(client.edit_each, request, image_1, references,
+                                                   concurrency=concurrency, **options)
+            else:
+                outcomes = [await asyncio.to_thread(client.edit, request, [image_1, *references], **options)]
+            done = True
+        except CancelledError:
+            # fal's cancel was sent; now let ComfyUI end the run as interrupted (this clears its flag).
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            raise
+        finally:
+            progress.stop(done)
+        images, mask = combine(outcomes, size_mismatch) if len(outcomes) > 1 else \
+            (outcomes[0].images, outcomes[0].mask)
+        info = [outcome.info() for outcome in outcomes]
+        used_seed = outcomes[0].result.seed if isinstance(outcomes[0].result.seed, int) else seed
+        return io.NodeOutput(torch.from_numpy(images), used_seed,
+                             json.dumps(info[0] if len(info) == 1 else info, indent=1),
+                             torch.from_numpy(mask))

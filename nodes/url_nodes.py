@@ -1,0 +1,77 @@
+"""IMAGE ⇄ URL nodes: "fal Upload Image" and "Load Image from URL"."""
+
+from __future__ import annotations
+
+import asyncio
+
+import torch
+from comfy_api.latest import io
+
+from .connection_node import FalConnection
+from .fal.connection import client_for
+from .fal.downloads import download_images
+from .fal.images import MISMATCH_MODES, stack_batch
+from .fal.transport import Transport
+
+CATEGORY = "fal/Qwen Edit"
+_keyless = None  # fetching arbitrary URLs never needs (or gets) a key
+
+
+def _keyless_transport() -> Transport:
+    global _keyless
+    if _keyless is None:
+        _keyless = Transport(None)
+    return _keyless
+
+
+class FalUploadImageNode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="FalQwenUploadImage",
+            display_name="fal Upload Image",
+            category=CATEGORY,
+            description="Uploads every frame of an IMAGE to fal storage (a data URI through a gateway) and "
+                        "returns the URLs, one per line. Identical images upload once per session.",
+            inputs=[
+                io.Image.Input("image", tooltip="Every frame of the batch becomes one URL."),
+                FalConnection.Input("connection", optional=True,
+                                    tooltip="From a fal Connection node. Empty: FAL_KEY / config.ini."),
+            ],
+            outputs=[io.String.Output(display_name="urls", tooltip="One URL per line, in batch order.")],
+        )
+
+    @classmethod
+    async def execute(cls, image: torch.Tensor, connection=None) -> io.NodeOutput:
+        client = await asyncio.to_thread(client_for, connection)
+        urls = await asyncio.to_thread(client.upload_images, [image])
+        return io.NodeOutput("\n".join(urls))
+
+
+class LoadImageFromUrlNode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="FalQwenLoadImageFromUrl",
+            display_name="Load Image from URL",
+            category=CATEGORY,
+            description="Downloads http(s) or data: image URLs (one per line) into an IMAGE batch and MASK.",
+            inputs=[
+                io.String.Input("urls", multiline=True, default="",
+                                tooltip="http(s) or data:image URLs, one per line. Downloads are capped at "
+                                        "200 MB and 64 MP each."),
+                io.Combo.Input("size_mismatch", options=list(MISMATCH_MODES), default="pad",
+                               tooltip="Images of different sizes: pad, resize to the first, or error."),
+            ],
+            outputs=[io.Image.Output(display_name="image"),
+                     io.Mask.Output(display_name="mask", tooltip="1 - alpha (as LoadImage), 1 on padding.")],
+        )
+
+    @classmethod
+    async def execute(cls, urls: str, size_mismatch: str) -> io.NodeOutput:
+        targets = [line.strip() for line in urls.splitlines() if line.strip()]
+        if not targets:
+            raise ValueError("Load Image from URL: give at least one URL (one per line).")
+        frames = await asyncio.to_thread(download_images, _keyless_transport(), targets)
+        images, mask = stack_batch(frames, size_mismatch)
+        return io.NodeOutput(torch.from_numpy(images), torch.from_numpy(mask))

@@ -1,0 +1,201 @@
+"""The pack inside a real ComfyUI: example workflows, progress, cache, Cancel, errors, no key leaks.
+
+Needs ``COMFYUI_DIR`` (see README, "Tests inside a real ComfyUI"); skipped without it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal
+
+from comfyui_harness import ROOT, ComfyUI, comfyui_location, install_inputs
+from conftest import KEY
+from workflow_convert import ui_to_api
+
+LOCATION = comfyui_location()
+pytestmark = pytest.mark.skipif(
+    LOCATION is None,
+    reason="no real ComfyUI: set COMFYUI_DIR to a ComfyUI folder with its own .venv "
+           "(README: 'Tests inside a real ComfyUI')")
+
+WORKFLOWS = ROOT / "example_workflows"
+# Paid jobs each example should cause: the batch one edits its two frames separately.
+EXPECTED_SUBMISSIONS = {"qwen_edit_single": 1, "qwen_edit_three_images": 1, "qwen_edit_batch": 2,
+                        "qwen_edit_mixed_core": 1}
+OUR_NODES = ("FalQwenImageEditPlus", "FalQwenUploadImage", "FalQwenLoadImageFromUrl", "FalQwenConnection")
+
+
+@pytest.fixture(scope="module")
+def fal():
+    server = FakeFal(key=KEY, queue_time=0.3, queue_positions=2, run_time=0.6,
+                     logs=("loading model", "step 10/30", "step 30/30"), max_lifetime=1200).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def comfy(fal, tmp_path_factory):
+    folder, python = LOCATION
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAL_")}
+    env.update(FAL_KEY=KEY, FAL_QUEUE_BASE=fal.url, FAL_REST_BASE=fal.url,
+               FAL_QWEN_EDIT_CONFIG=str(tmp_path_factory.mktemp("noconfig") / "config.ini"))
+    instance = ComfyUI(folder, python, env, tmp_path_factory.mktemp("comfyui"))
+    install_inputs(instance.input_dir)
+    try:
+        yield instance.start()
+    finally:
+        instance.stop()
+
+
+def load(name: str) -> dict:
+    return json.loads((WORKFLOWS / f"{name}.json").read_text())
+
+
+def run(comfy: ComfyUI, workflow: dict, timeout: float = 120) -> tuple[str, dict]:
+    prompt = ui_to_api(workflow, comfy.get("/object_info"))
+    prompt_id = comfy.queue(prompt, workflow)
+    return prompt_id, comfy.wait(prompt_id, timeout)
+
+
+def saved_images(entry: dict, comfy: ComfyUI, node_id: str) -> list[Path]:
+    images = entry["outputs"].get(node_id, {}).get("images", [])
+    return [comfy.output_dir / img["subfolder"] / img["filename"] for img in images]
+
+
+def node_id_of(workflow: dict, kind: str) -> str:
+    return next(str(n["id"]) for n in workflow["nodes"] if n["type"] == kind)
+
+
+def test_nodes_are_registered_with_tooltips(comfy):
+    info = comfy.get("/object_info")
+    for node in OUR_NODES:
+        assert node in info, f"{node} missing; see {comfy.log_path}"
+        assert info[node]["category"] == "fal/Qwen Edit"
+        for section in ("required", "optional"):
+            for name, spec in info[node]["input"].get(section, {}).items():
+                assert len(spec) > 1 and spec[1].get("tooltip"), f"{node}.{name} has no tooltip"
+    seed = info["FalQwenImageEditPlus"]["input"]["required"]["seed"]
+    assert seed[1]["control_after_generate"] is True
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_SUBMISSIONS))
+def test_example_workflow_runs(name, comfy, fal):
+    workflow = load(name)
+    before = fal.submissions
+    prompt_id, entry = run(comfy, workflow)
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    assert fal.submissions - before == EXPECTED_SUBMISSIONS[name]
+    save_ids = [str(n["id"]) for n in workflow["nodes"] if n["type"] == "SaveImage"]
+    for save_id in save_ids:
+        files = saved_images(entry, comfy, save_id)
+        assert files and all(f.is_file() for f in files), f"{name}: SaveImage {save_id} wrote nothing"
+    if name == "qwen_edit_single":
+        [output] = saved_images(entry, comfy, save_ids[0])
+        source = np.asarray(Image.open(WORKFLOWS / "inputs" / "qwen_example_person.png").convert("RGB"))
+        assert np.array_equal(np.asarray(Image.open(output).convert("RGB")), 255 - source)
+    if name == "qwen_edit_mixed_core":  # the upload → URL → IMAGE round trip is lossless
+        check_id = next(str(n["id"]) for n in workflow["nodes"]
+                        if n["type"] == "SaveImage" and n["widgets_values"] == ["qwen_edit/uploaded_input"])
+        [check] = saved_images(entry, comfy, check_id)
+        source = np.asarray(Image.open(WORKFLOWS / "inputs" / "qwen_example_highway.png").convert("RGB"))
+        assert np.array_equal(np.asarray(Image.open(check).convert("RGB")), source)
+    if name == "qwen_edit_batch":
+        [save_id] = save_ids
+        assert len(saved_images(entry, comfy, save_id)) == 2
+
+
+def test_progress_text_and_bar_reach_the_node(comfy, fal):
+    workflow = load("qwen_edit_single")
+    workflow["nodes"][1]["widgets_values"][8] = 4242  # a new seed: a new edit
+    prompt_id, entry = run(comfy, workflow)
+    assert entry["status"]["status_str"] == "success"
+    edit_id = node_id_of(workflow, "FalQwenImageEditPlus")
+    texts = [text for node, text in comfy.progress_texts if node == edit_id]
+    assert any("in queue (position" in t for t in texts), texts
+    assert any("step 30/30" in t for t in texts) and any("done in" in t for t in texts)
+    bars = [e for e in comfy.events("progress", prompt_id) if e["node"] == edit_id]
+    assert bars and bars[-1]["value"] == bars[-1]["max"]
+
+
+def test_unchanged_graph_is_not_paid_twice(comfy, fal):
+    workflow = load("qwen_edit_single")
+    workflow["nodes"][1]["widgets_values"][8] = 777
+    run(comfy, workflow)
+    before = fal.submissions
+    _, entry = run(comfy, copy.deepcopy(workflow))
+    assert entry["status"]["status_str"] == "success" and fal.submissions == before
+    workflow["nodes"][1]["widgets_values"][8] = 778  # what "randomize" does between runs
+    run(comfy, workflow)
+    assert fal.submissions == before + 1
+
+
+def test_cancel_reaches_fal_within_a_second(comfy, fal):
+    fal.run_time = 60.0
+    try:
+        workflow = load("qwen_edit_single")
+        workflow["nodes"][1]["widgets_values"][8] = 9001
+        jobs_before = set(fal.jobs)
+        prompt_id = comfy.queue(ui_to_api(workflow, comfy.get("/object_info")), workflow)
+        deadline = time.monotonic() + 30
+        while set(fal.jobs) == jobs_before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        [request_id] = set(fal.jobs) - jobs_before
+        pressed = time.monotonic()
+        comfy.post("/interrupt")
+        while not any(r == request_id for r, _ in fal.cancel_requests) and time.monotonic() < pressed + 5:
+            time.sleep(0.01)
+        seen = next(t for r, t in fal.cancel_requests if r == request_id)
+        print(f"\nCancel → fal cancel request: {(seen - pressed) * 1000:.0f} ms")
+        assert seen - pressed < 1.0
+        entry = comfy.wait(prompt_id)
+        assert entry["status"]["status_str"] == "error"
+        assert comfy.events("execution_interrupted", prompt_id)
+    finally:
+        fal.run_time = 0.6
+
+
+def test_errors_show_on_the_node(comfy, fal):
+    workflow = load("qwen_edit_three_images")
+    connection = next(n for n in workflow["nodes"] if n["type"] == "FalQwenConnection")
+    connection["widgets_values"][2] = "FAL_QWEN_TEST_UNSET_VARIABLE"
+    prompt_id, entry = run(comfy, workflow)
+    [error] = comfy.events("execution_error", prompt_id)
+    assert "No fal key found" in error["exception_message"]
+    assert "FAL_QWEN_TEST_UNSET_VARIABLE" in error["exception_message"]
+    fal.fail_job = "CUDA out of memory"
+    try:
+        workflow = load("qwen_edit_single")
+        workflow["nodes"][1]["widgets_values"][8] = 31337
+        jobs_before = set(fal.jobs)
+        prompt_id, entry = run(comfy, workflow)
+        [request_id] = set(fal.jobs) - jobs_before
+        [error] = comfy.events("execution_error", prompt_id)
+        assert "CUDA out of memory" in error["exception_message"]
+        assert request_id in error["exception_message"]
+        assert error["node_type"] == "FalQwenImageEditPlus"
+    finally:
+        fal.fail_job = None
+
+
+def test_no_key_in_workflows_metadata_history_or_logs(comfy):
+    secret = KEY.encode()
+    places = {path: path.read_bytes() for path in WORKFLOWS.glob("*.json")}
+    for path in comfy.output_dir.rglob("*.png"):
+        data = path.read_bytes()
+        places[path] = data
+        assert b"workflow" in data or b"prompt" in data  # metadata is really there, and scanned
+    places["history"] = json.dumps(comfy.get("/history")).encode()
+    places["websocket"] = json.dumps(comfy.messages).encode() + str(comfy.progress_texts).encode()
+    places["log"] = comfy.log_path.read_bytes()
+    leaked = [str(name) for name, data in places.items() if secret in data or secret.split(b":")[1] in data]
+    assert not leaked, f"key found in {leaked}"
+    assert len(places) > len(EXPECTED_SUBMISSIONS) + 3
