@@ -8,6 +8,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +29,10 @@ def readme_command(marker: str) -> str:
     return match.group(1)
 
 
-def run(args, env_extra=None, timeout=60):
+def run(args, env_extra=None, timeout=60, home=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAL_")}
-    env.update({"HOME": "/nonexistent", "FAL_QWEN_EDIT_CONFIG": "/nonexistent.ini"}, **(env_extra or {}))
+    home = home or tempfile.mkdtemp(prefix="fal-cli-home-")  # journal and cache land in here
+    env.update({"HOME": str(home), "FAL_QWEN_EDIT_CONFIG": "/nonexistent.ini"}, **(env_extra or {}))
     return subprocess.run(CLI + args, capture_output=True, text=True, env=env, timeout=timeout)
 
 

@@ -2,6 +2,7 @@
 
     fal-qwen-edit photo.png car.png --prompt "put the woman in front of the car" --out edited/
     fal-qwen-edit --demo --out edited/      # offline: a fake fal server on 127.0.0.1
+    fal-qwen-edit --result-of REQUEST_ID --out edited/   # outputs of an earlier job, free
 
 Keys come from the environment or config.ini (see config.py), never from the
 command line, so they stay out of shell history and process lists.
@@ -16,16 +17,18 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
 from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 
-from .config import load_config
+from .config import load_config, state_dir
+from .connection import persistent_client
 from .errors import CancelledError, FalError
 from .images import decode_image, encode_png
-from .pipeline import DEFAULT_TIMEOUT, FalEditClient
+from .pipeline import DEFAULT_TIMEOUT
 from .qwen import ACCELERATIONS, DEFAULT_ENDPOINT, IMAGE_SIZE_PRESETS, OUTPUT_FORMATS, QwenEditRequest
 from .queue import Progress, WaitSettings
 
@@ -55,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key-env", metavar="NAME", help="environment variable holding the key or token")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds for the whole edit")
     p.add_argument("--no-stream", action="store_true", help="poll the status instead of the SSE stream")
+    p.add_argument("--fresh", action="store_true",
+                   help="submit a new job even if this exact edit is cached or journalled")
+    p.add_argument("--result-of", metavar="REQUEST_ID",
+                   help="download the outputs of an earlier request instead of editing (no new job)")
     p.add_argument("--out", "-o", type=Path, default=Path("edited"), help="output folder (default ./edited)")
     p.add_argument("--demo", action="store_true",
                    help="run offline against a fake fal server on 127.0.0.1 (its 'model' inverts colours)")
@@ -118,10 +125,10 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     if args.demo and not args.prompt:
         args.prompt = DEMO_PROMPT
-    if not args.prompt:
+    if not args.prompt and not args.result_of:
         print("error: --prompt is required (what should change in the image?)", file=sys.stderr)
         return 2
-    if not args.images and not args.demo:
+    if not args.images and not args.demo and not args.result_of:
         print("error: give at least one input image file", file=sys.stderr)
         return 2
     cancel = _install_cancel_handler()
@@ -135,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
                                                  logs=("loading Qwen-Image-Edit-Plus (fake)", "denoising",
                                                        "decoding")).start())
             environ.update(FAL_KEY="demo-key", FAL_GATEWAY_TOKEN="demo-key",
-                           FAL_QUEUE_BASE=server.url, FAL_REST_BASE=server.url)
+                           FAL_QUEUE_BASE=server.url, FAL_REST_BASE=server.url,
+                           FAL_QWEN_EDIT_STATE_DIR=stack.enter_context(tempfile.TemporaryDirectory()))
             if args.gateway:
                 args.gateway = server.url
             print(f"demo: fake fal server on {server.url} (its stand-in model inverts colours)", file=sys.stderr)
@@ -143,17 +151,24 @@ def main(argv: list[str] | None = None) -> int:
             config = load_config(mode="gateway" if args.gateway else None, base_url=args.gateway,
                                  key_env=args.key_env, environ=environ)
             request = _request_from(args)
-            request.validate(check_urls=False)
+            if not args.result_of:
+                request.validate(check_urls=False)
             inputs = [decode_image(path.read_bytes(), source=str(path)) for path in args.images] \
-                if args.images else [demo_input()]
+                if args.images or args.result_of else [demo_input()]
         except (FalError, OSError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
 
-        client = stack.enter_context(FalEditClient(config, wait_settings=WaitSettings(use_sse=not args.no_stream)))
+        client = stack.enter_context(persistent_client(
+            config, state_dir(environ), wait_settings=WaitSettings(use_sse=not args.no_stream)))
         try:
-            outcome = client.edit(request, [img[None] for img in inputs], endpoint=args.endpoint,
-                                  on_progress=Terminal(), should_cancel=cancel.is_set, timeout=args.timeout)
+            if args.result_of:
+                outcome = client.result_by_id(args.result_of, endpoint=args.endpoint,
+                                              should_cancel=cancel.is_set, timeout=args.timeout)
+            else:
+                outcome = client.edit(request, [img[None] for img in inputs], endpoint=args.endpoint,
+                                      on_progress=Terminal(), should_cancel=cancel.is_set,
+                                      timeout=args.timeout, fresh=args.fresh)
         except CancelledError as exc:
             print(f"cancelled: {exc}", file=sys.stderr)
             return 130
@@ -162,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
 
     args.out.mkdir(parents=True, exist_ok=True)
-    if not args.images:
+    if args.demo and not args.images:
         (args.out / "demo-input.png").write_bytes(encode_png(inputs[0]))
     written = []
     for i, frame in enumerate(outcome.images):

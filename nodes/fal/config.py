@@ -131,6 +131,24 @@ def check_base_url(url: str) -> None:
             "(plain http is only allowed for 127.0.0.1/localhost test servers).")
 
 
+def state_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where the job journal and the result cache live: ``$FAL_QWEN_EDIT_STATE_DIR``, else
+    ``$XDG_CACHE_HOME/comfyui-fal-qwen-edit``, else ``~/.cache/comfyui-fal-qwen-edit``."""
+    env = os.environ if environ is None else environ
+    if env.get("FAL_QWEN_EDIT_STATE_DIR"):
+        return Path(env["FAL_QWEN_EDIT_STATE_DIR"]).expanduser()
+    cache_home = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".cache")
+    return Path(cache_home) / "comfyui-fal-qwen-edit"
+
+
+def cache_limit_bytes(environ: Mapping[str, str] | None = None) -> int:
+    env = os.environ if environ is None else environ
+    try:
+        return max(0, int(float(env.get("FAL_QWEN_EDIT_CACHE_MB", "2048")) * 1024 * 1024))
+    except ValueError:
+        raise ConfigError("FAL_QWEN_EDIT_CACHE_MB must be a number of megabytes.") from None
+
+
 def config_file_candidates(environ: Mapping[str, str]) -> list[Path]:
     paths = []
     if environ.get("FAL_QWEN_EDIT_CONFIG"):

@@ -13,9 +13,13 @@ import re
 import threading
 from dataclasses import dataclass
 
-from .config import FalConfig, load_config
+from pathlib import Path
+
+from .config import FalConfig, cache_limit_bytes, load_config, state_dir
 from .errors import ConfigError
+from .journal import Journal
 from .pipeline import FalEditClient
+from .result_cache import ResultCache
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
@@ -44,6 +48,13 @@ class ConnectionSettings:
                            upload=None if self.upload in ("", "auto") else self.upload)
 
 
+def persistent_client(config: FalConfig, directory: Path | None = None, **options) -> FalEditClient:
+    """A client with the on-disk job journal and result cache (see config.state_dir)."""
+    directory = directory or state_dir()
+    return FalEditClient(config, journal=Journal(directory / "journal"),
+                         cache=ResultCache(directory / "results", cache_limit_bytes()), **options)
+
+
 _clients: dict[tuple, FalEditClient] = {}
 _lock = threading.Lock()
 
@@ -56,5 +67,5 @@ def client_for(settings: ConnectionSettings | None = None) -> FalEditClient:
     with _lock:
         client = _clients.get(identity)
         if client is None:
-            client = _clients[identity] = FalEditClient(config)
+            client = _clients[identity] = persistent_client(config)
         return client

@@ -99,20 +99,33 @@ def _data_uri_bytes(url: str, max_bytes: int) -> bytes:
         raise DownloadError("Inline image has broken base64 data.") from None
 
 
-def download_images(transport: Transport, urls: Sequence[str], *, waiter: Waiter | None = None,
-                    request_id: str | None = None, max_pixels: int = MAX_PIXELS,
-                    max_workers: int = 4) -> list[np.ndarray]:
-    """Download and decode every URL concurrently; results keep the input order."""
+def download_all(transport: Transport, urls: Sequence[str], *, waiter: Waiter | None = None,
+                 request_id: str | None = None, max_workers: int = 4) -> list[bytes]:
+    """Fetch every URL concurrently; results keep the input order."""
     waiter = waiter or Waiter()
 
-    def one(url: str) -> np.ndarray:
-        data = fetch_bytes(transport, url, waiter=waiter, request_id=request_id)
-        try:
-            return decode_image(data, source=describe(url), max_pixels=max_pixels)
-        except ImageDecodeError as exc:
-            raise ImageDecodeError(str(exc), request_id=request_id) from None
+    def one(url: str) -> bytes:
+        return fetch_bytes(transport, url, waiter=waiter, request_id=request_id)
 
     if len(urls) <= 1:
         return [one(url) for url in urls]
     with ThreadPoolExecutor(max_workers=min(max_workers, len(urls)), thread_name_prefix="fal-dl") as pool:
         return list(pool.map(one, urls))
+
+
+def decode_all(blobs: Sequence[bytes], sources: Sequence[str], *, request_id: str | None = None,
+               max_pixels: int = MAX_PIXELS) -> list[np.ndarray]:
+    decoded = []
+    for blob, source in zip(blobs, sources):
+        try:
+            decoded.append(decode_image(blob, source=describe(source), max_pixels=max_pixels))
+        except ImageDecodeError as exc:
+            raise ImageDecodeError(str(exc), request_id=request_id) from None
+    return decoded
+
+
+def download_images(transport: Transport, urls: Sequence[str], *, waiter: Waiter | None = None,
+                    request_id: str | None = None, max_pixels: int = MAX_PIXELS) -> list[np.ndarray]:
+    """Download and decode every URL (the Load Image from URL node)."""
+    blobs = download_all(transport, urls, waiter=waiter, request_id=request_id)
+    return decode_all(blobs, urls, request_id=request_id, max_pixels=max_pixels)

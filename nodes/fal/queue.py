@@ -110,17 +110,24 @@ class QueueClient:
         url = f"{self.config.queue_base}/{endpoint}"
         params = {"fal_webhook": webhook_url} if webhook_url else None
         what = f"Submit to {endpoint}"
+        # stream=True: the headers (with x-fal-request-id) are in hand before the body is read, so a
+        # reply that breaks off mid-body still tells us which paid job exists.
         resp = self.transport.request("POST", url, what=what, submit=True, json=arguments,
-                                      params=params, headers=extra_headers, waiter=waiter)
+                                      params=params, headers=extra_headers, waiter=waiter, stream=True)
         header_id = resp.headers.get("x-fal-request-id")
         try:
-            data = resp.json()
+            data = json.loads(resp.content)
             request_id = data["request_id"]
-        except (ValueError, KeyError, TypeError):
+        except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
+            if header_id:
+                log.warning("fal: the submit reply broke off (%s); continuing with request %s from its "
+                            "header", type(exc).__name__, header_id)
+                return self.handle_for(endpoint, header_id)
             raise SubmitUncertainError(
-                f"{what}: the server accepted the submit but its reply had no request id; the job may "
-                "be running and billed. Check your fal dashboard before running it again.",
-                request_id=header_id) from None
+                f"{what}: the server accepted the submit but its reply was unreadable; the job may be "
+                "running and billed. Check your fal dashboard before running it again.") from None
+        finally:
+            resp.close()
         fallback = self.handle_for(endpoint, request_id)
         handle = RequestHandle(
             endpoint, request_id,

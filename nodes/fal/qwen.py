@@ -96,7 +96,15 @@ class QwenEditRequest:
     def to_arguments(self) -> dict[str, Any]:
         """The JSON body fal expects; unset optional fields are left out."""
         self.validate()
-        args: dict[str, Any] = {"prompt": self.prompt, "image_urls": list(self.image_urls)}
+        return {"prompt": self.prompt, "image_urls": list(self.image_urls), **self._fields()}
+
+    def arguments_without_images(self) -> dict[str, Any]:
+        """Every field but ``image_urls`` (what identifies an edit besides its pixels)."""
+        self.validate(check_urls=False)
+        return {"prompt": self.prompt, **self._fields()}
+
+    def _fields(self) -> dict[str, Any]:
+        args: dict[str, Any] = {}
         if isinstance(self.image_size, str):
             args["image_size"] = self.image_size
         elif self.image_size is not None:
