@@ -6,9 +6,10 @@ from comfy_api.latest import ComfyExtension, io
 
 from .connection_node import FalConnectionNode
 from .qwen_edit_node import QwenImageEditPlusNode
-from .url_nodes import FalUploadImageNode, LoadImageFromUrlNode
+from .url_nodes import FalResultByRequestIdNode, FalUploadImageNode, LoadImageFromUrlNode
 
 
 class FalQwenEditExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [QwenImageEditPlusNode, FalUploadImageNode, LoadImageFromUrlNode, FalConnectionNode]
+        return [QwenImageEditPlusNode, FalUploadImageNode, LoadImageFromUrlNode, FalResultByRequestIdNode,
+                FalConnectionNode]

@@ -3,7 +3,8 @@
 Caching: no ``fingerprint_inputs`` on purpose. ComfyUI re-runs a node only
 when an input changes, so an unchanged graph (seed control "fixed") never
 submits a second paid job, while "randomize"/"increment" change the seed
-widget before each queueing and so intentionally make a new request.
+widget before each queueing and so intentionally make a new request. Across
+restarts the pipeline's result cache and job journal do the same job.
 """
 
 from __future__ import annotations
@@ -96,6 +97,9 @@ class QwenImageEditPlusNode(io.ComfyNode):
                 io.Int.Input("timeout", default=int(DEFAULT_TIMEOUT), min=10, max=7200,
                              tooltip="Seconds to wait for the whole edit; on timeout the request id is "
                                      "reported so the result is not lost."),
+                io.Boolean.Input("force_new_job", default=False,
+                                 tooltip="Submit a new (paid) job even when this exact edit is in the result "
+                                         "cache or an earlier run's job can be resumed."),
                 io.String.Input("endpoint", default=DEFAULT_ENDPOINT,
                                 tooltip="fal endpoint id (same queue protocol), e.g. fal-ai/qwen-image-edit-plus."),
                 io.String.Input("image_urls", multiline=True, default="", optional=True,
@@ -118,7 +122,8 @@ class QwenImageEditPlusNode(io.ComfyNode):
                       width: int, height: int, num_inference_steps: int, guidance_scale: float,
                       num_images: int, seed: int, fal_picks_seed: bool, enable_safety_checker: bool,
                       output_format: str, acceleration: str, sync_mode: bool, batch_mode: str,
-                      concurrency: int, size_mismatch: str, timeout: int, endpoint: str,
+                      concurrency: int, size_mismatch: str, timeout: int, force_new_job: bool,
+                      endpoint: str,
                       image_2: torch.Tensor | None = None, image_3: torch.Tensor | None = None,
                       image_urls: str = "", connection=None) -> io.NodeOutput:
         size = (width, height) if image_size == "custom" else None if image_size == "auto" else image_size
@@ -135,7 +140,8 @@ class QwenImageEditPlusNode(io.ComfyNode):
         per_frame = batch_mode == BATCH_MODES[1]
         progress = NodeProgress(cls.hidden.unique_id, jobs=image_1.shape[0] if per_frame else 1).start()
         options = dict(endpoint=endpoint.strip(), on_progress=progress, timeout=float(timeout),
-                       should_cancel=comfy.model_management.processing_interrupted, mismatch=size_mismatch)
+                       should_cancel=comfy.model_management.processing_interrupted, mismatch=size_mismatch,
+                       fresh=force_new_job)
         done = False
         try:
             if per_frame:

@@ -1,8 +1,9 @@
-"""IMAGE ⇄ URL nodes: "fal Upload Image" and "Load Image from URL"."""
+"""IMAGE ⇄ URL nodes: "fal Upload Image", "Load Image from URL", "fal Result by Request ID"."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 
 import torch
 from comfy_api.latest import io
@@ -11,6 +12,7 @@ from .connection_node import FalConnection
 from .fal.connection import client_for
 from .fal.downloads import download_images
 from .fal.images import MISMATCH_MODES, stack_batch
+from .fal.qwen import DEFAULT_ENDPOINT
 from .fal.transport import Transport
 
 CATEGORY = "fal/Qwen Edit"
@@ -75,3 +77,35 @@ class LoadImageFromUrlNode(io.ComfyNode):
         frames = await asyncio.to_thread(download_images, _keyless_transport(), targets)
         images, mask = stack_batch(frames, size_mismatch)
         return io.NodeOutput(torch.from_numpy(images), torch.from_numpy(mask))
+
+
+class FalResultByRequestIdNode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="FalQwenResultByRequestId",
+            display_name="fal Result by Request ID",
+            category=CATEGORY,
+            description="Fetches the outputs of an earlier fal request (from the info output, the console or "
+                        "an error message). No new job runs, so it costs nothing.",
+            inputs=[
+                io.String.Input("request_id", default="",
+                                tooltip="The request id of a finished job, e.g. 9c08e7d8-312c-402d-a691-…"),
+                io.String.Input("endpoint", default=DEFAULT_ENDPOINT,
+                                tooltip="The endpoint the request was made to."),
+                io.Combo.Input("size_mismatch", options=list(MISMATCH_MODES), default="pad",
+                               tooltip="Outputs of different sizes: pad, resize to the first, or error."),
+                FalConnection.Input("connection", optional=True,
+                                    tooltip="From a fal Connection node. Empty: FAL_KEY / config.ini."),
+            ],
+            outputs=[io.Image.Output(display_name="images"), io.Mask.Output(display_name="mask"),
+                     io.String.Output(display_name="info", tooltip="Seed, timings, NSFW flags (JSON).")],
+        )
+
+    @classmethod
+    async def execute(cls, request_id: str, endpoint: str, size_mismatch: str, connection=None) -> io.NodeOutput:
+        client = await asyncio.to_thread(client_for, connection)
+        outcome = await asyncio.to_thread(client.result_by_id, request_id.strip(), endpoint=endpoint.strip(),
+                                          mismatch=size_mismatch)
+        return io.NodeOutput(torch.from_numpy(outcome.images), torch.from_numpy(outcome.mask),
+                             json.dumps(outcome.info(), indent=1))

@@ -69,7 +69,7 @@ class ComfyUI:
                 raise RuntimeError(f"{link} exists and is not our symlink; refusing to touch it")
             link.unlink()
         link.symlink_to(ROOT, target_is_directory=True)
-        self.log = open(self.log_path, "w")
+        self.log = open(self.log_path, "a")
         self.process = subprocess.Popen(
             [str(self.python), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
              "--disable-auto-launch", "--input-directory", str(self.input_dir),
@@ -105,6 +105,14 @@ class ComfyUI:
                 if kind == 3:  # BinaryEventTypes.TEXT: node-id length, node id, text
                     size = int.from_bytes(data[4:8], "big")
                     self.progress_texts.append((data[8:8 + size].decode(), data[8 + size:].decode()))
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or a power cut would: no cleanup runs in ComfyUI."""
+        if self.ws:
+            self.ws.close()
+        os.killpg(self.process.pid, 9)
+        self.process.wait(timeout=15)
+        self.log.close()
 
     def stop(self) -> None:
         if self.ws:

@@ -31,7 +31,8 @@ WORKFLOWS = ROOT / "example_workflows"
 # Paid jobs each example should cause: the batch one edits its two frames separately.
 EXPECTED_SUBMISSIONS = {"qwen_edit_single": 1, "qwen_edit_three_images": 1, "qwen_edit_batch": 2,
                         "qwen_edit_mixed_core": 1}
-OUR_NODES = ("FalQwenImageEditPlus", "FalQwenUploadImage", "FalQwenLoadImageFromUrl", "FalQwenConnection")
+OUR_NODES = ("FalQwenImageEditPlus", "FalQwenUploadImage", "FalQwenLoadImageFromUrl", "FalQwenResultByRequestId",
+             "FalQwenConnection")
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,8 @@ def comfy(fal, tmp_path_factory):
     folder, python = LOCATION
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAL_")}
     env.update(FAL_KEY=KEY, FAL_QUEUE_BASE=fal.url, FAL_REST_BASE=fal.url,
-               FAL_QWEN_EDIT_CONFIG=str(tmp_path_factory.mktemp("noconfig") / "config.ini"))
+               FAL_QWEN_EDIT_CONFIG=str(tmp_path_factory.mktemp("noconfig") / "config.ini"),
+               FAL_QWEN_EDIT_STATE_DIR=str(tmp_path_factory.mktemp("state")))
     instance = ComfyUI(folder, python, env, tmp_path_factory.mktemp("comfyui"))
     install_inputs(instance.input_dir)
     try:
@@ -184,6 +186,46 @@ def test_errors_show_on_the_node(comfy, fal):
         assert error["node_type"] == "FalQwenImageEditPlus"
     finally:
         fal.fail_job = None
+
+
+def test_result_by_request_id_node_fetches_for_free(comfy, fal):
+    workflow = load("qwen_edit_single")
+    workflow["nodes"][1]["widgets_values"][8] = 555
+    _, entry = run(comfy, workflow)
+    [original] = saved_images(entry, comfy, node_id_of(workflow, "SaveImage"))
+    request_id = json.loads(entry["outputs"][node_id_of(workflow, "PreviewAny")]["text"][0])["request_id"]
+    before = fal.submissions
+    prompt = {"1": {"class_type": "FalQwenResultByRequestId",
+                    "inputs": {"request_id": request_id, "endpoint": "fal-ai/qwen-image-edit-plus",
+                               "size_mismatch": "pad"}},
+              "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "by_id"}}}
+    entry = comfy.wait(comfy.queue(prompt))
+    assert entry["status"]["status_str"] == "success" and fal.submissions == before
+    [fetched] = saved_images(entry, comfy, "2")
+    assert np.array_equal(np.asarray(Image.open(fetched)), np.asarray(Image.open(original)))
+
+
+def test_restart_mid_job_resumes_instead_of_paying_again(comfy, fal):
+    fal.run_time = 4.0
+    try:
+        workflow = load("qwen_edit_single")
+        workflow["nodes"][1]["widgets_values"][8] = 2024
+        prompt = ui_to_api(workflow, comfy.get("/object_info"))
+        jobs_before = set(fal.jobs)
+        comfy.queue(prompt, workflow)
+        deadline = time.monotonic() + 30
+        while set(fal.jobs) == jobs_before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # journalled right after the submit answer
+        comfy.kill()
+        submitted = fal.submissions
+        comfy.start()
+        entry = comfy.wait(comfy.queue(prompt, workflow), timeout=60)
+        assert entry["status"]["status_str"] == "success" and fal.submissions == submitted
+        info = json.loads(entry["outputs"][node_id_of(workflow, "PreviewAny")]["text"][0])
+        assert info["source"] == "resumed" and info["request_id"] in set(fal.jobs) - jobs_before
+    finally:
+        fal.run_time = 0.6
 
 
 def test_no_key_in_workflows_metadata_history_or_logs(comfy):

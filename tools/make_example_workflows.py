@@ -60,7 +60,7 @@ def load_image(g: Graph, name: str, x: int, y: int) -> dict:
 def qwen(g: Graph, prompt: str, x: int, y: int, *, num_images=1, seed=42, batch_mode="all images in one edit",
          image_size="auto", width=1024, height=1024) -> dict:
     widgets = [prompt, "", image_size, width, height, 30, 4.0, num_images, seed, "fixed", False, True, "png",
-               "default", False, batch_mode, 4, "pad", 900, "fal-ai/qwen-image-edit-plus", ""]
+               "default", False, batch_mode, 4, "pad", 900, False, "fal-ai/qwen-image-edit-plus", ""]
     inputs = [("image_1", "IMAGE"), ("image_2", "IMAGE"), ("image_3", "IMAGE"),
               ("image_urls", "STRING", True), ("connection", "FAL_CONNECTION")]
     outputs = [("images", "IMAGE"), ("seed", "INT"), ("info", "STRING"), ("mask", "MASK")]
