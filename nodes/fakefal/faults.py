@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import struct
 import threading
@@ -45,11 +46,19 @@ class Fault:
 
 
 class FaultBook:
-    """Faults in the order they were added; thread-safe."""
+    """Faults in the order they were added, plus optional random "chaos"; thread-safe."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.faults: list[Fault] = []
+        self._chaos: tuple[float, list[Fault], random.Random] | None = None
+        self.chaos_fired: list[tuple[str, str, int | None]] = []  # (route, kind, code) applied at random
+
+    def set_chaos(self, probability: float, templates: list[Fault], seed: int = 0) -> None:
+        """From now on each request gets, with ``probability``, a copy of a random template
+        for its route (soak tests: faults nobody scheduled)."""
+        with self._lock:
+            self._chaos = (probability, list(templates), random.Random(seed)) if probability > 0 else None
 
     def add(self, fault: Fault) -> Fault:
         with self._lock:
@@ -78,7 +87,22 @@ class FaultBook:
                         return None
                 fault.fired += 1
                 return fault
+            return self._chaos_for(route)
+
+    def _chaos_for(self, route: str) -> Fault | None:
+        if self._chaos is None:
             return None
+        probability, templates, rng = self._chaos
+        candidates = [t for t in templates if t.route == route]
+        if not candidates or rng.random() >= probability:
+            return None
+        template = rng.choice(candidates)
+        self.chaos_fired.append((template.route, template.kind, template.code))
+        fault = Fault(template.route, template.kind, template.code, 1, 0, template.headers, template.body,
+                      template.delay)
+        fault._flap_fails_next = True
+        fault.fired = 1
+        return fault
 
 
 def hard_reset(sock: socket.socket) -> None:

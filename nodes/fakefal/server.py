@@ -170,6 +170,13 @@ class FakeFal:
     def add_fault(self, fault: Fault) -> Fault:
         return self._faults.add(fault)
 
+    def set_chaos(self, probability: float, templates: list[Fault], seed: int = 0) -> None:
+        self._faults.set_chaos(probability, templates, seed)
+
+    @property
+    def chaos_fired(self) -> list[tuple[str, str, int | None]]:
+        return list(self._faults.chaos_fired)
+
     @property
     def faults(self) -> list[Fault]:
         return list(self._faults.faults)

@@ -29,7 +29,8 @@ def describe(url: str) -> str:
     if url.startswith("data:"):
         return f"inline image ({url[5:url.find(';')] if ';' in url else 'data'})"
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname}{parts.path}"
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path}"
 
 
 def fetch_bytes(transport: Transport, url: str, *, waiter: Waiter | None = None,

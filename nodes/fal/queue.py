@@ -248,7 +248,7 @@ class QueueClient:
         url = handle.status_url + "/stream"
         try:
             resp = self.transport.session.get(
-                url, params={"logs": "1"}, stream=True,
+                url, params={"logs": "1"}, stream=True, verify=self.transport.verify,
                 headers=self.transport.headers_for(url, {"Accept": "text/event-stream"}),
                 timeout=(self.transport.timeout[0], 300.0))
         except requests.RequestException as exc:

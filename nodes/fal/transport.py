@@ -143,7 +143,9 @@ class Transport:
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
         self.session = requests.Session()
-        self.session.verify = verify  # a CA bundle path may be given; never False by default
+        # Passed on every request: requests lets REQUESTS_CA_BUNDLE override a session's verify.
+        self.verify = verify  # a CA bundle path may be given; never False by default
+        self.session.verify = verify
         adapter = HTTPAdapter(pool_connections=8, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
@@ -175,7 +177,7 @@ class Transport:
             attempt += 1
             waiter.check(request_id)
             try:
-                resp = self.session.request(method, url, headers=send_headers,
+                resp = self.session.request(method, url, headers=send_headers, verify=self.verify,
                                             timeout=timeout or self.timeout, **kwargs)
             except requests.RequestException as exc:
                 retryable = _never_connected(exc) if submit else True

@@ -1,0 +1,122 @@
+"""The fault matrix: every case ends in the right image or a clear error naming the request id,
+with exactly one submission per edit (none when fal never took the request).
+
+Run with ``-s`` to print the matrix as a table.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal, Fault
+from comfyui_fal_qwen_edit.nodes.fal.errors import (AuthError, CancelledError, DownloadError, FalError,
+                                                    HTTPStatusError, ImageDecodeError, JobFailedError,
+                                                    SubmitUncertainError, ValidationError)
+from comfyui_fal_qwen_edit.nodes.fal.qwen import QwenEditRequest
+
+from conftest import KEY, gradient, to_u8
+
+IMAGE = gradient(20, 28, seed=11)
+RETRY_AFTER = {"Retry-After": "0.1"}
+ROWS: list[tuple[str, str, int]] = []
+
+
+def case(name, faults=(), expect="image", submissions=1, server=None, sse=True, cancel_after=None):
+    return pytest.param(faults, expect, submissions, server or {}, sse, cancel_after, id=name)
+
+
+# A reset before a single reply byte: no request id reached us, so the error can only say that a
+# job may exist (and was not resent). fal offers no idempotency key to find it again.
+ID_UNKNOWABLE = {"reset on submit after acceptance"}
+
+
+CASES = [
+    case("429 Retry-After on submit", [Fault("submit", "status", 429, headers=RETRY_AFTER)]),
+    case("429 Retry-After on status", [Fault("status", "status", 429, headers=RETRY_AFTER)],
+         server={"run_time": 0.2}, sse=False),
+    *[case(f"{code} on {route}", [Fault(route, "status", code, times=2)], server={"run_time": 0.2}, sse=False)
+      for route in ("status", "result", "token", "upload", "files") for code in (502, 503, 504)],
+    case("503 on submit (ingress)", [Fault("submit", "status", 503, times=2)]),
+    case("502 on submit", [Fault("submit", "status", 502)], (HTTPStatusError, "HTTP 502"), 0),
+    case("504 on submit", [Fault("submit", "status", 504)], (HTTPStatusError, "HTTP 504"), 0),
+    case("reset on submit before acceptance", [Fault("submit", "reset")], (SubmitUncertainError, "dashboard"), 0),
+    case("reset on submit after acceptance", [Fault("submit", "reset_after")],
+         (SubmitUncertainError, "dashboard"), 1),
+    case("submit reply cut mid-body", [Fault("submit", "drop")]),
+    case("reset mid-download", [Fault("files", "drop")]),
+    case("SSE stream stalls", [Fault("stream", "stall", delay=30, times=None)], server={"run_time": 0.5}),
+    case("SSE stream drops", [Fault("stream", "drop", times=None)], server={"run_time": 0.5}),
+    case("status flaps", [Fault("status", "flap", times=3)], server={"run_time": 0.4}, sse=False),
+    case("malformed JSON on status", [Fault("status", "malformed", times=2)], server={"run_time": 0.3}, sse=False),
+    case("malformed JSON on result", [Fault("result", "malformed", times=None)], (FalError, "malformed JSON")),
+    case("401", server={"key": "another-key"}, expect=(AuthError, "401"), submissions=0),
+    case("422", [Fault("submit", "status", 422, body={"detail": [{"loc": ["body", "image_size"], "msg": "bad size",
+                                                                   "type": "value_error"}]})],
+         (ValidationError, "image_size: bad size"), 0),
+    case("COMPLETED with an error", server={"fail_job": "CUDA out of memory"},
+         expect=(JobFailedError, "CUDA out of memory")),
+    case("result URL 404", [Fault("result", "status", 404, times=None)], (HTTPStatusError, "HTTP 404")),
+    case("output URL expired (410)", [Fault("files", "status", 410, times=None)], (DownloadError, "expired")),
+    case("output URL 404", [Fault("files", "status", 404, times=None)], (DownloadError, "expired")),
+    case("non-image body", [Fault("files", "not_image", times=None)], (ImageDecodeError, "not a readable")),
+    case("decompression bomb", [Fault("files", "bomb", times=None)], (ImageDecodeError, "decompression bomb")),
+    case("NSFW-flagged output", server={"nsfw": True}, expect="nsfw"),
+    case("Cancel while queued", server={"queue_time": 30.0}, expect=(CancelledError, "CANCELLATION_REQUESTED"),
+         cancel_after=0.3),
+    case("Cancel while running", server={"run_time": 30.0}, expect=(CancelledError, "CANCELLATION_REQUESTED"),
+         cancel_after=0.3),
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def print_matrix():
+    yield
+    if ROWS:
+        print("\n| case | outcome | submissions |\n|---|---|---|")
+        for name, outcome, count in ROWS:
+            print(f"| {name} | {outcome} | {count} |")
+
+
+@pytest.mark.parametrize("faults, expect, submissions, settings, sse, cancel_after", CASES)
+def test_fault_case(faults, expect, submissions, settings, sse, cancel_after, make_client, request, key_scan):
+    server = FakeFal(key=settings.get("key", KEY), max_lifetime=120).start()
+    try:
+        for name, value in settings.items():
+            if name != "key":
+                setattr(server, name, value)
+        for fault in faults:
+            server.add_fault(fault)
+        client = make_client(server, use_sse=sse, stream_idle_check=0.3)
+        cancel = threading.Event()
+        if cancel_after:
+            threading.Timer(cancel_after, cancel.set).start()
+        edit = QwenEditRequest(prompt="p", seed=1, image_size=None)
+        if expect in ("image", "nsfw"):
+            outcome = client.edit(edit, [torch.from_numpy(IMAGE)[None]], should_cancel=cancel.is_set, timeout=20)
+            if expect == "image":
+                assert np.array_equal(to_u8(outcome.images[0]), 255 - to_u8(IMAGE))
+                described = "correct image"
+            else:
+                assert outcome.images.max() == 0.0 and "safety checker flagged" in outcome.info()["warning"]
+                described = "black image, flagged in info + log"
+        else:
+            error_type, text = expect
+            with pytest.raises(error_type) as info:
+                client.edit(edit, [torch.from_numpy(IMAGE)[None]], should_cancel=cancel.is_set, timeout=20)
+            message = str(info.value)
+            assert text in message
+            if server.jobs and request.node.callspec.id not in ID_UNKNOWABLE:  # a job exists: say which
+                [request_id] = list(server.jobs)
+                assert request_id in message
+            if cancel_after:
+                assert [r for r, _ in server.cancel_requests] == list(server.jobs)
+            described = f"{error_type.__name__}: {message.splitlines()[0][:90]}"
+            key_scan(message)
+        assert server.submissions == submissions
+        ROWS.append((request.node.callspec.id, described, server.submissions))
+    finally:
+        server.stop()

@@ -1,0 +1,105 @@
+"""Keys stay where they belong; only http(s) is fetched; TLS is verified; downloads are capped."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal, Fault
+from comfyui_fal_qwen_edit.nodes.fal.downloads import fetch_bytes
+from comfyui_fal_qwen_edit.nodes.fal.errors import DownloadError, ImageDecodeError, TransportError
+from comfyui_fal_qwen_edit.nodes.fal.images import decode_image, encode_png
+from comfyui_fal_qwen_edit.nodes.fal.pipeline import FalEditClient
+from comfyui_fal_qwen_edit.nodes.fal.qwen import QwenEditRequest
+from comfyui_fal_qwen_edit.nodes.fal.transport import RetryPolicy, Transport
+
+from conftest import FAST_RETRY, KEY, config_for, gradient, to_u8
+
+PACKAGE = Path(__file__).resolve().parents[1] / "nodes"
+
+
+def test_no_code_turns_tls_verification_off():
+    offenders = [str(path) for path in PACKAGE.rglob("*.py")
+                 if "verify=False" in path.read_text() or "CERT_NONE" in path.read_text()]
+    assert offenders == []
+    assert Transport(None).session.verify is True
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl (or cryptography) for a test cert")
+def test_self_signed_https_is_refused_unless_its_cert_is_trusted():
+    with FakeFal(key=KEY, tls=True, max_lifetime=60).start() as server:
+        config = config_for(server)
+        with FalEditClient(config, retry=RetryPolicy(attempts=2, base_delay=0.01)) as untrusting:
+            with pytest.raises(TransportError, match="SSLError"):
+                untrusting.edit(QwenEditRequest(prompt="p"), [torch.from_numpy(gradient(8, 8))[None]])
+        assert server.submissions == 0
+        with FalEditClient(config, retry=FAST_RETRY, verify=server.cert_path) as trusting:
+            outcome = trusting.edit(QwenEditRequest(prompt="p"), [torch.from_numpy(gradient(8, 8))[None]])
+        assert outcome.images.shape == (1, 8, 8, 3) and server.submissions == 1
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://127.0.0.1/x.png", "gopher://x/"])
+def test_only_http_and_data_urls_are_fetched(url):
+    with pytest.raises(DownloadError, match="only http"):
+        fetch_bytes(Transport(None), url)
+
+
+def test_a_result_pointing_at_a_local_file_is_refused(fake_fal, make_client):
+    fake_fal.add_fault(Fault("result", "status", 200, times=None,
+                             body={"images": [{"url": "file:///etc/passwd"}], "seed": 1}))
+    with pytest.raises(DownloadError, match="only http") as info:
+        make_client(fake_fal).edit(QwenEditRequest(prompt="p"), [torch.from_numpy(gradient(8, 8))[None]])
+    assert list(fake_fal.jobs)[0] in str(info.value)
+
+
+def test_downloads_are_size_and_pixel_capped(fake_fal, make_client):
+    client = make_client(fake_fal)
+    outcome = client.edit(QwenEditRequest(prompt="p"), [torch.from_numpy(gradient(64, 64))[None]])
+    url = outcome.result.images[0].url
+    with pytest.raises(DownloadError, match="cap"):
+        fetch_bytes(client.transport, url, max_bytes=100)
+    data = fetch_bytes(client.transport, url)
+    with pytest.raises(ImageDecodeError, match="safety cap"):
+        decode_image(data, max_pixels=64 * 63)
+    with pytest.raises(DownloadError, match="cap"):
+        fetch_bytes(client.transport, "data:image/png;base64," + "A" * 400, max_bytes=100)
+
+
+def test_gateway_token_only_goes_to_the_gateway(make_client, key_scan, caplog):
+    """Outputs hosted elsewhere (a CDN) are fetched without the token."""
+    with FakeFal(key="cdn-own-key", max_lifetime=60).start() as cdn, \
+            FakeFal(key=KEY, mode="gateway", max_lifetime=60).start() as gateway:
+        image = gradient(12, 12)
+        cdn_client = FalEditClient(config_for(cdn, FAL_KEY="cdn-own-key"), retry=FAST_RETRY)
+        hosted = cdn_client.edit(QwenEditRequest(prompt="p"), [torch.from_numpy(image)[None]])
+        cdn_client.close()
+        elsewhere = hosted.result.images[0].url
+        gateway.add_fault(Fault("result", "status", 200, times=None, body={"images": [{"url": elsewhere}]}))
+        caplog.set_level(logging.DEBUG)
+        outcome = make_client(gateway, mode="gateway").edit(QwenEditRequest(prompt="p"),
+                                                            [torch.from_numpy(image)[None]])
+        assert np.array_equal(to_u8(outcome.images[0]), 255 - to_u8(image))
+        cdn_download = [r for r in cdn.requests if r.path.startswith("/files/")][-1]
+        assert cdn_download.header("Authorization") is None
+        assert all(r.header("Authorization") == f"Bearer {KEY}" for r in gateway.requests)
+        key_scan(str(outcome.info()))
+
+
+def test_debug_logs_of_a_whole_edit_hold_no_key(fake_fal, make_client, key_scan, caplog):
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger("urllib3").setLevel(logging.DEBUG)
+    fake_fal.run_time, fake_fal.logs = 0.2, ("working",)
+    outcome = make_client(fake_fal).edit(QwenEditRequest(prompt="p", seed=3),
+                                         [torch.from_numpy(gradient(8, 8))[None]])
+    assert any("urllib3" in r.name for r in caplog.records)  # the noisiest level really was captured
+    key_scan(str(outcome.info()), repr(outcome), repr(fake_fal.jobs))
+
+
+def test_png_encoding_writes_no_metadata():
+    data = encode_png(gradient(4, 4))
+    assert b"tEXt" not in data and b"iTXt" not in data and b"zTXt" not in data
