@@ -53,11 +53,12 @@ class NodeProgress:
             await asyncio.sleep(1.0)
             self.render()
 
-    def stop(self, done: bool) -> None:
+    def stop(self, summary: str | None = None) -> None:
+        """End the ticker; ``summary`` (on success) replaces the live text."""
         if self._ticker:
             self._ticker.cancel()
-        if done:
-            self._send("fal: done in %.1f s" % (time.monotonic() - self.started), 1.0)
+        if summary is not None:
+            self._send(summary, 1.0)
 
     def text(self) -> str:
         elapsed = time.monotonic() - self.started

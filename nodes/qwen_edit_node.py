@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import torch
 from comfy_api.latest import io
@@ -22,13 +23,22 @@ from .connection_node import FalConnection
 from .fal.connection import client_for
 from .fal.errors import CancelledError
 from .fal.images import MISMATCH_MODES
-from .fal.pipeline import DEFAULT_TIMEOUT, combine
+from .fal.pipeline import DEFAULT_TIMEOUT, EditOutcome, combine
 from .fal.qwen import (ACCELERATIONS, DEFAULT_ENDPOINT, GUIDANCE_RANGE, IMAGE_SIZE_PRESETS, NUM_IMAGES_RANGE,
                        OUTPUT_FORMATS, SIDE_RANGE, STEPS_RANGE, QwenEditRequest)
 
 CATEGORY = "fal/Qwen Edit"
 BATCH_MODES = ("all images in one edit", "one edit per image_1 frame")
 SEED_MAX = 2**32 - 1
+
+
+def done_text(outcomes: list[EditOutcome], seconds: float) -> str:
+    """The node's final text: where the images came from, and the request ids to find them again."""
+    how = {"job": "done", "resumed": "resumed an earlier run's job", "cache": "from the result cache (free)"}
+    lines = [f"fal: {len(outcomes)} edits in {seconds:.1f} s" if len(outcomes) > 1 else
+             f"fal: {how.get(outcomes[0].source, outcomes[0].source)} in {seconds:.1f} s"]
+    lines += [f"request {o.handle.request_id}" for o in outcomes[:4]]
+    return "\n".join(lines)
 
 
 def parse_urls(text: str | None) -> list[str]:
@@ -139,23 +149,24 @@ class QwenImageEditPlusNode(io.ComfyNode):
         references = [image for image in (image_2, image_3) if image is not None]
         per_frame = batch_mode == BATCH_MODES[1]
         progress = NodeProgress(cls.hidden.unique_id, jobs=image_1.shape[0] if per_frame else 1).start()
+        started = time.monotonic()
         options = dict(endpoint=endpoint.strip(), on_progress=progress, timeout=float(timeout),
                        should_cancel=comfy.model_management.processing_interrupted, mismatch=size_mismatch,
                        fresh=force_new_job)
-        done = False
+        summary = None
         try:
             if per_frame:
                 outcomes = await asyncio.to_thread(client.edit_each, request, image_1, references,
                                                    concurrency=concurrency, **options)
             else:
                 outcomes = [await asyncio.to_thread(client.edit, request, [image_1, *references], **options)]
-            done = True
+            summary = done_text(outcomes, time.monotonic() - started)
         except CancelledError:
             # fal's cancel was sent; now let ComfyUI end the run as interrupted (this clears its flag).
             comfy.model_management.throw_exception_if_processing_interrupted()
             raise
         finally:
-            progress.stop(done)
+            progress.stop(summary)
         images, mask = combine(outcomes, size_mismatch) if len(outcomes) > 1 else \
             (outcomes[0].images, outcomes[0].mask)
         info = [outcome.info() for outcome in outcomes]

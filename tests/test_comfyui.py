@@ -77,6 +77,10 @@ def node_id_of(workflow: dict, kind: str) -> str:
     return next(str(n["id"]) for n in workflow["nodes"] if n["type"] == kind)
 
 
+def info_request_id(entry: dict, workflow: dict) -> str:
+    return json.loads(entry["outputs"][node_id_of(workflow, "PreviewAny")]["text"][0])["request_id"]
+
+
 def test_nodes_are_registered_with_tooltips(comfy):
     info = comfy.get("/object_info")
     for node in OUR_NODES:
@@ -123,7 +127,8 @@ def test_progress_text_and_bar_reach_the_node(comfy, fal):
     edit_id = node_id_of(workflow, "FalQwenImageEditPlus")
     texts = [text for node, text in comfy.progress_texts if node == edit_id]
     assert any("in queue (position" in t for t in texts), texts
-    assert any("step 30/30" in t for t in texts) and any("done in" in t for t in texts)
+    assert any("step 30/30" in t for t in texts)
+    assert any(t.startswith("fal: done in") and info_request_id(entry, workflow) in t for t in texts)
     bars = [e for e in comfy.events("progress", prompt_id) if e["node"] == edit_id]
     assert bars and bars[-1]["value"] == bars[-1]["max"]
 
@@ -193,7 +198,7 @@ def test_result_by_request_id_node_fetches_for_free(comfy, fal):
     workflow["nodes"][1]["widgets_values"][8] = 555
     _, entry = run(comfy, workflow)
     [original] = saved_images(entry, comfy, node_id_of(workflow, "SaveImage"))
-    request_id = json.loads(entry["outputs"][node_id_of(workflow, "PreviewAny")]["text"][0])["request_id"]
+    request_id = info_request_id(entry, workflow)
     before = fal.submissions
     prompt = {"1": {"class_type": "FalQwenResultByRequestId",
                     "inputs": {"request_id": request_id, "endpoint": "fal-ai/qwen-image-edit-plus",
@@ -224,6 +229,8 @@ def test_restart_mid_job_resumes_instead_of_paying_again(comfy, fal):
         assert entry["status"]["status_str"] == "success" and fal.submissions == submitted
         info = json.loads(entry["outputs"][node_id_of(workflow, "PreviewAny")]["text"][0])
         assert info["source"] == "resumed" and info["request_id"] in set(fal.jobs) - jobs_before
+        edit_id = node_id_of(workflow, "FalQwenImageEditPlus")
+        assert any(node == edit_id and "resumed an earlier run's job" in text for node, text in comfy.progress_texts)
     finally:
         fal.run_time = 0.6
 
