@@ -135,7 +135,7 @@ def mixed_with_core_nodes() -> Graph:
     from_url = g.node("FalQwenLoadImageFromUrl", ["", "pad"], inputs=[("urls", "STRING", True)],
                       outputs=[("image", "IMAGE"), ("mask", "MASK")], x=340, y=140, w=300, h=120,
                       title="Load uploaded input back (check)")
-    check = save(g, "qwen_edit/uploaded_input", 680, 760)
+    check = save(g, "qwen_edit/uploaded_input", 0, 400)
     g.link(src, 0, upload, "image")
     g.link(src, 0, edit, "image_1")
     g.link(edit, 0, scale, "image")

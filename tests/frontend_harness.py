@@ -1,0 +1,235 @@
+"""Load the example workflows in ComfyUI's real web frontend (headless Chromium driven by Playwright).
+
+Shared by ``tests/test_frontend.py`` and ``tools/render_workflow_previews.py``. Needs ``COMFYUI_DIR``
+(see ``comfyui_harness``), the ``playwright`` Python package and the system Chromium at
+``/usr/bin/chromium`` (Playwright's own browser downloads are not used). Only 127.0.0.1 is contacted:
+every other request of the page is aborted. Settings and user-data requests are answered in the
+browser (fixed settings, no saved workflows): runs are reproducible and the install's user folder is
+left alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from comfyui_harness import ROOT, ComfyUI, comfyui_location, install_inputs
+
+WORKFLOWS = ROOT / "example_workflows"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+KEY = "preview-0000-0000:not-a-real-key-only-the-local-fake-fal-server-knows-it"
+# What GET /api/settings answers: no first-run template browser; no minimap, zoom buttons or
+# render statistics over the graph.
+SETTINGS = {"Comfy.TutorialCompleted": True, "Comfy.Minimap.Visible": False, "Comfy.Graph.CanvasMenu": False,
+            "Comfy.Graph.CanvasInfo": False, "Comfy.Workflow.ShowMissingNodesWarning": True,
+            "Comfy.Validation.Workflows": True}
+
+# Runs in the page after loadGraphData: what the frontend made of the workflow, compared with the file.
+CHECK_JS = """(wf) => {
+  const problems = [], graph = app.graph, byId = new Map(graph.nodes.map(n => [n.id, n]));
+  const label = (n) => `${n.type} #${n.id}`;
+  if (graph.nodes.length !== wf.nodes.length)
+    problems.push(`graph has ${graph.nodes.length} nodes, the file ${wf.nodes.length}`);
+  for (const saved of wf.nodes) {
+    const node = byId.get(saved.id);
+    if (!node) { problems.push(`${saved.type} #${saved.id} was not created`); continue; }
+    const now = node.serialize().widgets_values ?? [];
+    if (JSON.stringify(now) !== JSON.stringify(saved.widgets_values ?? []))
+      problems.push(`${label(node)}: widgets_values ${JSON.stringify(saved.widgets_values)} ` +
+                    `became ${JSON.stringify(now)}`);
+    for (const w of node.widgets ?? []) {
+      const values = typeof w.options?.values === "function" ? w.options.values() : w.options?.values;
+      if (w.type === "combo" && Array.isArray(values) && !values.includes(w.value))
+        problems.push(`${label(node)}: ${w.name}=${JSON.stringify(w.value)} is not one of its choices`);
+    }
+  }
+  const linkOf = (id) => graph.links instanceof Map ? graph.links.get(id) : graph.links[id];
+  const slotName = (id, kind, slot) => wf.nodes.find(n => n.id === id)?.[kind]?.[slot]?.name;
+  for (const [id, from, fromSlot, to, toSlot, type] of wf.links) {  // same names; slot order may change
+    const link = linkOf(id), src = byId.get(from), dst = byId.get(to);
+    const out = src?.outputs?.[link?.origin_slot], inp = dst?.inputs?.[link?.target_slot];
+    if (!link || link.origin_id !== from || link.target_id !== to || !out || !inp || inp.link !== id
+        || out.name !== slotName(from, "outputs", fromSlot) || inp.name !== slotName(to, "inputs", toSlot))
+      problems.push(`link ${id} (${type}) from #${from} to #${to}.${slotName(to, "inputs", toSlot)} ` +
+                    `was dropped or rewired`);
+    else if (!LiteGraph.isValidConnection(out.type, inp.type))
+      problems.push(`link ${id}: ${label(src)}.${out.name} (${out.type}) cannot feed ` +
+                    `${label(dst)}.${inp.name} (${inp.type})`);
+  }
+  return problems;
+}"""
+
+OVERLAYS_JS = """() => ({
+  dialogs: [...document.querySelectorAll('.p-dialog')].map(d => d.innerText.trim().replace(/\\s+/g, ' ')),
+  toasts: [...document.querySelectorAll('.p-toast-message')].map(t => t.innerText.trim().replace(/\\s+/g, ' ')),
+})"""
+
+
+def unavailable() -> str | None:
+    """Why the frontend cannot be driven here, or None."""
+    if comfyui_location() is None:
+        return "no real ComfyUI: set COMFYUI_DIR to a ComfyUI folder with its own .venv"
+    if importlib.util.find_spec("playwright") is None:
+        return "the playwright Python package is missing (pip install playwright)"
+    if not os.access(CHROMIUM, os.X_OK):
+        return f"no {CHROMIUM} (apt-get install chromium)"
+    return None
+
+
+def workflow_files() -> list[Path]:
+    return sorted(WORKFLOWS.glob("*.json"))
+
+
+@contextlib.contextmanager
+def comfyui_with_fake_fal(workdir: Path):
+    """A ComfyUI with this pack, sample inputs installed, fal requests going to a local FakeFal."""
+    from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal
+    folder, python = comfyui_location()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAL_")}
+    with FakeFal(key=KEY, max_lifetime=1800) as fal:
+        env.update(FAL_KEY=KEY, FAL_QUEUE_BASE=fal.url, FAL_REST_BASE=fal.url,
+                   FAL_QWEN_EDIT_CONFIG=str(workdir / "no-config.ini"),
+                   FAL_QWEN_EDIT_STATE_DIR=str(workdir / "state"))  # fake results stay out of the real cache
+        comfy = ComfyUI(folder, python, env, workdir / "comfyui")
+        install_inputs(comfy.input_dir)
+        try:
+            yield comfy.start()
+        finally:
+            comfy.stop()
+
+
+class Frontend:
+    """One headless Chromium page showing ComfyUI's frontend; use as a context manager."""
+
+    def __init__(self, comfy: ComfyUI, width: int = 1600, height: int = 900):
+        self.comfy, self.size = comfy, {"width": width, "height": height}
+        self.console: list[str] = []
+
+    def __enter__(self) -> "Frontend":
+        from playwright.sync_api import sync_playwright
+        self._profile = tempfile.TemporaryDirectory(prefix="chromium-profile-")
+        self._playwright = sync_playwright().start()
+        home = self._profile.name  # Chromium's crash reports and dconf cache go there, not into ~
+        env = {**os.environ, "HOME": home, "XDG_CONFIG_HOME": f"{home}/config", "XDG_CACHE_HOME": f"{home}/cache"}
+        try:
+            self.context = self._playwright.chromium.launch_persistent_context(
+                f"{home}/profile", executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, env=env,
+                viewport=self.size, device_scale_factor=1)
+            self.context.route("**/*", self._route)
+            self.page = self.context.pages[0] if self.context.pages else self.context.new_page()
+            self.page.on("console", self._on_console)
+            self.page.on("pageerror", lambda e: self.console.append(f"page error: {e}"))
+            self.page.goto(self.comfy.url)
+            self.page.wait_for_function(
+                "window.app?.vueAppReady && app.canvas && window.LiteGraph"
+                " && Object.keys(LiteGraph.registered_node_types).length > 0", timeout=90_000)
+            self.page.wait_for_timeout(1000)  # startup's own default graph and toasts settle
+            self.page.evaluate("app.extensionManager.focusMode = true")  # graph only: no menus/sidebars
+            self.dismiss()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with contextlib.suppress(Exception):
+            self.context.close()
+        self._playwright.stop()
+        self._profile.cleanup()
+
+    def _on_console(self, message) -> None:
+        # net::ERR_FAILED: a request to outside 127.0.0.1 that _route aborted (e.g. the node registry)
+        if message.type in ("error", "warning") and "net::ERR_FAILED" not in message.text:
+            self.console.append(f"console {message.type}: {message.text}")
+
+    def _route(self, route) -> None:
+        request, base = route.request, self.comfy.url
+        path = request.url[len(base):].split("?")[0] if request.url.startswith(base) else None
+        if path is None:
+            route.abort()  # the machine is offline; nothing outside ComfyUI is needed
+        elif path == "/api/settings" and request.method == "GET":
+            route.fulfill(json=SETTINGS)
+        elif path == "/api/userdata" and request.method == "GET":
+            route.fulfill(json=[])  # no saved workflows or subgraphs
+        elif path.startswith("/api/userdata/") and request.method == "GET":
+            route.fulfill(status=404)
+        elif path.startswith(("/api/settings", "/api/userdata")):
+            route.fulfill(json={})  # writes: ComfyUI's own user folder stays untouched
+        else:
+            route.continue_()
+
+    def overlays(self) -> dict:
+        return self.page.evaluate(OVERLAYS_JS)
+
+    def dismiss(self) -> None:
+        for _ in range(5):
+            if not self.overlays()["dialogs"]:
+                break
+            self.page.keyboard.press("Escape")
+            self.page.wait_for_timeout(300)
+        self.page.evaluate("app.extensionManager.toast.removeAll()")
+        self.page.wait_for_timeout(300)
+
+    def load(self, path: Path) -> list[str]:
+        """Load a workflow file; return everything the frontend objected to (empty: clean)."""
+        workflow = json.loads(path.read_text())
+        self.console.clear()
+        missing = self.page.evaluate(
+            "(wf) => wf.nodes.map(n => n.type).filter(t => !(t in LiteGraph.registered_node_types))",
+            workflow)
+        problems = [f"missing node type: {kind}" for kind in dict.fromkeys(missing)]
+        self.page.evaluate("([wf, name]) => app.loadGraphData(wf, true, false, name)", [workflow, path.name])
+        self.page.wait_for_timeout(800)  # dialogs and toasts are shown asynchronously
+        problems += self.page.evaluate(CHECK_JS, workflow)
+        seen = self.overlays()
+        problems += [f"dialog: {text[:500]}" for text in seen["dialogs"]]
+        problems += [f"toast: {text[:500]}" for text in seen["toasts"]]
+        problems += self.console
+        self.dismiss()
+        return problems
+
+    def fit(self, margin: float = 0.92) -> None:
+        """Zoom and pan so every node (title bar included) fills the view."""
+        self.page.evaluate("""(zoom) => {
+          const rects = app.graph.nodes.map(n => n.boundingRect);
+          const x0 = Math.min(...rects.map(r => r[0])), y0 = Math.min(...rects.map(r => r[1]));
+          const x1 = Math.max(...rects.map(r => r[0] + r[2])), y1 = Math.max(...rects.map(r => r[1] + r[3]));
+          app.canvas.ds.fitToBounds([x0, y0, x1 - x0, y1 - y0], {zoom});
+          app.canvas.setDirty(true, true);
+        }""", margin)
+        self.page.wait_for_timeout(300)
+
+    def run(self, timeout: float = 120.0) -> list[str]:
+        """Queue the loaded graph as the frontend converts it; wait until SaveImage nodes show results."""
+        self.console.clear()
+        queued = self.page.evaluate("""async () => {
+          try { return await comfyAPI.api.api.queuePrompt(0, await app.graphToPrompt()); }
+          catch (e) { return {error: e.response ?? String(e)}; }
+        }""")
+        if "error" in queued:
+            return [f"queueing the frontend's prompt failed: {json.dumps(queued['error'])[:1500]}"]
+        entry = self.comfy.wait(queued["prompt_id"], timeout)
+        if entry["status"]["status_str"] != "success":
+            return [f"run failed: {json.dumps(entry['status'].get('messages'))[:1500]}"]
+        deadline = time.monotonic() + 30
+        shown = "() => app.graph.nodes.filter(n => n.type === 'SaveImage')" \
+                ".every(n => n.imgs?.length && n.imgs.every(i => i.complete && i.naturalWidth))"
+        while not self.page.evaluate(shown):
+            if time.monotonic() > deadline:
+                return ["the SaveImage nodes did not show their images within 30 s"]
+            self.page.wait_for_timeout(200)
+        self.page.wait_for_timeout(500)
+        self.dismiss()
+        return list(self.console)
+
+    def screenshot(self) -> bytes:
+        self.page.mouse.move(self.size["width"] - 1, self.size["height"] - 1)  # no hover effects
+        self.page.wait_for_timeout(200)
+        return self.page.screenshot(type="png")

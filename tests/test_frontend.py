@@ -1,0 +1,41 @@
+"""Every example workflow in ComfyUI's real web frontend: it loads with no missing node types, no
+rejected widget values, no dropped links and no error dialog or toast, and the prompt the frontend
+builds from it runs.
+
+Needs ``COMFYUI_DIR`` (README, "Tests inside a real ComfyUI"), the ``playwright`` Python package and
+``/usr/bin/chromium``; skipped otherwise. The browser logic is shared with
+``tools/render_workflow_previews.py`` (see ``frontend_harness``).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from frontend_harness import Frontend, comfyui_with_fake_fal, unavailable, workflow_files
+
+REASON = unavailable()
+pytestmark = pytest.mark.skipif(REASON is not None, reason=f"frontend tests skipped: {REASON}")
+WORKFLOWS = workflow_files()
+
+
+@pytest.fixture(scope="module")
+def frontend(tmp_path_factory):
+    with comfyui_with_fake_fal(tmp_path_factory.mktemp("frontend")) as comfy, Frontend(comfy) as page:
+        yield page
+
+
+def test_there_are_example_workflows():
+    assert WORKFLOWS, "example_workflows/*.json is empty"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
+def test_workflow_loads_cleanly(frontend, path):
+    problems = frontend.load(path)
+    assert not problems, f"{path.name} in the frontend:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
+def test_prompt_built_by_the_frontend_runs(frontend, path):
+    frontend.load(path)
+    problems = frontend.run()
+    assert not problems, f"{path.name} queued from the frontend:\n" + "\n".join(problems)
