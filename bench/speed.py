@@ -1,0 +1,190 @@
+"""Sections 1, 2 and 4: PNG encode, client overhead of one edit, fan-out."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import requests
+import torch
+
+from clients import PackClient, ReferenceClient, decode_plain, pack_png, pillow_png, png_uri
+from common import ENDPOINT, PROMPT, SIZES, Server, forget, fresh, image_tensor, job_between, monotonic
+from figures import Report, ratios
+
+
+# ------------------------------------------------------------------ 1. encode
+def encode(report: Report, rounds: int) -> None:
+    """IMAGE tensor -> PNG bytes, the path upload_images takes (split_batch + encode_png).
+    Pillow's default encoder is timed in the same rounds for the ratio."""
+    for mp in (0.25, 1.0, 4.0):
+        width, height = SIZES[mp]
+        tensor = image_tensor(width, height, seed=7)
+        for _ in range(3):  # warm-up: thread pool, and malloc settling on reusing big blocks
+            pack_png(tensor)
+        pillow_png(tensor)
+        ours, pillow = [], []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            data = pack_png(tensor)
+            ours.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            reference = pillow_png(tensor)
+            pillow.append(time.perf_counter() - start)
+        target = ("<=", 40.0) if mp == 1.0 else None
+        report.add("1 encode", f"encode {mp:g} MP (pack)", "ms", ours, scale=1e3, target=target,
+                   note=f"{width}x{height}: {len(data) / 1e6:.2f} MB PNG (Pillow default: "
+                        f"{len(reference) / 1e6:.2f} MB)" if mp == 1.0 else "")
+        report.add("1 encode", f"encode {mp:g} MP, Pillow default / pack", "x", ratios(pillow, ours))
+
+
+# ------------------------------------------------------------------ 2. overhead
+def overhead(report: Report, server: Server, clients: dict, latency: float, rounds: int) -> None:
+    """One edit, 3 x 1 MP in, 1 x 1 MP out; overhead = wall - the server's configured time.
+
+    The clients take turns within a round (the order rotates each round), and
+    round 0 is a warm-up. ``pre`` is start -> the server has the job, ``post``
+    is the job's completion -> the client holds the decoded output.
+    """
+    width, height = SIZES[1.0]
+    inputs = [image_tensor(width, height, seed) for seed in (1, 2, 3)]
+    names = list(clients)
+    over = {n: [] for n in names}
+    pre = {n: [] for n in names}
+    post = {n: [] for n in names}
+    server.fake.run_time = latency
+    for round_no in range(rounds + 1):
+        order = names[round_no % len(names):] + names[:round_no % len(names)]
+        for name in order:
+            images = fresh(inputs, round_no * 16 + names.index(name))
+            start = monotonic()
+            output = clients[name].edit(images)
+            end = monotonic()
+            job = job_between(server.fake, start, end)
+            if output.shape != (1, height, width, 3):
+                raise RuntimeError(f"{name} returned shape {output.shape}")
+            if abs(float(output[0, 5, 5, 0]) - (1.0 - float(images[0][0, 5, 5, 0]))) > 1.5 / 255:
+                raise RuntimeError(f"{name} returned an output that is not the inverted input")
+            if round_no:
+                over[name].append(end - start - latency)
+                pre[name].append(job.submitted_at - start)
+                post[name].append(end - job.completed_at)
+        forget(server.fake)
+    for name in names:
+        report.add("2 overhead", f"overhead {name}", "ms", over[name], scale=1e3,
+                   note=f"start->job submitted {statistics.median(pre[name]) * 1e3:.0f} ms, "
+                        f"job completed->output decoded {statistics.median(post[name]) * 1e3:.0f} ms (medians)")
+    pack = "pack (data URIs)"
+    if "ref (b)" in over:
+        report.add("2 overhead", f"{pack} / ref (b)", "x", ratios(over[pack], over["ref (b)"]),
+                   target=("<=", 1.2))
+        report.add("2 overhead", "pack (storage, default) / ref (b)", "x",
+                   ratios(over["pack (storage, default)"], over["ref (b)"]))
+    if "fal-client (c)" in over:
+        report.add("2 overhead", f"{pack} / fal-client (c)", "x", ratios(over[pack], over["fal-client (c)"]),
+                   target=("<=", 1.0))
+        report.add("2 overhead", "pack (storage, default) / fal-client (c)", "x",
+                   ratios(over["pack (storage, default)"], over["fal-client (c)"]))
+
+
+# ------------------------------------------------------------------ 4. fan-out
+class PipelinedReference:
+    """The fan-out with the slot handling done the other way round, as a yardstick:
+    frames are encoded in order on a 2-thread pool (wave 2 encodes while wave 1
+    runs), at most ``concurrency`` jobs are in flight on the server, and a slot
+    is refilled the moment a job completes (download + decode outside the slot).
+    Bare ``requests``, 50 ms polling, like the reference client."""
+
+    def __init__(self, reference: ReferenceClient, threads: int = 16):
+        self.ref = reference
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=threads)
+        self.ref.session.mount("https://", adapter)
+        self.ref.session.mount("http://", adapter)
+
+    def run(self, batch: torch.Tensor, concurrency: int) -> list[np.ndarray]:
+        session, base = self.ref.session, self.ref.base
+        slots = threading.Semaphore(concurrency)
+        with ThreadPoolExecutor(max_workers=2) as encoder, ThreadPoolExecutor(max_workers=len(batch)) as pool:
+            uris = [encoder.submit(lambda i=i: png_uri(pack_png(batch[i:i + 1]))) for i in range(len(batch))]
+
+            def one(uri) -> np.ndarray:
+                body = {"prompt": PROMPT, "image_urls": [uri.result()]}
+                with slots:
+                    job = session.post(f"{base}/{ENDPOINT}", json=body).json()
+                    while session.get(job["status_url"]).json()["status"] != "COMPLETED":
+                        time.sleep(self.ref.POLL)
+                    result = session.get(job["response_url"]).json()
+                return decode_plain(session.get(result["images"][0]["url"]).content)
+
+            return list(pool.map(one, uris))
+
+
+def _schedule(fake, start: float) -> tuple[float, float]:
+    """(last submit after start, median slot hand-off) from the server's job records.
+
+    A hand-off pairs the k-th completion of wave 1 with the k-th submit of
+    wave 2: how long a freed slot stood empty before its next job reached the server."""
+    with fake._cond:
+        jobs = list(fake.jobs.values())
+    submits = sorted(j.submitted_at for j in jobs)
+    completions = sorted(j.completed_at for j in jobs)
+    half = len(jobs) // 2
+    gaps = [s - c for s, c in zip(submits[half:], completions[:half])]
+    return submits[-1] - start, statistics.median(gaps)
+
+
+def fanout(report: Report, server: Server, rounds: int) -> None:
+    """16 edits of 1 s server time from one IMAGE batch [16,H,W,3], concurrency 8.
+
+    1 MP: this pack with data URIs (the transport the bare client uses), the
+    pack's default (fal storage uploads), and the pipelined bare client as a
+    yardstick; 0.25 MP: the pack with data URIs, to show what the image size costs.
+    """
+    server.fake.run_time = 1.0
+    packs = {"data URIs": PackClient(server, "data_uri"), "storage": PackClient(server, "storage")}
+    best = PipelinedReference(ReferenceClient(server))
+    runners = {"pack (data URIs)": lambda frames: packs["data URIs"].edit_each(frames, 8),
+               "pack (storage, default)": lambda frames: packs["storage"].edit_each(frames, 8),
+               "pipelined bare client": lambda frames: best.run(frames, 8)}
+    plan = [(1.0, list(runners)), (0.25, ["pack (data URIs)"])]
+    try:
+        for mp, names in plan:
+            width, height = SIZES[mp]
+            batch = torch.cat([image_tensor(width, height, seed) for seed in range(16)])
+            walls: dict[str, list[float]] = {name: [] for name in names}
+            lasts: dict[str, list[float]] = {name: [] for name in names}
+            handoffs: dict[str, list[float]] = {name: [] for name in names}
+            for round_no in range(rounds + 1):  # round 0 warms up (connections, TLS, threads)
+                for index, name in enumerate(names):
+                    frames = batch.clone()
+                    frames[:, 0, 0, 0] = (round_no * 4 + index) / 255.0
+                    start = monotonic()
+                    outs = runners[name](frames)
+                    wall = monotonic() - start
+                    last_submit, handoff = _schedule(server.fake, start)
+                    if len(outs) != 16:
+                        raise RuntimeError(f"fan-out {name} returned {len(outs)} results")
+                    if round_no:
+                        walls[name].append(wall)
+                        lasts[name].append(last_submit)
+                        handoffs[name].append(handoff)
+                    forget(server.fake)
+            label = f"fan-out 16x1s conc8 {mp:g} MP"
+            for name in names:
+                note = ("yardstick: a slot is refilled as soon as its job completes, wave 2 is "
+                        "encoded while wave 1 runs; ") if name.startswith("pipelined") else ""
+                note += (f"16th job reached the server {statistics.median(lasts[name]):.2f} s after the start; "
+                         f"a freed slot stood empty {statistics.median(handoffs[name]) * 1e3:.0f} ms before "
+                         "its next job arrived (medians)")
+                report.add("4 fan-out", f"{label}: {name}", "s", walls[name], note=note,
+                           target=("<=", 2.3) if name.startswith("pack") and mp == 1.0 else None)
+            if "pipelined bare client" in walls:
+                report.add("4 fan-out", f"{label}: pack (data URIs) / pipelined", "x",
+                           ratios(walls["pack (data URIs)"], walls["pipelined bare client"]))
+    finally:
+        for pack in packs.values():
+            pack.close()
+        best.ref.close()
