@@ -111,6 +111,26 @@ def test_round_trip_with_exact_pixels(make, http):
     assert srv.requests[0].method == "POST" and srv.requests[0].header("authorization") == "Key test-key"
 
 
+def test_outputs_are_served_from_their_own_origin(make, http):
+    """Like fal.media next to queue.fal.run: another origin, so a client's host check can tell."""
+    srv = make()
+    assert srv.cdn_url.startswith("http://127.0.0.1:") and srv.cdn_url != srv.url
+    sub = submit(http, srv).json()
+    url = http.get(sub["response_url"], headers=KEY).json()["images"][0]["url"]
+    name = url.rsplit("/", 1)[1]
+    assert url == f"{srv.cdn_url}/files/{name}" and http.get(url).status_code == 200
+    # Only files live on the CDN; outputs are not on the queue host either.
+    assert http.get(f"{srv.url}/files/{name}").status_code == 404
+    assert http.get(sub["status_url"].replace(srv.url, srv.cdn_url), headers=KEY).status_code == 404
+    assert http.post(f"{srv.cdn_url}/{EP}", json={}, headers=KEY).status_code == 404
+    assert [(r.origin, r.path) for r in srv.requests[-4:]] == [
+        (srv.cdn_url, f"/files/{name}"), (srv.url, f"/files/{name}"),
+        (srv.cdn_url, sub["status_url"][len(srv.url):]), (srv.cdn_url, f"/{EP}")]
+    assert len(srv.jobs) == 1
+    again = result(http, srv, image_urls=[url])  # an earlier output is a valid input (chained edits)
+    assert np.array_equal(pixels(http.get(again["images"][0]["url"]).content), RGB)
+
+
 def test_auth_styles(make, http):
     srv = make()
     for headers in (BEARER, {}, {"Authorization": "Key wrong-key"}):

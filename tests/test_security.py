@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
 import torch
 
 from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal, Fault
-from comfyui_fal_qwen_edit.nodes.fal.downloads import fetch_bytes
+from comfyui_fal_qwen_edit.nodes.fal.downloads import download_images, fetch_bytes
 from comfyui_fal_qwen_edit.nodes.fal.errors import DownloadError, ImageDecodeError, TransportError
 from comfyui_fal_qwen_edit.nodes.fal.images import decode_image, encode_png
 from comfyui_fal_qwen_edit.nodes.fal.pipeline import FalEditClient
@@ -87,6 +88,41 @@ def test_gateway_token_only_goes_to_the_gateway(make_client, key_scan, caplog):
         cdn_download = [r for r in cdn.requests if r.path.startswith("/files/")][-1]
         assert cdn_download.header("Authorization") is None
         assert all(r.header("Authorization") == f"Bearer {KEY}" for r in gateway.requests)
+        key_scan(str(outcome.info()))
+
+
+def origin(url: str) -> tuple:
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname, parts.port
+
+
+@pytest.mark.parametrize("use_sse", [True, False], ids=["sse", "poll"])
+@pytest.mark.parametrize("mode", ["fal", "gateway"])
+def test_output_downloads_never_carry_the_key(mode, use_sse, make_client, key_scan):
+    """The fake serves outputs from its own origin, as fal serves them from fal.media: every
+    download must arrive there without Authorization, every queue call with it."""
+    with FakeFal(key=KEY, mode=mode, run_time=0.3, max_lifetime=60).start() as server:
+        assert origin(server.cdn_url) != origin(server.url)
+        config = config_for(server, mode)
+        assert not config.may_send_key_to(server.cdn_url + "/files/x.png")  # a different origin to the client
+        image = gradient(12, 10)
+        client = make_client(server, mode=mode, use_sse=use_sse)
+        outcome = client.edit(QwenEditRequest(prompt="p", num_images=2), [torch.from_numpy(image)[None]])
+        assert np.array_equal(to_u8(outcome.images[1]), 255 - to_u8(image))
+        urls = [i.url for i in outcome.result.images]
+        assert all(url.startswith(server.cdn_url + "/files/") for url in urls)
+        # The Load Image from URL node fetches through the same keyed transport.
+        download_images(client.transport, urls[:1])
+
+        cdn = [r for r in server.requests if r.origin == server.cdn_url]
+        assert sorted(r.path for r in cdn) == sorted([urlsplit(u).path for u in urls] + [urlsplit(urls[0]).path])
+        assert [r.path for r in cdn if r.header("Authorization") is not None] == []  # (paths: never print a key)
+
+        queue = [r for r in server.requests if r.origin == server.url and "/requests/" in r.path]
+        asked = {r.path.rsplit("/requests/", 1)[1].partition("/")[2] for r in queue}
+        assert {"", "status/stream" if use_sse else "status"} <= asked  # result and status were fetched
+        scheme = "Key" if mode == "fal" else "Bearer"
+        assert [r.path for r in queue if r.header("Authorization") != f"{scheme} {KEY}"] == []
         key_scan(str(outcome.info()))
 
 

@@ -124,9 +124,12 @@ class Handler(BaseHTTPRequestHandler):
         except (ValueError, ConnectionError):
             self.close_connection = True
             return self._send(json_reply(400, {"detail": "Bad request body"}))
+        role = self.server.role
         fake._record(RecordedRequest(self.command, path, query, dict(self.headers.items()),
-                                     body, time.monotonic()))
+                                     body, time.monotonic(), fake.origin_of(role)))
         route, params = resolve(self.command, path)
+        if role == "cdn" and route != "files":
+            route, params = None, ()  # the CDN host knows nothing of queues or uploads
         if route == "cancel":
             fake._record_cancel(params[2])  # every cancel received, even one a fault answers
         fault = fake._faults.take(route) if route else None
@@ -202,7 +205,7 @@ class Handler(BaseHTTPRequestHandler):
             return storage.initiate_route(fake, headers, body)
         if route == "put_upload":
             return storage.put_upload_route(fake, headers, body, params[0])
-        return storage.files_route(fake, params[0])
+        return storage.files_route(fake, params[0], self.server.role)
 
     # -- reply out ----------------------------------------------------------------
     def _send(self, reply: Reply, partial: bool = False) -> None:

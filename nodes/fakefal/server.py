@@ -31,9 +31,11 @@ class _HTTPServer(ThreadingHTTPServer):
     block_on_close = False
     request_queue_size = 128     # benchmarks open many connections at once
 
-    def __init__(self, fake: "FakeFal", port: int, ssl_context: ssl.SSLContext | None):
+    def __init__(self, fake: "FakeFal", port: int, ssl_context: ssl.SSLContext | None,
+                 role: str = "queue"):
         self.fake = fake
         self.ssl_context = ssl_context
+        self.role = role  # "queue" (queue + storage) or "cdn" (output files only)
         super().__init__(("127.0.0.1", port), Handler)
 
     def server_bind(self) -> None:
@@ -58,6 +60,11 @@ class _HTTPServer(ThreadingHTTPServer):
 class FakeFal:
     """Fake fal queue + storage + CDN on 127.0.0.1.
 
+    Output files are served from a second listening port, ``cdn_url``, because
+    real fal serves them from another host (fal.media) and the client decides by
+    origin (scheme, host, port) whether to attach the key: on one shared origin
+    a key sent along with a download would go unnoticed.
+
     Inspect ``submissions``, ``requests``, ``jobs``, ``cancel_requests``,
     ``uploads`` and ``errors``; inject trouble with ``add_fault``, ``nsfw``
     and ``fail_job``. Use as a context manager or call ``start``/``stop``.
@@ -67,7 +74,7 @@ class FakeFal:
                  run_time: float = 0.0, queue_positions: int = 0,
                  logs=("loading model", "denoising"), sse: bool = True, storage_v3: bool = True,
                  tls: bool = False, keepalive_interval: float | None = None,
-                 max_lifetime: float = 900.0, port: int = 0):
+                 max_lifetime: float = 900.0, port: int = 0, cdn_port: int = 0):
         if mode not in ("fal", "gateway"):
             raise ValueError('mode must be "fal" or "gateway"')
         # Plain attributes: tests may change them between requests. Job
@@ -77,6 +84,7 @@ class FakeFal:
         self.logs, self.sse, self.storage_v3 = tuple(logs), sse, storage_v3
         self.tls, self.keepalive_interval, self.max_lifetime = tls, keepalive_interval, max_lifetime
         self.port = port           # 0: any free port (a fixed one lets a test start the server late)
+        self.cdn_port = cdn_port   # the same, for the output-file origin
         self.sse_chunked = False   # True: frame the stream with chunked transfer encoding
         self.nsfw = False
         self.fail_job: str | None = None
@@ -92,9 +100,11 @@ class FakeFal:
         self._conns: set = set()
 
         self.url = ""
+        self.cdn_url = ""
         self.cert_path: str | None = None
         self._tls_dir: str | None = None
         self._httpd: _HTTPServer | None = None
+        self._cdn_httpd: _HTTPServer | None = None
         self._stopping = False
         self._stop_event = threading.Event()      # set when stop begins (cuts stalls short)
         self._stopped_event = threading.Event()   # set when stop has finished
@@ -113,13 +123,19 @@ class FakeFal:
                 context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
                 context.load_cert_chain(self.cert_path, key_path)
             self._httpd = _HTTPServer(self, self.port, context)
+            self._cdn_httpd = _HTTPServer(self, self.cdn_port, context, role="cdn")
         except BaseException:
+            if self._httpd is not None:
+                self._httpd.server_close()
+                self._httpd = None
             self._remove_tls_dir()
             raise
-        port = self._httpd.server_address[1]
-        self.url = f"{'https' if self.tls else 'http'}://127.0.0.1:{port}"
-        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                         name=f"fakefal-{port}", daemon=True).start()
+        scheme = "https" if self.tls else "http"
+        self.url = f"{scheme}://127.0.0.1:{self._httpd.server_address[1]}"
+        self.cdn_url = f"{scheme}://127.0.0.1:{self._cdn_httpd.server_address[1]}"
+        for httpd in (self._httpd, self._cdn_httpd):
+            threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                             name=f"fakefal-{httpd.role}-{httpd.server_address[1]}", daemon=True).start()
         # Self-stop so a test that forgets stop() (or crashes) cannot leave a
         # server behind for long.
         self._timer = threading.Timer(self.max_lifetime, self.stop)
@@ -136,8 +152,9 @@ class FakeFal:
         self._stop_event.set()
         if self._timer is not None and self._timer is not threading.current_thread():
             self._timer.cancel()
-        self._httpd.shutdown()               # waits for the accept loop to exit
-        self._httpd.server_close()
+        for httpd in (self._httpd, self._cdn_httpd):
+            httpd.shutdown()                 # waits for the accept loop to exit
+            httpd.server_close()
         with self._cond:
             conns = list(self._conns)
         for conn in conns:                   # idle keep-alive connections, open streams
@@ -190,6 +207,9 @@ class FakeFal:
         with self._cond:
             (self._conns.add if add else self._conns.discard)(conn)
 
+    def origin_of(self, role: str) -> str:
+        return self.cdn_url if role == "cdn" else self.url
+
     def _record(self, request) -> None:
         with self._cond:
             self.requests.append(request)
@@ -227,11 +247,12 @@ class FakeFal:
         return job
 
     def _load_input(self, url: str) -> bytes:
-        return load_input(self.url, self.storage, url)
+        # An input may be an earlier output (chained edits), so both origins count.
+        return load_input((self.url, self.cdn_url), self.storage, url)
 
     def _store_output(self, name: str, data: bytes, content_type: str) -> str:
-        self.storage.put(name, data, content_type)
-        return f"{self.url}/files/{name}"
+        self.storage.put(name, data, content_type, output=True)
+        return f"{self.cdn_url}/files/{name}"
 
     def _snapshot(self, job: Job, with_logs: bool) -> tuple[dict, float | None, int]:
         """(status body, next scheduled change, job version), consistent with each other."""

@@ -1,5 +1,9 @@
 """Fake fal storage and CDN: token + upload (fal-cdn-v3), initiate + PUT
-(the older signed-URL flow), and plain GETs of stored files."""
+(the older signed-URL flow), and plain GETs of stored files.
+
+Job outputs are served only on the CDN origin (``fake.cdn_url``), as fal
+serves them from fal.media and never from the queue host; uploaded inputs
+stay reachable on the queue origin too, where their URLs point."""
 
 from __future__ import annotations
 
@@ -35,10 +39,17 @@ class Storage:
         self.tokens: set[str] = set()
         self.pending: dict[str, tuple[str, str]] = {}        # upload id -> (file name, content type)
         self.uploads: list[tuple[str, int]] = []             # (route, size) of every stored upload
+        self.outputs: set[str] = set()                        # names of job outputs (CDN origin only)
 
-    def put(self, name: str, data: bytes, content_type: str) -> None:
+    def put(self, name: str, data: bytes, content_type: str, output: bool = False) -> None:
         with self._lock:
             self.files[name] = (data, content_type)
+            if output:
+                self.outputs.add(name)
+
+    def is_output(self, name: str) -> bool:
+        with self._lock:
+            return name in self.outputs
 
     def get(self, name: str) -> tuple[bytes, str] | None:
         with self._lock:
@@ -71,15 +82,17 @@ class Storage:
             return self.pending.pop(upload_id, None)
 
 
-def load_input(base_url: str, storage: Storage, url: str) -> bytes:
-    """Bytes of one ``image_urls`` entry: a data URI or a file of this server."""
+def load_input(base_urls: tuple[str, ...], storage: Storage, url: str) -> bytes:
+    """Bytes of one ``image_urls`` entry: a data URI or a file of this server
+    (on any of ``base_urls``)."""
     if url.startswith("data:"):
         return decode_data_uri(url)
-    prefix = base_url + "/files/"
-    if url.startswith(prefix):
-        found = storage.get(url[len(prefix):].split("?", 1)[0])
-        if found is not None:
-            return found[0]
+    for base_url in base_urls:
+        prefix = base_url + "/files/"
+        if base_url and url.startswith(prefix):
+            found = storage.get(url[len(prefix):].split("?", 1)[0])
+            if found is not None:
+                return found[0]
     raise LookupError(url)
 
 
@@ -131,9 +144,11 @@ def put_upload_route(fake, headers, body: bytes, upload_id: str) -> Reply:
     return Reply(200, b"", "text/plain")
 
 
-def files_route(fake, name: str) -> Reply:
+def files_route(fake, name: str, role: str = "cdn") -> Reply:
     found = fake.storage.get(name)
-    if found is None:
+    # An output fetched from the queue origin means the client built its URL
+    # instead of using the one in the result: fal would answer 404 there too.
+    if found is None or (role != "cdn" and fake.storage.is_output(name)):
         return detail(404, "File not found")
     data, content_type = found
     return Reply(200, data, content_type)

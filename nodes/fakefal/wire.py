@@ -17,6 +17,9 @@ class RecordedRequest:
     headers: dict         # as received (original case); see header() for lookups
     body: bytes
     t: float              # time.monotonic() when the body had been read
+    # The listener it arrived on: srv.url (queue, storage) or srv.cdn_url (output
+    # files), so tests can check what each origin was sent, the key above all.
+    origin: str = ""
 
     def header(self, name: str, default: str | None = None) -> str | None:
         """Case-insensitive header lookup."""
