@@ -17,6 +17,7 @@ import requests
 from PIL import Image
 
 from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal, Fault
+from comfyui_fal_qwen_edit.nodes.fakefal.edit import PRESETS
 
 EP = "fal-ai/qwen-image-edit-plus"
 KEY = {"Authorization": "Key test-key"}
@@ -150,21 +151,53 @@ def test_auth_styles(make, http):
     assert http.get(gw.url + f"/{EP}/requests/unknown/status", headers=BEARER).status_code == 404
 
 
-def test_validation_422(make, http):
+# Every field of fal-ai/qwen-image-edit-plus (FAL_PROTOCOL.md section 7): values fal refuses, and
+# edge values it takes. Bad types are refused even where pydantic's lax mode would coerce them.
+BAD = {"prompt": ["", 5, None], "image_urls": ["x.png", [], [5], None],
+       "negative_prompt": [5, None, ["a"]], "image_size": ["huge", {"width": 0, "height": 8}, {"width": 8}, 3],
+       "num_inference_steps": [1, 101, 5.0, "5", True], "guidance_scale": [-0.1, 20.5, "4", True, float("nan")],
+       "num_images": [0, 5, 1.0, None], "seed": [1.5, "7", True],
+       "enable_safety_checker": ["true", 1, None], "sync_mode": ["false", 0, None],
+       "output_format": ["gif", "PNG", None], "acceleration": ["turbo", "", None, 1]}
+GOOD = {"negative_prompt": ["", " "], "image_size": [None, {"width": 14142, "height": 1}, *sorted(PRESETS)],
+        "num_inference_steps": [2, 100], "guidance_scale": [0, 20, 4.5], "num_images": [1, 4],
+        "seed": [0, 2**40, None], "enable_safety_checker": [True, False], "sync_mode": [True, False],
+        "output_format": ["png", "jpeg", "webp"], "acceleration": ["none", "regular", "high"],
+        "unknown_field": ["fal ignores it"]}
+
+
+def post_raw(http, srv, body) -> requests.Response:
+    # json.dumps, not requests' json=, so NaN goes out as fal would receive it from a buggy client.
+    return http.post(f"{srv.url}/{EP}", data=json.dumps(body), timeout=5,
+                     headers={**KEY, "Content-Type": "application/json"})
+
+
+def test_validation_422_names_each_bad_field(make, http):
     srv = make()
-    r = http.post(f"{srv.url}/{EP}", headers=KEY, json={
-        "prompt": "", "image_urls": [], "image_size": "huge", "num_images": 5,
-        "num_inference_steps": 1, "guidance_scale": 21, "output_format": "gif"})
-    assert r.status_code == 422
-    detail = r.json()["detail"]
-    assert {tuple(d["loc"]) for d in detail} == {("body", f) for f in (
-        "prompt", "image_urls", "image_size", "num_images", "num_inference_steps",
-        "guidance_scale", "output_format")}
-    assert all(d["type"] == "value_error" and d["msg"] for d in detail)
-    bad_size = submit(http, srv, image_size={"width": 0, "height": 14143}).json()["detail"]
-    assert [d["loc"] for d in bad_size] == [["body", "image_size"]]
+    base = {"prompt": "p", "image_urls": [data_uri(RGB)]}
+    for name, values in BAD.items():
+        for value in values:
+            r = post_raw(http, srv, {**base, name: value})
+            detail = r.json()["detail"] if r.status_code == 422 else r.text
+            assert r.status_code == 422 and len(detail) == 1, (name, value, r.status_code, detail)
+            assert detail[0]["loc"][:2] == ["body", name] and detail[0]["msg"] and detail[0]["type"], detail
+    missing = post_raw(http, srv, {}).json()["detail"]
+    assert [(d["loc"], d["type"]) for d in missing] == [(["body", "prompt"], "missing"),
+                                                        (["body", "image_urls"], "missing")]
+    assert post_raw(http, srv, [base]).json()["detail"][0]["loc"] == ["body"]
     assert http.post(f"{srv.url}/{EP}", headers=KEY, data=b"{nope").status_code == 422
     assert srv.submissions == 0 and srv.jobs == {}
+
+
+def test_validation_accepts_every_good_value(make, http):
+    srv = make()
+    srv.fail_job = "not rendered"  # validation happens at submit; skip drawing 1024 px outputs
+    base = {"prompt": "p", "image_urls": [data_uri(RGB), "https://example.com/x.png"]}
+    for name, values in GOOD.items():
+        for value in values:
+            r = post_raw(http, srv, {**base, name: value})
+            assert r.status_code == 200, (name, value, r.text)
+    assert srv.submissions == sum(len(v) for v in GOOD.values())
 
 
 @pytest.mark.parametrize("how", ["poll", "sse", "sse_chunked"])
