@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import sys
+import traceback
 
 import numpy as np
 import pytest
@@ -60,17 +62,60 @@ def make_client():
         client.close()
 
 
+def leaked(texts) -> list[str]:
+    """The texts that contain the key (whole, or its secret half)."""
+    return [text for text in texts if KEY in text or KEY.split(":")[1] in text]
+
+
+def record_texts(record: logging.LogRecord) -> list[str]:
+    """Everything a log handler could write for a record: the message, and any
+    traceback or stack attached to it (a key in an exception message would
+    reach a log file through these, not through getMessage())."""
+    try:
+        texts = [record.getMessage()]
+    except Exception:  # noqa: BLE001 - bad %-args must not hide the raw parts
+        texts = [str(record.msg), repr(record.args)]
+    if isinstance(record.exc_info, tuple) and record.exc_info[1] is not None:
+        texts.append(logging.Formatter().formatException(record.exc_info))
+    texts += [t for t in (record.exc_text, record.stack_info) if t]
+    return texts
+
+
+def exception_text(exc: BaseException) -> str:
+    """str, repr and the full traceback (chained causes included) of an exception."""
+    return "\n".join([str(exc), repr(exc), "".join(traceback.format_exception(exc))])
+
+
 @pytest.fixture
-def key_scan(caplog):
-    """Capture every log record at DEBUG; call the fixture with extra texts to scan for the key."""
+def key_scan(request, caplog):
+    """Scan for the key: call it with extra texts (or exceptions) during the test, and
+    it scans again at teardown whether called or not. Scanned: every log record at DEBUG
+    (message, traceback, stack) and everything the test wrote to stdout/stderr."""
     caplog.set_level(logging.DEBUG)
+    # capfd sees output of C code and child processes too; a test that asked
+    # for capsys gets it instead (pytest refuses both at once).
+    capture = request.getfixturevalue("capsys" if "capsys" in request.fixturenames else "capfd")
+    output: list[str] = []
 
-    def scan(*texts: str) -> None:
-        everything = [record.getMessage() for record in caplog.records] + [str(t) for t in texts]
-        leaked = [text for text in everything if KEY in text or KEY.split(":")[1] in text]
-        assert not leaked, f"the key leaked into: {leaked[:3]}"
+    def drain() -> None:
+        out, err = capture.readouterr()
+        output.extend((out, err))
+        # Written back, so the test's own readouterr() and pytest's report still show it.
+        sys.stdout.write(out)
+        sys.stderr.write(err)
 
-    return scan
+    def scan(*texts) -> None:
+        drain()
+        records = [r for phase in ("setup", "call") for r in caplog.get_records(phase)]
+        everything = [t for record in records for t in record_texts(record)] + output
+        everything += [exception_text(t) if isinstance(t, BaseException) else str(t) for t in texts]
+        found = leaked(everything)
+        # Show where, with the key masked: the assertion text ends up in reports and CI logs.
+        masked = [t.replace(KEY, "<KEY>").replace(KEY.split(":")[1], "<SECRET>")[-300:] for t in found[:3]]
+        assert not found, f"the key leaked into {len(found)} text(s): {masked}"
+
+    yield scan
+    scan()
 
 
 def gradient(h: int, w: int, seed: int = 0, channels: int = 3) -> np.ndarray:

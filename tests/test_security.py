@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -139,3 +142,65 @@ def test_debug_logs_of_a_whole_edit_hold_no_key(fake_fal, make_client, key_scan,
 def test_png_encoding_writes_no_metadata():
     data = encode_png(gradient(4, 4))
     assert b"tEXt" not in data and b"iTXt" not in data and b"zTXt" not in data
+
+
+# Each inner test leaks the key one way; key_scan must catch every one of them (at the test's
+# own call, or at teardown when it never called the scan), and let the clean one pass.
+LEAKY_TESTS = '''
+import logging, os, sys
+from conftest import KEY
+log = logging.getLogger("fal_qwen_edit")
+
+def test_message(key_scan):
+    log.debug("sending %s", KEY)
+
+def test_logged_traceback(key_scan):
+    try:
+        raise ValueError("bad key " + KEY)
+    except ValueError:
+        log.exception("upload failed")          # the message itself is clean
+
+def test_exc_text(key_scan):
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 1, "failed", (), None)
+    record.exc_text = "Traceback ...: " + KEY  # a handler's cached formatting
+    log.handle(record)
+
+def test_stdout(key_scan):
+    print("key:", KEY)
+
+def test_stderr(key_scan):
+    sys.stderr.write(KEY + "\\n")
+
+def test_file_descriptor(key_scan):
+    os.write(2, KEY.encode())                  # C code or a child process writing to fd 2
+
+def test_with_capsys(key_scan, capsys):
+    print(KEY)
+
+def test_chained_exception_passed_in(key_scan):
+    try:
+        try:
+            raise ValueError(KEY)
+        except ValueError as cause:
+            raise RuntimeError("wrapped") from cause
+    except RuntimeError as exc:
+        key_scan(exc)
+
+def test_clean(key_scan, capsys):
+    print("nothing secret")
+    log.warning("all fine")
+    key_scan("text")
+    assert capsys.readouterr().out == "nothing secret\\n"   # output survives the scan
+'''
+
+
+def test_key_scan_catches_tracebacks_and_output(tmp_path):
+    (tmp_path / "conftest.py").write_text((Path(__file__).parent / "conftest.py").read_text())
+    (tmp_path / "test_leaky.py").write_text(LEAKY_TESTS)
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", str(tmp_path)],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    found = re.findall(r"^(PASSED|FAILED|ERROR) test_leaky\.py::(\w+)", run.stdout, re.M)
+    caught = {name for kind, name in found if kind != "PASSED"}  # failed in the call or at teardown
+    assert caught == set(re.findall(r"^def (test_\w+)", LEAKY_TESTS, re.M)) - {"test_clean"}, \
+        run.stdout[-3000:].replace(KEY.split(":")[1], "<SECRET>")  # the inner tests printed it
+    assert ("PASSED", "test_clean") in found and "the key leaked into" in run.stdout
