@@ -258,6 +258,21 @@ def test_cancel(make, http):
     assert not srv.jobs[done["request_id"]].cancelled
 
 
+def test_cancel_while_running_unauthorized_and_unknown(make, http):
+    srv = make(run_time=5.0)
+    sub = submit(http, srv).json()
+    assert http.get(sub["status_url"], headers=KEY).json()["status"] == "IN_PROGRESS"
+    assert answer(http.get(sub["response_url"], headers=KEY)) == (400, {"detail": "Request is still in progress"})
+    assert http.put(sub["cancel_url"], headers=BEARER).status_code == 401  # a wrong key cancels nothing
+    assert not srv.jobs[sub["request_id"]].cancelled
+    assert answer(http.put(sub["cancel_url"], headers=KEY)) == (202, {"status": "CANCELLATION_REQUESTED"})
+    st = http.get(sub["status_url"], headers=KEY).json()
+    assert (st["status"], st["error_type"]) == ("COMPLETED", "request_cancelled")
+    unknown = sub["cancel_url"].replace(sub["request_id"], "no-such-request")
+    assert http.put(unknown, headers=KEY).status_code == 404
+    assert http.get(unknown[: -len("/cancel")], headers=KEY).status_code == 404
+
+
 def test_storage_routes_and_uploaded_input(make, http):
     srv = make()
     tok = http.post(f"{srv.url}/storage/auth/token?storage_type=fal-cdn-v3", headers=KEY).json()
