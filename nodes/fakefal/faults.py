@@ -7,6 +7,7 @@ import random
 import socket
 import struct
 import threading
+import time
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,12 @@ from typing import Any
 ROUTES = frozenset({"submit", "status", "stream", "result", "cancel",
                     "token", "upload", "initiate", "put_upload", "files"})
 KINDS = frozenset({"status", "reset", "reset_after", "stall", "drop", "malformed",
-                   "flap", "not_image", "bomb"})
+                   "flap", "not_image", "bomb", "hang"})
+# "hang": hold the request ``delay`` seconds before anything is sent back, then serve it
+# normally. Unlike "stall" it works on every route, the SSE stream included (a stream whose
+# response headers never come). It is applied inside FaultBook.take, so the handler needs
+# no special case; Fault.release() or FaultBook.stop_event ends it early.
+_HANG_STEP = 0.05
 
 
 @dataclass(eq=False)
@@ -39,6 +45,20 @@ class Fault:
         # Private counters so the caller's settings stay readable afterwards.
         self._skip_left = self.skip
         self._flap_fails_next = True
+        self._released = threading.Event()
+
+    def release(self) -> None:
+        """End every current and future hang of this fault at once (test teardown)."""
+        self._released.set()
+
+    def hold(self, stop: threading.Event | None) -> None:
+        """Block for ``delay`` unless released or the server stops first."""
+        deadline = time.monotonic() + self.delay
+        while not self._released.is_set() and not (stop is not None and stop.is_set()):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._released.wait(min(left, _HANG_STEP))
 
     @property
     def spent(self) -> bool:
@@ -53,6 +73,8 @@ class FaultBook:
         self.faults: list[Fault] = []
         self._chaos: tuple[float, list[Fault], random.Random] | None = None
         self.chaos_fired: list[tuple[str, str, int | None]] = []  # (route, kind, code) applied at random
+        # The server's stop event, when it hands it over: cuts "hang" faults short on stop().
+        self.stop_event: threading.Event | None = None
 
     def set_chaos(self, probability: float, templates: list[Fault], seed: int = 0) -> None:
         """From now on each request gets, with ``probability``, a copy of a random template
@@ -66,7 +88,21 @@ class FaultBook:
         return fault
 
     def take(self, route: str) -> Fault | None:
-        """The fault to apply to this request, if any.
+        """The fault to apply to this request, if any (a "hang" has been served when this returns)."""
+        fault = self._pick(route)
+        if fault is not None and fault.kind == "hang":
+            fault.hold(self.stop_event)  # outside the lock: other requests go on meanwhile
+        return fault
+
+    def release(self) -> None:
+        """End every hang now and from now on (test teardown)."""
+        with self._lock:
+            faults = list(self.faults)
+        for fault in faults:
+            fault.release()
+
+    def _pick(self, route: str) -> Fault | None:
+        """The fault that takes this request, if any.
 
         Each live fault for the route sees the request in turn: one still
         skipping counts it and passes it on; the first armed one takes it.
