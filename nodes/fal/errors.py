@@ -9,8 +9,9 @@ screen or a log.
 
 from __future__ import annotations
 
+import json
 import re
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 # Secrets registered here are scrubbed from every FalError message. The
 # configuration registers each key it loads (see config.Secret).
@@ -33,6 +34,17 @@ def redact(text: str) -> str:
         if secret in text:
             text = text.replace(secret, "***")
     return _AUTH_VALUE.sub(lambda m: f"{m.group(1)} ***", text)
+
+
+def redact_value(value: object) -> object:
+    """``redact`` applied to every string inside a JSON-like value (a server's error detail)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [redact_value(item) for item in value]
+    if isinstance(value, dict):
+        return {redact_value(k) if isinstance(k, str) else k: redact_value(v) for k, v in value.items()}
+    return value
 
 
 class FalError(Exception):
@@ -72,7 +84,9 @@ class HTTPStatusError(FalError):
     def __init__(self, message: str, *, status: int, request_id: str | None = None,
                  detail: object = None):
         self.status = status
-        self.detail = detail
+        # Kept for callers that inspect it (e.g. "still in progress"); servers may echo a
+        # request's headers back, so it is scrubbed like the message.
+        self.detail = redact_value(detail)
         super().__init__(message, request_id=request_id)
 
 
@@ -114,7 +128,22 @@ class FalTimeoutError(FalError):
 
 
 class CancelledError(FalError):
-    """The user cancelled; the cancel request was sent to fal when a job existed."""
+    """The job was cancelled: by the user (``by_user``), or remotely on fal.
+
+    When the user cancelled while a job existed, ``fal_answer`` holds what fal answered to the
+    cancel request ("CANCELLATION_REQUESTED", "ALREADY_COMPLETED" or "an error (...)"), so a
+    caller can tell a job that finished anyway (its result is paid for and can be fetched)
+    from one that was stopped. ``fal_answer`` is None when no cancel request was sent.
+    """
+
+    by_user: bool = False
+    fal_answer: str | None = None
+
+    def __init__(self, message: str, *, request_id: str | None = None, by_user: bool = False,
+                 fal_answer: str | None = None):
+        self.by_user = by_user
+        self.fal_answer = fal_answer
+        super().__init__(message, request_id=request_id)
 
 
 class TransportError(FalError):
@@ -127,3 +156,64 @@ class DownloadError(FalError):
 
 class ImageDecodeError(FalError):
     """Bytes that are not an image, or an image too large to decode safely."""
+
+
+class OutputGoneError(DownloadError):
+    """An output URL answered 403/404/410: those images can no longer be fetched from fal."""
+
+
+# -- HTTP failures → typed errors (duck-typed on requests.Response, so this module needs no requests) --
+
+def response_detail(resp: Any) -> Any:
+    try:
+        body = resp.json()
+    except ValueError:
+        return resp.text[:500]
+    if isinstance(body, dict) and "detail" in body:
+        return body["detail"]
+    return body
+
+
+def _detail_text(detail: Any) -> str:
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, dict):
+                loc = ".".join(str(x) for x in item.get("loc", []) if x != "body")
+                parts.append(f"{loc}: {item.get('msg', item)}" if loc else str(item.get("msg", item)))
+            else:
+                parts.append(str(item))
+        return "; ".join(parts)
+    if isinstance(detail, (dict,)):
+        return json.dumps(detail)[:500]
+    return str(detail)
+
+
+def error_for_response(resp: Any, what: str, request_id: str | None = None,
+                       key_source: str = "") -> HTTPStatusError:
+    """Turn an unsuccessful response into the typed error a user can act on."""
+    status = resp.status_code
+    request_id = request_id or resp.headers.get("x-fal-request-id")
+    detail = response_detail(resp)
+    text = _detail_text(detail)
+    if status in (401, 403):
+        where = f" (taken from {key_source})" if key_source else ""
+        return AuthError(f"{what}: the server refused the key{where} with HTTP {status}. "
+                         "Check that the key is valid and matches the connection mode "
+                         "(fal keys use 'Key', gateway tokens use 'Bearer').",
+                         status=status, request_id=request_id, detail=detail)
+    if status == 422:
+        fields = []
+        if isinstance(detail, list):
+            for item in detail:
+                loc = [str(x) for x in (item.get("loc", []) if isinstance(item, dict) else []) if x != "body"]
+                if loc:
+                    fields.append(".".join(loc))
+        return ValidationError(f"{what}: fal rejected the request: {text}", status=status,
+                               fields=fields, request_id=request_id, detail=detail)
+    if status == 429:
+        return RateLimitError(f"{what}: rate limited by the server (HTTP 429) after every retry; "
+                              "wait a little or lower concurrency.", status=status,
+                              request_id=request_id, detail=detail)
+    return HTTPStatusError(f"{what}: HTTP {status}: {text}", status=status,
+                           request_id=request_id, detail=detail)
