@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
@@ -9,10 +10,11 @@ import pytest
 
 from comfyui_fal_qwen_edit.nodes.fakefal import Fault
 from comfyui_fal_qwen_edit.nodes.fal.errors import (AuthError, CancelledError, FalError, FalTimeoutError,
-                                                    HTTPStatusError, JobFailedError, SubmitUncertainError,
-                                                    TransportError, ValidationError)
+                                                    HTTPStatusError, JobFailedError, RateLimitError,
+                                                    SubmitUncertainError, TransportError, ValidationError)
 from comfyui_fal_qwen_edit.nodes.fal.images import encode_png
 from comfyui_fal_qwen_edit.nodes.fal.storage import data_uri
+from comfyui_fal_qwen_edit.nodes.fal.transport import RetryPolicy
 
 from conftest import KEY, gradient
 
@@ -89,6 +91,14 @@ def test_wrong_auth_style_is_a_clear_401(server_mode, client_mode, make_client, 
         key_scan(str(info.value))
 
 
+def free_port() -> int:
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    return port
+
+
 def cancel_after(seconds):
     flag = threading.Event()
     timer = threading.Timer(seconds, flag.set)
@@ -108,6 +118,7 @@ def test_cancel_reaches_fal_within_a_second(phase, use_sse, fake_fal, make_clien
         client.queue.wait(handle, should_cancel=flag.is_set)
     timer.cancel()
     assert handle.request_id in str(info.value) and "CANCELLATION_REQUESTED" in str(info.value)
+    assert info.value.by_user is True and info.value.fal_answer == "CANCELLATION_REQUESTED"
     [(request_id, seen_at)] = fake_fal.cancel_requests
     assert request_id == handle.request_id
     assert seen_at - pressed < 0.5  # checked every 250 ms, plus one PUT
@@ -194,23 +205,18 @@ def test_submit_reset_is_never_resent(kind, accepted, fake_fal, make_client, key
 
 
 def test_connection_refused_submit_is_retried_until_the_server_is_up(make_client):
-    import socket
-
     from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
+    port = free_port()
     server = FakeFal(key=KEY, port=port, max_lifetime=60)
     server.url = f"http://127.0.0.1:{port}"  # the client is built before the server listens
-    client = make_client(server, retry=__import__("comfyui_fal_qwen_edit.nodes.fal.transport", fromlist=["x"])
-                         .RetryPolicy(attempts=8, base_delay=0.1, max_delay=0.2))
-    threading.Timer(0.3, server.start).start()
+    client = make_client(server, retry=RetryPolicy(attempts=8, base_delay=0.1, max_delay=0.2))
+    starter = threading.Timer(0.3, server.start)
+    starter.start()
     try:
         handle = client.queue.submit(ENDPOINT, arguments())
         assert client.queue.wait(handle)["images"] and server.submissions == 1
     finally:
-        time.sleep(0.35)
+        starter.join(5.0)  # so stop() cannot run before start() and leave a server behind
         server.stop()
 
 
@@ -280,3 +286,95 @@ def test_resume_by_request_id(fake_fal, make_client):
         client.queue.handle_for(ENDPOINT, "../../etc")
     with pytest.raises(FalError, match="Endpoint id"):
         client.queue.submit("not an endpoint", arguments())
+
+
+def test_job_cancelled_elsewhere_is_not_a_user_cancel(fake_fal, make_client):
+    fake_fal.run_time = 30.0
+    client = make_client(fake_fal)
+    handle = client.queue.submit(ENDPOINT, arguments())
+    remote = threading.Thread(target=lambda: client.queue.cancel(handle))
+    remote.start()  # e.g. from fal's dashboard: this client never asked for it
+    with pytest.raises(CancelledError) as info:
+        client.queue.wait(handle, timeout=10)
+    remote.join()
+    assert info.value.by_user is False and info.value.fal_answer is None
+    assert CancelledError("x").by_user is False
+
+
+@pytest.mark.parametrize("code", [502, 503, 504])
+def test_result_gateway_errors_are_transient_not_job_failures(code, fake_fal, make_client):
+    fake_fal.add_fault(Fault("result", "status", code=code, times=None, headers={"Retry-After": "0"}))
+    client = make_client(fake_fal)
+    handle = client.queue.submit(ENDPOINT, arguments())
+    with pytest.raises(HTTPStatusError) as info:
+        client.queue.wait(handle)
+    assert not isinstance(info.value, JobFailedError) and info.value.status == code
+    assert handle.request_id in str(info.value) and "failed on fal" not in str(info.value)
+    assert fake_fal.jobs[handle.request_id].result_fetches == 0  # every answer came from the fault
+    assert len(paths(fake_fal, handle.request_id)) >= 5  # the transport retried first
+
+
+def test_result_500_with_the_jobs_error_is_a_job_failure(fake_fal, make_client):
+    fake_fal.add_fault(Fault("result", "status", code=500, body={"detail": "NSFW input rejected"}))
+    client = make_client(fake_fal)
+    with pytest.raises(JobFailedError, match="NSFW input rejected"):
+        client.queue.wait(client.queue.submit(ENDPOINT, arguments()))
+
+
+def test_server_echoing_the_key_is_redacted_in_detail(fake_fal, make_client, key_scan):
+    echo = {"detail": f"no such request; you sent Authorization: Key {KEY}", "raw": [KEY]}
+    fake_fal.add_fault(Fault("result", "status", code=404, body=echo))
+    client = make_client(fake_fal)
+    with pytest.raises(HTTPStatusError) as info:
+        client.queue.wait(client.queue.submit(ENDPOINT, arguments()))
+    assert info.value.status == 404
+    assert KEY not in repr(info.value.detail) and KEY.split(":")[1] not in repr(info.value.detail)
+    assert "no such request" in repr(info.value.detail)
+    key_scan(str(info.value), repr(info.value.detail))
+
+
+@pytest.mark.parametrize("route", ["submit", "status"])
+def test_403_is_the_typed_auth_error(route, fake_fal, make_client, key_scan):
+    fake_fal.add_fault(Fault(route, "status", code=403, body={"detail": "Forbidden"}))
+    client = make_client(fake_fal, use_sse=False)
+    with pytest.raises(AuthError) as info:
+        client.queue.wait(client.queue.submit(ENDPOINT, arguments()))
+    assert info.value.status == 403 and "refused the key" in str(info.value)
+    assert fake_fal.submissions == (0 if route == "submit" else 1)
+    key_scan(str(info.value))
+
+
+def test_retry_after_as_an_http_date_is_honoured(fake_fal, make_client):
+    import email.utils
+    fake_fal.run_time = 0.1
+    when = email.utils.formatdate(time.time() + 2, usegmt=True)  # whole seconds: 1 to 2 s away
+    fault = fake_fal.add_fault(Fault("status", "status", code=429, headers={"Retry-After": when}))
+    client = make_client(fake_fal, use_sse=False)
+    handle = client.queue.submit(ENDPOINT, arguments())
+    started = time.monotonic()
+    assert client.queue.wait(handle)["images"]
+    assert fault.fired == 1 and 0.9 <= time.monotonic() - started < 3.0
+
+
+def test_retry_after_above_the_cap_is_reported_not_slept(fake_fal, make_client):
+    fault = fake_fal.add_fault(Fault("status", "status", code=429, headers={"Retry-After": "3600"}))
+    client = make_client(fake_fal, use_sse=False)
+    handle = client.queue.submit(ENDPOINT, arguments())
+    started = time.monotonic()
+    with pytest.raises(RateLimitError) as info:
+        client.queue.wait(handle)
+    assert time.monotonic() - started < 1.0 and fault.fired == 1
+    assert len(paths(fake_fal, "/status")) == 1 and handle.request_id in str(info.value)
+
+
+@pytest.mark.parametrize("reply", [dict(code=405, body={"detail": "Method Not Allowed"}),
+                                   dict(code=200, body={"status": "IN_PROGRESS"})])
+def test_stream_not_offered_falls_back_to_polling(reply, fake_fal, make_client):
+    fake_fal.run_time = 0.3
+    fake_fal.add_fault(Fault("stream", "status", times=None, **reply))  # 200 here is JSON, not SSE
+    client = make_client(fake_fal)
+    updates = []
+    handle = client.queue.submit(ENDPOINT, arguments())
+    assert client.queue.wait(handle, on_progress=updates.append)["images"]
+    assert len(paths(fake_fal, "/status/stream")) == 1 and paths(fake_fal, "/status")
+    assert {u.via for u in updates} == {"poll"} and updates[-1].status == "COMPLETED"

@@ -153,6 +153,10 @@ class QueueClient:
         raise AssertionError("unreachable")
 
     def result(self, handle: RequestHandle, *, waiter: Waiter | None = None) -> dict:
+        """The job's output JSON. Only an answer that carries the job's own error (400/500 with a
+        detail, 422) means the job failed: a 5xx from fal's front (502/503/504 after the
+        transport's retries) or a job still running says nothing about it, and is raised as a
+        plain HTTPStatusError, so a journalled job is kept and can be fetched later, unpaid."""
         what = f"Result of {handle.endpoint}"
         waiter = waiter or Waiter()
         for attempt in range(6):
@@ -167,12 +171,18 @@ class QueueClient:
                 if still_running and attempt < 5:
                     waiter.sleep(0.05 * (attempt + 1), handle.request_id)
                     continue
-                if exc.status in (400, 500) or exc.status >= 502:
+                if exc.status in (400, 500) and exc.detail not in (None, "", [], {}) and not still_running:
                     if "cancel" in str(exc.detail).lower():
-                        raise CancelledError(f"The job was cancelled: {exc.detail}",
+                        raise CancelledError(f"The job was cancelled: {_text(exc.detail)}",
                                              request_id=handle.request_id) from None
                     raise JobFailedError(f"The job failed on fal: {_text(exc.detail)}",
                                          request_id=handle.request_id) from None
+                if exc.status >= 500 or still_running:
+                    state = "is still running" if still_running else f"answered HTTP {exc.status}"
+                    raise HTTPStatusError(
+                        f"{what}: fal {state} after every retry; the job itself may be fine. Fetch its "
+                        "result again later by its request id.", status=exc.status,
+                        request_id=handle.request_id, detail=exc.detail) from None
                 raise
         raise AssertionError("unreachable")
 
@@ -212,10 +222,11 @@ class QueueClient:
             return self.result(handle, waiter=waiter)
         except CancelledError as exc:
             if not waiter.cancelled():
-                raise
+                raise  # cancelled on fal's side: by_user stays False
             answer = self._cancel_quietly(handle)
+            # ALREADY_COMPLETED means the job ran to the end and is paid for: the caller may keep it.
             raise CancelledError(f"Cancelled by the user; fal answered {answer} to the cancel request.",
-                                 request_id=handle.request_id) from exc
+                                 request_id=handle.request_id, by_user=True, fal_answer=answer) from exc
 
     def _cancel_quietly(self, handle: RequestHandle) -> str:
         try:
