@@ -17,7 +17,7 @@ from concurrent.futures import Future
 import time
 from datetime import datetime
 
-from .errors import FalError, HTTPStatusError
+from .errors import CancelledError, FalError, FalTimeoutError, HTTPStatusError
 from .transport import Transport, json_body
 from .waiting import Waiter
 
@@ -44,16 +44,25 @@ class Uploader:
     def url_for(self, data: bytes, content_type: str = "image/png", *, waiter: Waiter | None = None) -> str:
         if not self.config.uses_storage:
             return data_uri(data, content_type)
+        waiter = waiter or Waiter()
         digest = hashlib.sha256(data).hexdigest()
-        with self._lock:
-            pending = self._urls.get(digest)
-            owner = pending is None
-            if owner:  # concurrent callers with the same bytes wait for this one upload
-                pending = self._urls[digest] = Future()
-        if not owner:
-            return pending.result()
+        while True:
+            with self._lock:
+                pending = self._urls.get(digest)
+                owner = pending is None
+                if owner:  # concurrent callers with the same bytes wait for this one upload
+                    pending = self._urls[digest] = Future()
+            if owner:
+                break
+            try:
+                # Our own Cancel and deadline still count while another thread uploads.
+                return waiter.result(pending)
+            except (CancelledError, FalTimeoutError):
+                if waiter.fired():
+                    raise
+                # The uploading thread's edit was cancelled or timed out, not ours: upload it here.
         try:
-            url = self._upload(data, content_type, digest, waiter or Waiter())
+            url = self._upload(data, content_type, digest, waiter)
         except BaseException as exc:
             with self._lock:
                 del self._urls[digest]  # a failed upload is not remembered
