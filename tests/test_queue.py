@@ -378,3 +378,25 @@ def test_stream_not_offered_falls_back_to_polling(reply, fake_fal, make_client):
     assert client.queue.wait(handle, on_progress=updates.append)["images"]
     assert len(paths(fake_fal, "/status/stream")) == 1 and paths(fake_fal, "/status")
     assert {u.via for u in updates} == {"poll"} and updates[-1].status == "COMPLETED"
+
+
+def test_untrusted_certificate_on_submit_is_never_connected(make_client, key_scan):
+    from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal
+    with FakeFal(key=KEY, tls=True, max_lifetime=60).start() as server:
+        client = make_client(server)  # verifies against the system CAs, which never signed the fake's cert
+        with pytest.raises(TransportError, match="network error after 5 tries: SSLError") as info:
+            client.queue.submit(ENDPOINT, arguments())
+        assert not isinstance(info.value, SubmitUncertainError)
+        assert server.submissions == 0 and not server.requests
+        key_scan(str(info.value))
+
+
+def test_unreachable_proxy_on_submit_is_never_connected(fake_fal, make_client):
+    port = free_port()  # nothing listens there: the proxy refuses every connection
+    client = make_client(fake_fal)
+    client.transport.session.trust_env = False  # NO_PROXY from the environment must not bypass it
+    client.transport.session.proxies = {"http": f"http://127.0.0.1:{port}"}
+    with pytest.raises(TransportError, match="ProxyError"):
+        client.queue.submit(ENDPOINT, arguments())
+    assert fake_fal.submissions == 0
+

@@ -1,7 +1,14 @@
-"""The SSE parser copes with events split anywhere across reads."""
+"""Pure units: the SSE parser (events split anywhere across reads), Retry-After forms, and which
+connection failures prove that a submit never left the machine."""
+
+import ssl
+
+import requests
+from urllib3.exceptions import MaxRetryError
+from urllib3.exceptions import SSLError as Urllib3SSLError
 
 from comfyui_fal_qwen_edit.nodes.fal.sse import SSEParser
-from comfyui_fal_qwen_edit.nodes.fal.transport import parse_retry_after
+from comfyui_fal_qwen_edit.nodes.fal.transport import _never_connected, parse_retry_after
 
 STREAM = (b": ping\n\n"
           b"data: {\"status\": \"IN_QUEUE\"}\r\n\r\n"
@@ -26,3 +33,15 @@ def test_retry_after_forms():
     assert parse_retry_after(None) is None
     assert parse_retry_after("soon") is None
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date in the past
+
+
+def test_connect_phase_failures_are_recognised_without_tracking():
+    def wrapped(cause):
+        return requests.exceptions.SSLError(MaxRetryError(None, "/", Urllib3SSLError(cause)))
+
+    verify = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    assert _never_connected(wrapped(verify))
+    assert not _never_connected(wrapped(ssl.SSLError(1, "decryption failed or bad record mac")))
+    assert _never_connected(requests.exceptions.ProxyError("proxy refused"))
+    assert _never_connected(requests.exceptions.ConnectTimeout("connect timed out"))
+    assert not _never_connected(requests.exceptions.ReadTimeout("read timed out"))

@@ -187,9 +187,11 @@ class QueueClient:
         raise AssertionError("unreachable")
 
     def cancel(self, handle: RequestHandle) -> str:
-        """Ask fal to cancel; returns fal's answer (CANCELLATION_REQUESTED, ALREADY_COMPLETED…)."""
+        """Ask fal to cancel; returns fal's answer (CANCELLATION_REQUESTED, ALREADY_COMPLETED…).
+
+        Sent on fresh connections: the pooled ones may lead to the server that just stalled."""
         resp = self.transport.request("PUT", handle.cancel_url, what=f"Cancel of {handle.endpoint}",
-                                      request_id=handle.request_id, ok=(200, 202, 400),
+                                      request_id=handle.request_id, ok=(200, 202, 400), fresh=True,
                                       waiter=Waiter(timeout=10.0), timeout=(5.0, 10.0))
         try:
             answer = str(resp.json().get("status", resp.status_code))
@@ -258,14 +260,15 @@ class QueueClient:
     def _open_stream(self, handle: RequestHandle, waiter: Waiter) -> EventStream | None:
         url = handle.status_url + "/stream"
         try:
-            resp = self.transport.session.get(
-                url, params={"logs": "1"}, stream=True, verify=self.transport.verify,
-                headers=self.transport.headers_for(url, {"Accept": "text/event-stream"}),
+            # Interruptible: a server that never sends the headers is abandoned on Cancel/deadline,
+            # while a slow but healthy one still gets the long read timeout.
+            resp = self.transport.send_once(
+                "GET", url, waiter=waiter, request_id=handle.request_id, params={"logs": "1"},
+                stream=True, headers=self.transport.headers_for(url, {"Accept": "text/event-stream"}),
                 timeout=(self.transport.timeout[0], 300.0))
         except requests.RequestException as exc:
             log.debug("fal: status stream unavailable (%s)", type(exc).__name__)
             return None
-        waiter.check(handle.request_id)
         if resp.status_code != 200 or "text/event-stream" not in resp.headers.get("Content-Type", ""):
             log.debug("fal: status stream not offered (HTTP %d)", resp.status_code)
             resp.close()

@@ -1,34 +1,48 @@
-"""One pooled HTTP session with retries, and the mapping of HTTP failures to typed errors.
+"""One pooled HTTP session with retries (HTTP failures become the typed errors of errors.py).
 
 Retry rules (the money rule first):
 
 * calls that cannot cost anything (status, result, cancel, uploads, downloads)
   are retried on connection errors, 429 (honouring ``Retry-After``) and
   502/503/504, with exponential backoff and jitter;
-* a submit is retried only when the server certainly did not accept it: the
-  connection was never established, or the answer was 429, or a 503 from the
+* a submit is retried only when the server certainly did not accept it: not a
+  byte of it was sent, or the answer was 429, or a 503 from the
   ingress (no ``x-fal-request-id`` header, fal-client's test for "the app never
   saw it"). A submit whose answer is lost raises ``SubmitUncertainError``
   instead, because resending it could pay twice.
+
+Whether a request "went out" is not guessed from the exception type: the
+connection classes below note the first byte of the request handed to the
+socket (the TLS handshake and a proxy's CONNECT do not count), so a TLS,
+proxy or connect failure is known to have cost nothing.
+
+Every call runs through ``Waiter.run``: Cancel and the deadline abandon a call
+stalled on a silent server within 250 ms, and its socket is shut down so the
+worker thread ends at once instead of at its read timeout. A submit that has
+already gone out is never abandoned: its answer names the job to cancel.
 """
 
 from __future__ import annotations
 
 import email.utils
-import json
 import logging
 import random
+import socket
+import ssl
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from .config import FalConfig
-from .errors import (AuthError, FalError, HTTPStatusError, RateLimitError, SubmitUncertainError,
-                     TransportError, ValidationError, redact)
-from .waiting import Waiter
+from .errors import FalError, SubmitUncertainError, TransportError, error_for_response, redact
+from .errors import HTTPStatusError, response_detail  # noqa: F401 - importable from here as before
+from .waiting import BodyWatch, Waiter
 
 log = logging.getLogger("fal_qwen_edit")
 
@@ -64,10 +78,126 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _never_connected(exc: requests.RequestException) -> bool:
-    """True when the request certainly never reached the server."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
+class _CallState:
+    """What one HTTP call did on the wire, shared by its thread and the one waiting for it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.conn: HTTPConnection | None = None  # the connection while this call holds it
+        self.sent = False      # a byte of the request reached the socket
+        self.aborted = False
+        self.used = False      # a tracked connection served the call (so ``sent`` can be trusted)
+
+    def use(self, conn: HTTPConnection, sending: bool) -> None:
+        with self.lock:
+            if self.aborted:  # abandoned: never send anything more
+                raise ConnectionAbortedError("call abandoned")
+            self.conn, conn._fal_state, self.used = conn, self, True
+            self.sent = self.sent or sending
+
+    def release(self, conn: HTTPConnection) -> None:
+        """The pool takes the connection back: from now on it may serve another call."""
+        with self.lock:
+            if self.conn is conn:
+                self.conn = None
+            conn._fal_state = None
+
+    def abort(self, unsent_only: bool = False) -> bool:
+        """Stop the call now; with ``unsent_only``, only if nothing was sent (else False)."""
+        with self.lock:  # held while shutting down, so the pool cannot hand the socket on meanwhile
+            if unsent_only and self.sent:
+                return False
+            self.aborted = True
+            _shutdown(getattr(self.conn, "sock", None))
         return True
+
+
+_local = threading.local()
+
+
+def _shutdown(sock: socket.socket | None) -> None:
+    """Wake a thread blocked on ``sock`` (close() alone does not on Linux). The plain socket
+    method is used on TLS sockets too, so the SSL object stays intact for its reader."""
+    if sock is not None:
+        try:
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+class _Tracked:
+    """Mixed into urllib3's connections: reports them to the current call's _CallState."""
+
+    _fal_connecting = False
+    _fal_state = None
+
+    def connect(self) -> None:
+        state = getattr(_local, "state", None)
+        if state is not None:
+            state.use(self, sending=False)
+        self._fal_connecting = True  # a proxy CONNECT sent from here is not the request
+        try:
+            super().connect()
+        finally:
+            self._fal_connecting = False
+
+    def send(self, data) -> None:
+        state = getattr(_local, "state", None)
+        if state is not None and not self._fal_connecting:
+            if self.sock is None and self.auto_open:
+                self.connect()  # http.client would connect lazily here; that is not sending
+            state.use(self, sending=True)
+        super().send(data)
+
+
+class _TrackedHTTPConnection(_Tracked, HTTPConnection):
+    pass
+
+
+class _TrackedHTTPSConnection(_Tracked, HTTPSConnection):
+    pass
+
+
+class _ReleasingPool:
+    def _put_conn(self, conn) -> None:
+        state = getattr(conn, "_fal_state", None)
+        if state is not None:
+            state.release(conn)
+        super()._put_conn(conn)
+
+
+class _TrackedHTTPPool(_ReleasingPool, HTTPConnectionPool):
+    ConnectionCls = _TrackedHTTPConnection
+
+
+class _TrackedHTTPSPool(_ReleasingPool, HTTPSConnectionPool):
+    ConnectionCls = _TrackedHTTPSConnection
+
+
+_POOLS = {"http": _TrackedHTTPPool, "https": _TrackedHTTPSPool}
+
+
+class _TrackingAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _POOLS
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any):
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        if not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = _POOLS
+        return manager
+
+
+def _never_connected(exc: requests.RequestException, state: _CallState | None = None) -> bool:
+    """True when the request certainly never reached the server."""
+    if state is not None and state.used:
+        return not state.sent  # a tracked connection saw the call: no guessing needed
+    # Untracked (e.g. a SOCKS proxy): judge by the failure, counting only connect-phase kinds.
+    if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.ProxyError)):
+        return True
+    if isinstance(exc, requests.exceptions.SSLError):
+        return _is_handshake_failure(exc)
     if isinstance(exc, requests.exceptions.ConnectionError):
         reason = exc.args[0] if exc.args else None
         reason = getattr(reason, "reason", reason)  # urllib3 MaxRetryError wraps the cause
@@ -76,59 +206,17 @@ def _never_connected(exc: requests.RequestException) -> bool:
     return False
 
 
-def response_detail(resp: requests.Response) -> Any:
-    try:
-        body = resp.json()
-    except ValueError:
-        return resp.text[:500]
-    if isinstance(body, dict) and "detail" in body:
-        return body["detail"]
-    return body
-
-
-def _detail_text(detail: Any) -> str:
-    if isinstance(detail, list):
-        parts = []
-        for item in detail:
-            if isinstance(item, dict):
-                loc = ".".join(str(x) for x in item.get("loc", []) if x != "body")
-                parts.append(f"{loc}: {item.get('msg', item)}" if loc else str(item.get("msg", item)))
-            else:
-                parts.append(str(item))
-        return "; ".join(parts)
-    if isinstance(detail, (dict,)):
-        return json.dumps(detail)[:500]
-    return str(detail)
-
-
-def error_for_response(resp: requests.Response, what: str, request_id: str | None = None,
-                       key_source: str = "") -> HTTPStatusError:
-    """Turn an unsuccessful response into the typed error a user can act on."""
-    status = resp.status_code
-    request_id = request_id or resp.headers.get("x-fal-request-id")
-    detail = response_detail(resp)
-    text = _detail_text(detail)
-    if status in (401, 403):
-        where = f" (taken from {key_source})" if key_source else ""
-        return AuthError(f"{what}: the server refused the key{where} with HTTP {status}. "
-                         "Check that the key is valid and matches the connection mode "
-                         "(fal keys use 'Key', gateway tokens use 'Bearer').",
-                         status=status, request_id=request_id, detail=detail)
-    if status == 422:
-        fields = []
-        if isinstance(detail, list):
-            for item in detail:
-                loc = [str(x) for x in (item.get("loc", []) if isinstance(item, dict) else []) if x != "body"]
-                if loc:
-                    fields.append(".".join(loc))
-        return ValidationError(f"{what}: fal rejected the request: {text}", status=status,
-                               fields=fields, request_id=request_id, detail=detail)
-    if status == 429:
-        return RateLimitError(f"{what}: rate limited by the server (HTTP 429) after every retry; "
-                              "wait a little or lower concurrency.", status=status,
-                              request_id=request_id, detail=detail)
-    return HTTPStatusError(f"{what}: HTTP {status}: {text}", status=status,
-                           request_id=request_id, detail=detail)
+def _is_handshake_failure(exc: BaseException) -> bool:
+    """A certificate the client refused can only fail the handshake; other TLS errors may
+    come from reading a reply, after the request went out."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ssl.SSLCertVerificationError) or type(exc).__name__ == "CertificateError":
+            return True
+        inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
+        exc = getattr(exc, "reason", None) or inner or exc.__cause__ or exc.__context__
+    return False
 
 
 class Transport:
@@ -142,14 +230,19 @@ class Transport:
         self.config = config
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
-        self.session = requests.Session()
         # Passed on every request: requests lets REQUESTS_CA_BUNDLE override a session's verify.
         self.verify = verify  # a CA bundle path may be given; never False by default
-        self.session.verify = verify
-        adapter = HTTPAdapter(pool_connections=8, pool_maxsize=pool_size, max_retries=0)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-        self.session.headers["User-Agent"] = USER_AGENT
+        self.session = self._new_session(pool_size)
+        self._bodies = BodyWatch()
+
+    def _new_session(self, pool_size: int) -> requests.Session:
+        session = requests.Session()
+        session.verify = self.verify
+        adapter = _TrackingAdapter(pool_connections=8, pool_maxsize=pool_size, max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.headers["User-Agent"] = USER_AGENT
+        return session
 
     def close(self) -> None:
         self.session.close()
@@ -160,27 +253,73 @@ class Transport:
             headers.update(self.config.auth_header())
         return headers
 
+    def send_once(self, method: str, url: str, *, waiter: Waiter, request_id: str | None = None,
+                  submit: bool = False, session: requests.Session | None = None,
+                  **kwargs: Any) -> requests.Response:
+        """One attempt, interruptible by ``waiter``. A RequestException it raises carries
+        ``never_sent``: True when not a byte of the request reached the server."""
+        state = _CallState()
+        session = session or self.session
+
+        def call() -> requests.Response:
+            _local.state = state
+            try:
+                return session.request(method, url, verify=self.verify, **kwargs)
+            finally:
+                _local.state = None
+
+        def abort() -> bool:
+            if state.abort(unsent_only=submit):
+                return True
+            log.info("fal: the submit already went out; waiting for its answer so that the job it "
+                     "created can be cancelled")
+            return False
+
+        try:
+            resp = waiter.run(call, request_id, abort=abort, on_abandon=lambda resp: resp.close())
+        except requests.RequestException as exc:
+            exc.never_sent = _never_connected(exc, state)
+            raise
+        resp.fal_call = state  # a streamed body still holds the connection: BodyWatch may abort it
+        return resp
+
     def request(self, method: str, url: str, *, what: str, waiter: Waiter | None = None,
                 submit: bool = False, request_id: str | None = None,
                 ok: tuple[int, ...] = (200, 201, 202), headers: dict | None = None,
-                auth: bool = True, timeout: tuple[float, float] | None = None,
+                auth: bool = True, timeout: tuple[float, float] | None = None, fresh: bool = False,
                 **kwargs: Any) -> requests.Response:
         """Send with retries; return a response whose status is in ``ok``.
 
         ``submit=True`` applies the never-pay-twice rule. ``what`` names the call
-        in error messages ("Submit to fal-ai/qwen-image-edit-plus").
+        in error messages ("Submit to fal-ai/qwen-image-edit-plus"). ``fresh`` uses
+        new connections (cancel: the pooled ones may lead to the server that stalled).
+        A streamed body is watched too: Cancel or the deadline breaks its read.
         """
         waiter = waiter or Waiter()
         send_headers = self.headers_for(url, headers) if auth else dict(headers or {})
+        session = self._new_session(1) if fresh else self.session
+        try:
+            resp = self._attempts(method, url, what, waiter, submit, request_id, ok, session,
+                                  headers=send_headers, timeout=timeout or self.timeout, **kwargs)
+        finally:
+            if fresh:
+                session.close()  # a non-streamed body is already read; the socket can go
+        if kwargs.get("stream") and not submit:
+            self._bodies.add(resp, waiter)
+        return resp
+
+    def _attempts(self, method: str, url: str, what: str, waiter: Waiter, submit: bool,
+                  request_id: str | None, ok: tuple[int, ...], session: requests.Session,
+                  **kwargs: Any) -> requests.Response:
         attempt = 0
         while True:
             attempt += 1
             waiter.check(request_id)
             try:
-                resp = self.session.request(method, url, headers=send_headers, verify=self.verify,
-                                            timeout=timeout or self.timeout, **kwargs)
+                resp = self.send_once(method, url, waiter=waiter, request_id=request_id, submit=submit,
+                                      session=session, **kwargs)
             except requests.RequestException as exc:
-                retryable = _never_connected(exc) if submit else True
+                retryable = exc.never_sent if submit else True
                 if not retryable:
                     raise SubmitUncertainError(
                         f"{what}: the connection failed after the request was sent "
