@@ -51,7 +51,9 @@ class ConnectionSettings:
 def persistent_client(config: FalConfig, directory: Path | None = None, **options) -> FalEditClient:
     """A client with the on-disk job journal and result cache (see config.state_dir)."""
     directory = directory or state_dir()
-    return FalEditClient(config, journal=Journal(directory / "journal"),
+    journal = Journal(directory / "journal")
+    journal.sweep()
+    return FalEditClient(config, journal=journal,
                          cache=ResultCache(directory / "results", cache_limit_bytes()), **options)
 
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import requests
 
-from .errors import DownloadError, HTTPStatusError, ImageDecodeError, TransportError
+from .errors import DownloadError, HTTPStatusError, ImageDecodeError, OutputGoneError, TransportError
 from .images import MAX_PIXELS, decode_image
 from .transport import Transport
 from .waiting import Waiter
@@ -62,9 +62,11 @@ def _fetch_once(transport: Transport, url: str, waiter: Waiter, max_bytes: int,
         resp = transport.request("GET", url, what=f"Download of {describe(url)}", waiter=waiter,
                                  request_id=request_id, ok=(200,), stream=True)
     except HTTPStatusError as exc:
-        hint = " The output URL has probably expired; fetch the result again by request id." \
-            if exc.status in (403, 404, 410) else ""
-        raise DownloadError(f"Download of {describe(url)} failed with HTTP {exc.status}.{hint}",
+        if exc.status in (403, 404, 410):
+            raise OutputGoneError(f"Download of {describe(url)} failed with HTTP {exc.status}: the output URL "
+                                  "has expired or was removed. Run the edit again to make new images.",
+                                  request_id=request_id) from None
+        raise DownloadError(f"Download of {describe(url)} failed with HTTP {exc.status}.",
                             request_id=request_id) from None
     except TransportError as exc:
         raise DownloadError(str(exc), request_id=request_id) from None

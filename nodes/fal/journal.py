@@ -1,28 +1,38 @@
-"""Job journal: every submitted job is on disk before the wait starts.
+"""Job journal: every paid submit is on disk before it is sent, and its request id right after.
 
 If ComfyUI (or the CLI) dies while a paid job runs, running the same edit
 again finds the journalled request and waits on it instead of submitting a
-second job. One small JSON file per request key, written atomically, so
-concurrent processes never see half a record. Entries are removed when the
-job's result is in hand or the job definitely ended (failed, cancelled).
+second job. An entry is written in two steps: "submitting" before the POST
+(so a submit whose answer was lost still blocks a silent second payment) and
+the request's URLs as soon as fal answers. Entries are removed when the job's
+result is in hand or the job definitely ended. One small JSON file per edit,
+written atomically; ``claim`` serialises edits of the same key across threads
+and processes, so two identical edits started together share one job.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import tempfile
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from .queue import RequestHandle
+from .waiting import Waiter
 
 log = logging.getLogger("fal_qwen_edit")
 
 MAX_RESUME_AGE = 24 * 3600.0  # fal keeps queue results for a while; a day-old job is not resumed
+LOCK_POLL = 0.05              # seconds between attempts to take a busy claim (Cancel stays live)
 
 
 def request_key(endpoint: str, arguments: dict[str, Any], inputs: Iterable[str]) -> str:
@@ -52,6 +62,13 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+@dataclass
+class JournalEntry:
+    endpoint: str
+    submitted_at: float
+    handle: RequestHandle | None  # None: the submit was sent but fal's answer never arrived
+
+
 class Journal:
     def __init__(self, directory: Path):
         self.directory = Path(directory)
@@ -59,33 +76,88 @@ class Journal:
     def _path(self, key: str) -> Path:
         return self.directory / f"{key}.json"
 
-    def record(self, key: str, handle: RequestHandle) -> None:
-        entry = {"key": key, "endpoint": handle.endpoint, "request_id": handle.request_id,
-                 "status_url": handle.status_url, "response_url": handle.response_url,
-                 "cancel_url": handle.cancel_url, "submitted_at": time.time()}
-        write_atomic(self._path(key), json.dumps(entry, indent=1).encode())
+    @contextlib.contextmanager
+    def claim(self, key: str, waiter: Waiter | None = None) -> Iterator[None]:
+        """Hold the key's lock (threads and processes alike) while deciding whether to submit.
 
-    def pending(self, key: str, max_age: float = MAX_RESUME_AGE) -> RequestHandle | None:
-        """The journalled job for this edit, if one is still worth waiting for."""
+        flock locks belong to an open file description, so two threads of one
+        process exclude each other as two processes do. The lock file is removed
+        on release; whoever then holds a lock on the removed file tries again.
+        """
+        waiter = waiter or Waiter()
+        path = self.directory / f"{key}.lock"
+        self.directory.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        waiter.sleep(LOCK_POLL)  # an identical edit is submitting; Cancel stays live
+                try:
+                    current = os.stat(path).st_ino
+                except FileNotFoundError:
+                    current = None
+                if current == os.fstat(fd).st_ino:
+                    break
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)  # locked a file that its previous holder had already removed
+        try:
+            yield
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            os.close(fd)
+
+    def record_submitting(self, key: str, endpoint: str) -> None:
+        self._write(key, {"endpoint": endpoint, "submitted_at": time.time(), "request_id": None})
+
+    def record(self, key: str, handle: RequestHandle) -> None:
+        self._write(key, {"endpoint": handle.endpoint, "request_id": handle.request_id,
+                          "status_url": handle.status_url, "response_url": handle.response_url,
+                          "cancel_url": handle.cancel_url, "submitted_at": time.time()})
+
+    def _write(self, key: str, entry: dict[str, Any]) -> None:
+        write_atomic(self._path(key), json.dumps({"key": key, **entry}, indent=1).encode())
+
+    def pending(self, key: str, max_age: float = MAX_RESUME_AGE) -> JournalEntry | None:
+        """The journalled job for this edit, if one is still worth waiting for.
+
+        An entry that cannot be read (truncated, edited by hand, an older
+        layout) is reported and removed: it must never stop an edit.
+        """
         path = self._path(key)
         try:
-            entry = json.loads(path.read_text())
+            raw = json.loads(path.read_text())
         except FileNotFoundError:
             return None
         except (OSError, ValueError):
-            log.warning("fal: unreadable journal entry %s; ignoring it", path.name)
-            return None
-        if time.time() - float(entry.get("submitted_at", 0)) > max_age:
+            raw = None
+        entry = _parse(raw)
+        if entry is None:
+            log.warning("fal: unreadable journal entry %s; removing it", path.name)
             self.finish(key)
             return None
-        return RequestHandle(entry["endpoint"], entry["request_id"], entry["status_url"],
-                             entry["response_url"], entry["cancel_url"])
+        if time.time() - entry.submitted_at > max_age:
+            self.finish(key)
+            return None
+        return entry
 
     def finish(self, key: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self._path(key).unlink()
-        except FileNotFoundError:
-            pass
+
+    def sweep(self, max_age: float = MAX_RESUME_AGE) -> None:
+        """Remove entries too old to resume (an edit that is never run again leaves its entry behind)."""
+        cutoff = time.time() - max_age
+        for path in self.directory.glob("*.json"):
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
 
     def entries(self) -> list[dict]:
         found = []
@@ -95,3 +167,45 @@ class Journal:
             except (OSError, ValueError):
                 continue
         return found
+
+
+def _parse(raw: Any) -> JournalEntry | None:
+    if not isinstance(raw, dict):
+        return None
+    endpoint, submitted_at = raw.get("endpoint"), raw.get("submitted_at")
+    if not isinstance(endpoint, str) or not isinstance(submitted_at, (int, float)):
+        return None
+    if raw.get("request_id") is None:
+        return JournalEntry(endpoint, float(submitted_at), None)
+    urls = [raw.get(name) for name in ("request_id", "status_url", "response_url", "cancel_url")]
+    if not all(isinstance(value, str) and value for value in urls):
+        return None
+    return JournalEntry(endpoint, float(submitted_at), RequestHandle(endpoint, *urls))
+
+
+class KeysInUse:
+    """Journal keys whose job this process is waiting on right now (a journal entry alone cannot
+    tell a job left by a dead process from one this process is still running)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count: collections.Counter[str] = collections.Counter()
+
+    def holds(self, key: str) -> bool:
+        with self._lock:
+            return self._count[key] > 0
+
+    @contextlib.contextmanager
+    def hold(self, key: str):
+        with self._lock:
+            self._count[key] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._count[key] -= 1
+                if not self._count[key]:
+                    del self._count[key]
+
+
+WAITING = KeysInUse()  # one per process

@@ -9,21 +9,23 @@ the wait; a job is never submitted twice for one edit.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
 from .config import FalConfig
 from .downloads import decode_all, download_all
-from .errors import CancelledError, FalError, HTTPStatusError, JobFailedError, ValidationError
+from .errors import (CancelledError, FalError, HTTPStatusError, ImageDecodeError, JobFailedError, OutputGoneError,
+                     SubmitUncertainError, ValidationError)
 from .images import encode_png, split_batch, stack_batch
-from .journal import Journal, request_key
+from .journal import WAITING, Journal, request_key
 from .qwen import DEFAULT_ENDPOINT, QwenEditRequest, QwenEditResult
 from .queue import ProgressCallback, QueueClient, RequestHandle, WaitSettings
 from .result_cache import ResultCache
@@ -33,8 +35,8 @@ from .waiting import CancelHook, Waiter
 
 log = logging.getLogger("fal_qwen_edit")
 
+FORCE_HINT = "To submit this edit again anyway, turn on force_new_job (--fresh on the CLI)."
 DEFAULT_TIMEOUT = 900.0  # seconds for the whole edit; fal jobs usually take 5-60 s
-ENDED = (JobFailedError, CancelledError, ValidationError)  # the job is over: nothing to resume
 
 
 @dataclass
@@ -58,10 +60,8 @@ class EditOutcome:
         return info
 
 
-@dataclass
-class _Inputs:
-    pngs: list[bytes]
-    identities: list[str] = field(default_factory=list)  # content hash per image, for request_key
+class _ResumedJobCancelled(Exception):
+    """The journalled job this run resumed turned out cancelled (by an earlier Cancel)."""
 
 
 class FalEditClient:
@@ -111,74 +111,181 @@ class FalEditClient:
         return self.upload_pngs(self.encode_frames(images), waiter=waiter)
 
     def result_by_id(self, request_id: str, *, endpoint: str = DEFAULT_ENDPOINT, mismatch: str = "pad",
-                     should_cancel: CancelHook = None, timeout: float = 120.0) -> EditOutcome:
-        """The outputs of any earlier request, fetched (not re-run: free) from fal's queue."""
+                     should_cancel: CancelHook = None, timeout: float = 120.0,
+                     on_progress: ProgressCallback = None) -> EditOutcome:
+        """The outputs of any earlier request, fetched (not re-run: free) from fal's queue.
+        A request that is still queued or running is waited for first."""
         waiter = Waiter(should_cancel, timeout)
         handle = self.queue.handle_for(endpoint, request_id)
-        data = self.queue.result(handle, waiter=waiter)
+        data = self.queue.wait(handle, on_progress=on_progress, should_cancel=should_cancel, timeout=timeout)
         return self._finish(handle, data, waiter, mismatch, {}, "fetched", key=None)
 
-    def edit(self, request: QwenEditRequest, images: Sequence[Any] = (), *,
-             endpoint: str = DEFAULT_ENDPOINT, on_progress: ProgressCallback = None,
-             should_cancel: CancelHook = None, timeout: float = DEFAULT_TIMEOUT,
-             mismatch: str = "pad", fresh: bool = False) -> EditOutcome:
+    def edit(self, request: QwenEditRequest, images: Sequence[Any] = (), **options: Any) -> EditOutcome:
         """Run one edit. ``images`` are IMAGE tensors whose frames are appended to
-        ``request.image_urls``. ``fresh`` skips the result cache and journal resume."""
-        request.validate(check_urls=False)  # fields first: nothing is uploaded for a bad request
+        ``request.image_urls``. Options: endpoint, on_progress, should_cancel, timeout,
+        mismatch, and ``fresh`` (skip the result cache and journal resume)."""
+        request.validate(images_to_come=None)  # fields first: nothing is encoded for a bad request
+        started = time.monotonic()
+        return self._edit_encoded(request, self.encode_frames(images), started=started, **options)
+
+    def _edit_encoded(self, request: QwenEditRequest, pngs: list[bytes], *, started: float,
+                      endpoint: str = DEFAULT_ENDPOINT, on_progress: ProgressCallback = None,
+                      should_cancel: CancelHook = None, timeout: float = DEFAULT_TIMEOUT,
+                      mismatch: str = "pad", fresh: bool = False) -> EditOutcome:
+        request.validate(images_to_come=len(pngs))  # count and URLs too: nothing uploaded for a bad request
         waiter = Waiter(should_cancel, timeout)
-        phases: dict[str, float] = {}
-        start = time.monotonic()
-        inputs = _Inputs(self.encode_frames(images))
-        inputs.identities = [hashlib.sha256(x.encode()).hexdigest() for x in request.image_urls] + \
-            [hashlib.sha256(png).hexdigest() for png in inputs.pngs]
-        key = request_key(endpoint, request.arguments_without_images(), inputs.identities)
-        phases["encode"] = time.monotonic() - start
-
-        if self.cache is not None and request.seed is not None and not fresh:
-            hit = self.cache.get(key)
-            if hit is not None:
-                handle = self.queue.handle_for(endpoint, hit.request_id)
-                result = QwenEditResult.from_json(hit.result, hit.request_id)
-                return self._decoded(handle, result, hit.blobs, mismatch, phases, "cache")
-
-        handle = self.journal.pending(key) if self.journal is not None and not fresh else None
-        source = "job"
-        if handle is not None:
-            source = "resumed"
-            log.info("fal: resuming request %s from the journal instead of submitting again",
-                     handle.request_id)
-        else:
+        identities = [hashlib.sha256(x.encode()).hexdigest() for x in request.image_urls] + \
+            [hashlib.sha256(png).hexdigest() for png in pngs]
+        key = request_key(endpoint, request.arguments_without_images(), identities)
+        phases = {"encode": time.monotonic() - started}
+        # Pixels behind an http(s) URL may change, so only edits whose every input is content
+        # (tensors, data URIs) are served from the cache; a fal_picks_seed edit asks for a new image.
+        cacheable = self.cache is not None and request.seed is not None and \
+            all(url.startswith("data:") for url in request.image_urls)
+        journal_key = self._journal_key(key)
+        for attempt in (1, 2):
+            # Under the claim, an identical edit started meanwhile (a duplicate frame, another
+            # process) finds this one's job in the journal, or its result in the cache, and shares it.
+            with self.journal.claim(journal_key, waiter) if self.journal else contextlib.nullcontext():
+                if cacheable and not fresh:
+                    outcome = self._from_cache(key, endpoint, mismatch, phases)
+                    if outcome is not None:
+                        return outcome
+                handle, source = self._job(journal_key, request, pngs, endpoint, waiter, fresh, phases)
             mark = time.monotonic()
-            urls = list(request.image_urls) + self.upload_pngs(inputs.pngs, waiter=waiter)
-            arguments = dataclasses.replace(request, image_urls=urls).to_arguments()
-            phases["upload"] = time.monotonic() - mark
-            waiter.check()  # last chance to cancel for free
-            mark = time.monotonic()
-            handle = self.queue.submit(endpoint, arguments, waiter=waiter)
-            phases["submit"] = time.monotonic() - mark
-            if self.journal is not None:
-                self.journal.record(key, handle)
+            try:
+                data = self._wait(handle, source, journal_key, waiter, on_progress, should_cancel)
+            except _ResumedJobCancelled:
+                fresh = True  # the journalled job was cancelled: this run submits a new one
+                continue
+            phases["wait"] = time.monotonic() - mark
+            break
+        try:
+            outcome = self._finish(handle, data, waiter, mismatch, phases, source,
+                                   key=key if cacheable else None)
+        except (JobFailedError, ImageDecodeError, OutputGoneError):
+            self._forget(journal_key)  # the job is over and its outputs are unusable: a re-run makes new ones
+            raise
+        self._forget(journal_key)
+        phases["total"] = time.monotonic() - started
+        return outcome
 
-        mark = time.monotonic()
+    def _wait(self, handle: RequestHandle, source: str, journal_key: str, waiter: Waiter,
+              on_progress: ProgressCallback, should_cancel: CancelHook) -> dict:
+        """Wait for the job's result JSON, and keep the journal entry exactly while the job may still pay off."""
         remaining = waiter.remaining()
         try:
-            data = self.queue.wait(handle, on_progress=on_progress, should_cancel=should_cancel,
-                                   timeout=None if remaining is None else max(remaining, 0.001))
-        except ENDED:
-            self._forget(key)
+            with WAITING.hold(journal_key):
+                return self.queue.wait(handle, on_progress=on_progress, should_cancel=should_cancel,
+                                       timeout=None if remaining is None else max(remaining, 0.001))
+        except CancelledError as exc:
+            if getattr(exc, "by_user", False):
+                raise  # entry kept: a re-run learns from fal whether the cancel took effect
+            self._forget(journal_key)
+            if source == "resumed":
+                log.info("fal: journalled request %s was cancelled; submitting a new job", handle.request_id)
+                raise _ResumedJobCancelled() from exc
+            raise
+        except (JobFailedError, ValidationError):
+            self._forget(journal_key)
             raise
         except HTTPStatusError as exc:
-            if source == "resumed" and exc.status == 404:
-                self._forget(key)  # fal no longer knows the journalled job: say so, do not resubmit
-                raise FalError(f"The journalled request {handle.request_id} is unknown to fal now; run the "
-                               "edit again to submit a new job.", request_id=handle.request_id) from None
+            if source == "resumed" and exc.status in (401, 403, 404):
+                self._forget(journal_key)  # fal no longer shows us the journalled job: say so, do not resubmit
+                raise FalError(f"The journalled request {handle.request_id} is unknown to fal with this "
+                               f"connection now (HTTP {exc.status}); run the edit again to submit a new job.",
+                               request_id=handle.request_id) from None
             raise
-        phases["wait"] = time.monotonic() - mark
-        outcome = self._finish(handle, data, waiter, mismatch, phases, source,
-                               key=key if request.seed is not None else None)
-        self._forget(key)
-        phases["total"] = time.monotonic() - start
+
+    def _journal_key(self, key: str) -> str:
+        """The journal is per connection: a job made through one queue is not visible through another."""
+        return hashlib.sha256(f"{key}\n{self.config.queue_base}".encode()).hexdigest()
+
+    def _from_cache(self, key: str, endpoint: str, mismatch: str, phases: dict[str, float]) -> EditOutcome | None:
+        hit = self.cache.get(key)
+        if hit is None:
+            return None
+        handle = self.queue.handle_for(endpoint, hit.request_id)
+        try:
+            outcome = self._decoded(handle, QwenEditResult.from_json(hit.result, hit.request_id), hit.blobs,
+                                    mismatch, phases, "cache")
+        except FalError as exc:
+            log.warning("fal: cached result of request %s is unusable (%s); running the edit", hit.request_id, exc)
+            self.cache.drop(key)
+            return None
+        log.info("fal: result of request %s served from the cache (no new job)", hit.request_id)
         return outcome
+
+    def _job(self, journal_key: str, request: QwenEditRequest, pngs: list[bytes], endpoint: str,
+             waiter: Waiter, fresh: bool, phases: dict[str, float]) -> tuple[RequestHandle, str]:
+        """The job to wait on: the journalled one for this edit, or a newly submitted one.
+        Called under the journal's claim for ``journal_key``."""
+        if self.journal is None:
+            return self._submit(endpoint, self._upload(request, pngs, waiter, phases), waiter, phases), "job"
+        entry = None if fresh else self.journal.pending(journal_key)
+        if entry is not None and entry.handle is not None:
+            if request.seed is None and WAITING.holds(journal_key):
+                # A fal-picks-the-seed edit already running in this process (a duplicate frame):
+                # the user asked for another random image, not for that job's.
+                entry = None
+            else:
+                log.info("fal: resuming request %s from the journal instead of submitting again",
+                         entry.handle.request_id)
+                return entry.handle, "resumed"
+        if entry is not None:
+            sent = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.submitted_at))
+            raise SubmitUncertainError(f"An earlier submit of this exact edit ({sent}) was sent but fal's "
+                                       f"answer never arrived, so it may be running and billed: check your fal "
+                                       f"dashboard. {FORCE_HINT}")
+        arguments = self._upload(request, pngs, waiter, phases)
+        return self._submit_journalled(journal_key, endpoint, arguments, waiter, phases), "job"
+
+    def _submit_journalled(self, journal_key: str, endpoint: str, arguments: dict[str, Any], waiter: Waiter,
+                           phases: dict[str, float]) -> RequestHandle:
+        """Submit with a "submitting" journal entry that stays whenever fal may have taken the job."""
+        self.journal.record_submitting(journal_key, endpoint)
+        try:
+            handle = self._submit(endpoint, arguments, waiter, phases)
+        except SubmitUncertainError as exc:
+            raise SubmitUncertainError(f"{exc} {FORCE_HINT}", request_id=exc.request_id) from None
+        except HTTPStatusError as exc:
+            if exc.request_id and exc.status >= 500:
+                # fal named the job in its error reply: it exists, so wait on it rather than lose it.
+                log.warning("fal: submit answered HTTP %d but named request %s; waiting on it", exc.status,
+                            exc.request_id)
+                handle = self.queue.handle_for(endpoint, exc.request_id)
+            elif exc.status >= 500 and exc.status != 503:  # only an ingress 503 certainly never reached the app
+                raise SubmitUncertainError(f"{exc} The job may have been accepted and billed: check your fal "
+                                           f"dashboard. {FORCE_HINT}", request_id=exc.request_id) from None
+            else:
+                self._forget(journal_key)  # refused (4xx, ingress 503): certainly not accepted
+                raise
+        except FalError:
+            self._forget(journal_key)  # never connected, or cancelled / timed out before sending
+            raise
+        # Anything else (Ctrl-C mid-request, a crash) leaves the "submitting" entry: it may have been sent.
+        try:
+            self.journal.record(journal_key, handle)
+        except OSError as exc:
+            log.warning("fal: could not journal request %s (%s); waiting on it anyway", handle.request_id, exc)
+        return handle
+
+    def _upload(self, request: QwenEditRequest, pngs: list[bytes], waiter: Waiter,
+                phases: dict[str, float]) -> dict[str, Any]:
+        """Upload the inputs (or inline them) and return the submit's JSON body."""
+        mark = time.monotonic()
+        urls = list(request.image_urls) + self.upload_pngs(pngs, waiter=waiter)
+        arguments = dataclasses.replace(request, image_urls=urls).to_arguments()
+        phases["upload"] = time.monotonic() - mark
+        return arguments
+
+    def _submit(self, endpoint: str, arguments: dict[str, Any], waiter: Waiter,
+                phases: dict[str, float]) -> RequestHandle:
+        waiter.check()  # last chance to cancel for free
+        mark = time.monotonic()
+        handle = self.queue.submit(endpoint, arguments, waiter=waiter)
+        phases["submit"] = time.monotonic() - mark
+        return handle
 
     def _forget(self, key: str) -> None:
         if self.journal is not None:
@@ -210,16 +317,22 @@ class FalEditClient:
     def edit_each(self, request: QwenEditRequest, batch: Any, references: Sequence[Any] = (), *,
                   concurrency: int = 8, **options: Any) -> list[EditOutcome]:
         """One edit per frame of ``batch`` (each with ``references`` appended), run
-        ``concurrency`` at a time. Every job is waited for even when one fails, so
-        no paid result is dropped; then the first failure is raised with a summary."""
-        request.validate(check_urls=False)
+        ``concurrency`` at a time. The references are encoded once. Every job is
+        waited for even when one fails, so no paid result is dropped; then the
+        first failure is raised with a summary."""
+        request.validate(images_to_come=None)
+        started = time.monotonic()
         frames = split_batch(batch)
         if not frames:
             return []
+        shared = self.encode_frames(references)
+
+        def one(frame: np.ndarray) -> EditOutcome:
+            return self._edit_encoded(request, [encode_png(frame), *shared], started=started, **options)
+
         with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(frames))),
                                 thread_name_prefix="fal-edit") as pool:
-            futures = [pool.submit(self.edit, request, [frame[None], *references], **options)
-                       for frame in frames]
+            futures = [pool.submit(one, frame) for frame in frames]
             outcomes, failures = [], []
             for index, future in enumerate(futures):
                 try:

@@ -22,6 +22,7 @@ from .journal import write_atomic
 log = logging.getLogger("fal_qwen_edit")
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
+INCOMPLETE_AGE = 3600.0  # seconds after which a folder without result.json is an abandoned write
 
 
 @dataclass
@@ -40,38 +41,67 @@ class ResultCache:
         return self.directory / key
 
     def get(self, key: str) -> CachedResult | None:
+        """The stored result, or None (also for an entry that cannot be read: the caller
+        then runs the edit; ``drop`` removes an entry whose bytes no longer decode)."""
         entry = self._entry(key)
         meta_path = entry / "result.json"
+        if not meta_path.is_file():  # written last: without it there is no (complete) entry
+            return None
         try:
             meta = json.loads(meta_path.read_text())
-            blobs = [(entry / name).read_bytes() for name in meta["files"]]
-        except (OSError, ValueError, KeyError):
+            hit = CachedResult(str(meta["request_id"]), dict(meta["result"]),
+                               [(entry / name).read_bytes() for name in meta["files"]])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            log.warning("fal: unreadable result-cache entry %s; removing it", key[:12])
+            self.drop(key)
             return None
         try:
             meta_path.touch()  # LRU: recently used entries survive pruning
         except OSError:
             pass
-        log.info("fal: result of request %s served from the cache (no new job)", meta.get("request_id"))
-        return CachedResult(meta["request_id"], meta["result"], blobs)
+        return hit
 
     def put(self, key: str, request_id: str, result: dict[str, Any], blobs: list[bytes]) -> None:
+        """Store a paid result. A full disk or a racing prune must not fail an edit whose
+        images are already in hand, so problems are logged, not raised."""
         entry = self._entry(key)
         files = [f"output_{i}.bin" for i in range(len(blobs))]
-        for name, blob in zip(files, blobs):
-            write_atomic(entry / name, blob)
         meta = {"request_id": request_id, "result": _without_inline_images(result), "files": files,
                 "stored_at": time.time()}
-        write_atomic(entry / "result.json", json.dumps(meta).encode())  # written last: marks it complete
-        self.prune()
+        try:
+            for name, blob in zip(files, blobs):
+                write_atomic(entry / name, blob)
+            write_atomic(entry / "result.json", json.dumps(meta).encode())  # written last: marks it complete
+            self.prune()
+        except OSError as exc:
+            log.warning("fal: could not store the result of request %s in the cache: %s", request_id, exc)
+
+    def drop(self, key: str) -> None:
+        shutil.rmtree(self._entry(key), ignore_errors=True)
 
     def prune(self) -> None:
-        entries = []
-        total = 0
-        for entry in self.directory.glob("*/result.json"):
-            folder = entry.parent
-            size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
-            entries.append((entry.stat().st_mtime, size, folder))
-            total += size
+        """Remove least recently used entries past ``max_bytes``, and leftovers of interrupted writes.
+
+        Other threads and processes prune and write at the same time: a folder
+        that vanishes while it is measured is simply skipped.
+        """
+        entries, total = [], 0
+        now = time.time()
+        for folder in self.directory.iterdir() if self.directory.is_dir() else ():
+            try:
+                if not folder.is_dir():
+                    continue
+                files = [f for f in folder.iterdir() if f.is_file()]
+                size = sum(f.stat().st_size for f in files)
+                meta = folder / "result.json"
+                if meta.exists():
+                    entries.append((meta.stat().st_mtime, size, folder))
+                    total += size
+                elif now - max((f.stat().st_mtime for f in files), default=folder.stat().st_mtime) \
+                        > INCOMPLETE_AGE:
+                    shutil.rmtree(folder, ignore_errors=True)  # a write that never finished
+            except OSError:
+                continue
         for _, size, folder in sorted(entries):
             if total <= self.max_bytes:
                 break
