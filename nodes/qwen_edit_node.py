@@ -38,6 +38,9 @@ def done_text(outcomes: list[EditOutcome], seconds: float) -> str:
     lines = [f"fal: {len(outcomes)} edits in {seconds:.1f} s" if len(outcomes) > 1 else
              f"fal: {how.get(outcomes[0].source, outcomes[0].source)} in {seconds:.1f} s"]
     lines += [f"request {o.handle.request_id}" for o in outcomes[:4]]
+    flagged = sum(sum(o.result.has_nsfw_concepts) for o in outcomes)
+    if flagged:  # the picture itself is usually just black: say why on the node, not only in info
+        lines.append(f"⚠ fal's safety checker flagged {flagged} output(s); they are likely blacked out")
     return "\n".join(lines)
 
 
@@ -144,10 +147,12 @@ class QwenImageEditPlusNode(io.ComfyNode):
             enable_safety_checker=enable_safety_checker, output_format=output_format,
             sync_mode=True if sync_mode else None,
             acceleration=None if acceleration == "default" else acceleration)
-        request.validate(check_urls=False)  # a bad field fails here, before any key lookup or upload
-        client = await asyncio.to_thread(client_for, connection)
         references = [image for image in (image_2, image_3) if image is not None]
         per_frame = batch_mode == BATCH_MODES[1]
+        frames_per_edit = (1 if per_frame else image_1.shape[0]) + sum(r.shape[0] for r in references)
+        # A bad field (or too many images) fails here, before any key lookup or upload.
+        request.validate(images_to_come=frames_per_edit)
+        client = await asyncio.to_thread(client_for, connection)
         progress = NodeProgress(cls.hidden.unique_id, jobs=image_1.shape[0] if per_frame else 1).start()
         started = time.monotonic()
         options = dict(endpoint=endpoint.strip(), on_progress=progress, timeout=float(timeout),

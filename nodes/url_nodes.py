@@ -8,10 +8,15 @@ import json
 import torch
 from comfy_api.latest import io
 
+import comfy.model_management
+
+from .comfy_progress import NodeProgress
 from .connection_node import FalConnection
 from .fal.connection import client_for
 from .fal.downloads import download_images
+from .fal.errors import CancelledError
 from .fal.images import MISMATCH_MODES, stack_batch
+from .fal.pipeline import DEFAULT_TIMEOUT
 from .fal.qwen import DEFAULT_ENDPOINT
 from .fal.transport import Transport
 
@@ -87,10 +92,12 @@ class FalResultByRequestIdNode(io.ComfyNode):
             display_name="fal Result by Request ID",
             category=CATEGORY,
             description="Fetches the outputs of an earlier fal request (from the info output, the console or "
-                        "an error message). No new job runs, so it costs nothing.",
+                        "an error message); waits for it first if it is still running. No new job runs, so "
+                        "it costs nothing.",
             inputs=[
                 io.String.Input("request_id", default="",
-                                tooltip="The request id of a finished job, e.g. 9c08e7d8-312c-402d-a691-…"),
+                                tooltip="The request id of a finished or running job, e.g. "
+                                        "9c08e7d8-312c-402d-a691-…"),
                 io.String.Input("endpoint", default=DEFAULT_ENDPOINT,
                                 tooltip="The endpoint the request was made to."),
                 io.Combo.Input("size_mismatch", options=list(MISMATCH_MODES), default="pad",
@@ -100,12 +107,23 @@ class FalResultByRequestIdNode(io.ComfyNode):
             ],
             outputs=[io.Image.Output(display_name="images"), io.Mask.Output(display_name="mask"),
                      io.String.Output(display_name="info", tooltip="Seed, timings, NSFW flags (JSON).")],
+            hidden=[io.Hidden.unique_id],
         )
 
     @classmethod
     async def execute(cls, request_id: str, endpoint: str, size_mismatch: str, connection=None) -> io.NodeOutput:
         client = await asyncio.to_thread(client_for, connection)
-        outcome = await asyncio.to_thread(client.result_by_id, request_id.strip(), endpoint=endpoint.strip(),
-                                          mismatch=size_mismatch)
+        progress = NodeProgress(cls.hidden.unique_id).start()
+        try:
+            # Cancel stops the wait only: this node never cancels the job itself (it did not start it).
+            outcome = await asyncio.to_thread(client.result_by_id, request_id.strip(), endpoint=endpoint.strip(),
+                                              mismatch=size_mismatch, on_progress=progress,
+                                              should_cancel=comfy.model_management.processing_interrupted,
+                                              timeout=DEFAULT_TIMEOUT)
+        except CancelledError:
+            comfy.model_management.throw_exception_if_processing_interrupted()  # end the run as interrupted
+            raise
+        finally:
+            progress.stop()
         return io.NodeOutput(torch.from_numpy(outcome.images), torch.from_numpy(outcome.mask),
                              json.dumps(outcome.info(), indent=1))

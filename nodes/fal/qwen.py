@@ -42,20 +42,26 @@ class QwenEditRequest:
     sync_mode: Optional[bool] = None
     acceleration: Optional[str] = None
 
-    def problems(self, *, check_urls: bool = True) -> list[str]:
-        """Every out-of-range field, as sentences that say what to change."""
+    def problems(self, *, images_to_come: int | None = 0) -> list[str]:
+        """Every out-of-range field, as sentences that say what to change.
+
+        ``images_to_come``: input images that will be appended to ``image_urls``
+        after upload (counted now, so nothing is uploaded for a request that
+        cannot be sent); None when that number is not known yet.
+        """
         found = []
         if not isinstance(self.prompt, str) or not self.prompt.strip():
             found.append("prompt: write what to change in the image(s); it is empty.")
-        if check_urls:
-            if not self.image_urls:
+        if images_to_come is not None:
+            count = len(self.image_urls) + images_to_come
+            if not count:
                 found.append("image_urls: connect at least one input image.")
-            elif len(self.image_urls) > MAX_REFERENCE_IMAGES:
-                found.append(f"image_urls: {len(self.image_urls)} images given; use at most "
+            elif count > MAX_REFERENCE_IMAGES:
+                found.append(f"image_urls: {count} images given; use at most "
                              f"{MAX_REFERENCE_IMAGES} (the model is built for 1-3).")
-            for url in self.image_urls:
-                if not isinstance(url, str) or not url.startswith(("https://", "http://", "data:image/")):
-                    found.append(f"image_urls: {str(url)[:60]!r} is not an http(s) URL or data:image URI.")
+        for url in self.image_urls:
+            if not isinstance(url, str) or not url.startswith(("https://", "http://", "data:image/")):
+                found.append(f"image_urls: {str(url)[:60]!r} is not an http(s) URL or data:image URI.")
         size = self.image_size
         if isinstance(size, str):
             if size not in IMAGE_SIZE_PRESETS:
@@ -87,8 +93,8 @@ class QwenEditRequest:
             found.append("negative_prompt: must be text.")
         return found
 
-    def validate(self, *, check_urls: bool = True) -> "QwenEditRequest":
-        found = self.problems(check_urls=check_urls)
+    def validate(self, *, images_to_come: int | None = 0) -> "QwenEditRequest":
+        found = self.problems(images_to_come=images_to_come)
         if found:
             raise InputError(found)
         return self
@@ -100,7 +106,7 @@ class QwenEditRequest:
 
     def arguments_without_images(self) -> dict[str, Any]:
         """Every field but ``image_urls`` (what identifies an edit besides its pixels)."""
-        self.validate(check_urls=False)
+        self.validate(images_to_come=None)
         return {"prompt": self.prompt, **self._fields()}
 
     def _fields(self) -> dict[str, Any]:
