@@ -6,9 +6,11 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -89,3 +91,44 @@ def test_cli_errors_are_readable_and_keyless(tmp_path):
     broken = run([str(not_image), "--prompt", "p"], {"FAL_KEY": KEY})
     assert broken.returncode == 2 and "not a readable image" in broken.stderr
     assert KEY not in missing.stderr + bad.stderr + broken.stderr
+
+
+def test_demo_stays_on_the_fake_server_whatever_this_machine_has_configured(tmp_path):
+    hostile = {"FAL_GATEWAY_URL": "https://gateway.invalid", "FAL_MODE": "gateway", "FAL_UPLOAD": "storage",
+               "FAL_QUEUE_BASE": "https://queue.invalid", "FAL_REST_BASE": "https://rest.invalid",
+               "MY_REAL_KEY": KEY}
+    done = run(["--demo", "--key-env", "MY_REAL_KEY", "--out", str(tmp_path / "o")], hostile)
+    assert done.returncode == 0, done.stderr
+    assert "--key-env is ignored" in done.stderr and re.search(r"^request [0-9a-f-]{36}$", done.stderr, re.M)
+    assert KEY not in done.stdout + done.stderr
+
+
+def test_ctrl_c_cancels_the_job_on_fal(tmp_path):
+    from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal
+    source = tmp_path / "in.png"
+    Image.fromarray(to_u8(gradient(16, 16))).save(source)
+    with FakeFal(key=KEY, run_time=30.0, max_lifetime=60).start() as server:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FAL_")}
+        env.update(FAL_KEY=KEY, FAL_QUEUE_BASE=server.url, FAL_REST_BASE=server.url, HOME=str(tmp_path),
+                   FAL_QWEN_EDIT_CONFIG="/nonexistent.ini")
+        cli = subprocess.Popen(CLI + [str(source), "--prompt", "p", "--out", str(tmp_path / "o")], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 20
+            while not server.jobs and time.monotonic() < deadline:
+                time.sleep(0.02)
+            [request_id] = list(server.jobs)
+            cli.send_signal(signal.SIGINT)
+            out, err = cli.communicate(timeout=20)
+        finally:
+            cli.kill()
+        assert cli.returncode == 130, err
+        assert [r for r, _ in server.cancel_requests] == [request_id]
+    assert "cancelled" in err and request_id in err and KEY not in out + err
+
+
+def test_the_installed_command_is_the_same_cli():
+    command = Path(sys.executable).parent / "fal-qwen-edit"
+    assert command.exists(), "pip install did not create the fal-qwen-edit command"
+    done = subprocess.run([str(command), "--help"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and "--demo" in done.stdout and "--result-of" in done.stdout

@@ -80,12 +80,17 @@ def demo_input() -> np.ndarray:
 
 
 class Terminal:
-    """Progress lines on stderr, one per state change or log line."""
+    """Progress lines on stderr, one per state change or log line; each job's request id first,
+    so a paid job can be found again even if this terminal is closed."""
 
     def __init__(self, stream=sys.stderr):
         self.stream = stream
+        self.seen: set[str] = set()
 
     def __call__(self, progress: Progress) -> None:
+        if progress.request_id not in self.seen:
+            self.seen.add(progress.request_id)
+            self.stream.write(f"request {progress.request_id}\n")
         where = f" (queue position {progress.queue_position})" if progress.status == "IN_QUEUE" \
             and progress.queue_position is not None else ""
         self.stream.write(f"[{progress.elapsed:6.1f}s] {progress.status}{where}\n")
@@ -119,6 +124,27 @@ def _install_cancel_handler() -> threading.Event:
     return cancel
 
 
+def demo_environment(stack: ExitStack, args: argparse.Namespace) -> dict[str, str]:
+    """Start the fake fal server and return an environment that points only at it.
+
+    Built from scratch, so no FAL_* variable, --key-env or config.ini of this machine can send the
+    demo (or a real key) anywhere but 127.0.0.1."""
+    from ..fakefal import FakeFal  # only the demo needs the fake server
+    server = stack.enter_context(FakeFal(key="demo-key", mode="gateway" if args.gateway else "fal",
+                                         queue_time=1.0, queue_positions=3, run_time=1.5,
+                                         logs=("loading Qwen-Image-Edit-Plus (fake)", "denoising",
+                                               "decoding")).start())
+    home = stack.enter_context(tempfile.TemporaryDirectory(prefix="fal-qwen-demo-"))
+    if args.gateway:
+        args.gateway = server.url
+    if args.key_env:
+        print("demo: --key-env is ignored; the demo never uses a real key", file=sys.stderr)
+    print(f"demo: fake fal server on {server.url} (its stand-in model inverts colours)", file=sys.stderr)
+    return {"HOME": home, "FAL_QWEN_EDIT_CONFIG": os.path.join(home, "none.ini"),
+            "FAL_QWEN_EDIT_STATE_DIR": home, "FAL_KEY": "demo-key", "FAL_GATEWAY_TOKEN": "demo-key",
+            "FAL_QUEUE_BASE": server.url, "FAL_REST_BASE": server.url}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -136,23 +162,14 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         environ = dict(os.environ)
         if args.demo:
-            from ..fakefal import FakeFal  # only the demo needs the fake server
-            server = stack.enter_context(FakeFal(key="demo-key", mode="gateway" if args.gateway else "fal",
-                                                 queue_time=1.0, queue_positions=3, run_time=1.5,
-                                                 logs=("loading Qwen-Image-Edit-Plus (fake)", "denoising",
-                                                       "decoding")).start())
-            environ.update(FAL_KEY="demo-key", FAL_GATEWAY_TOKEN="demo-key",
-                           FAL_QUEUE_BASE=server.url, FAL_REST_BASE=server.url,
-                           FAL_QWEN_EDIT_STATE_DIR=stack.enter_context(tempfile.TemporaryDirectory()))
-            if args.gateway:
-                args.gateway = server.url
-            print(f"demo: fake fal server on {server.url} (its stand-in model inverts colours)", file=sys.stderr)
+            environ = demo_environment(stack, args)
         try:
-            config = load_config(mode="gateway" if args.gateway else None, base_url=args.gateway,
-                                 key_env=args.key_env, environ=environ)
+            config = load_config(mode="gateway" if args.gateway else ("fal" if args.demo else None),
+                                 base_url=args.gateway, key_env=None if args.demo else args.key_env,
+                                 upload="auto" if args.demo else None, environ=environ)
             request = _request_from(args)
             if not args.result_of:
-                request.validate(check_urls=False)
+                request.validate(images_to_come=None)
             inputs = [decode_image(path.read_bytes(), source=str(path)) for path in args.images] \
                 if args.images or args.result_of else [demo_input()]
         except (FalError, OSError) as exc:
@@ -163,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             config, state_dir(environ), wait_settings=WaitSettings(use_sse=not args.no_stream)))
         try:
             if args.result_of:
-                outcome = client.result_by_id(args.result_of, endpoint=args.endpoint,
+                outcome = client.result_by_id(args.result_of, endpoint=args.endpoint, on_progress=Terminal(),
                                               should_cancel=cancel.is_set, timeout=args.timeout)
             else:
                 outcome = client.edit(request, [img[None] for img in inputs], endpoint=args.endpoint,
