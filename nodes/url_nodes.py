@@ -115,7 +115,7 @@ class FalResultByRequestIdNode(io.ComfyNode):
         client = await asyncio.to_thread(client_for, connection)
         progress = NodeProgress(cls.hidden.unique_id).start()
         try:
-            # Cancel stops the wait only: this node never cancels the job itself (it did not start it).
+            # Cancel stops the wait only: this node never cancels the job (it did not start it).
             outcome = await asyncio.to_thread(client.result_by_id, request_id.strip(), endpoint=endpoint.strip(),
                                               mismatch=size_mismatch, on_progress=progress,
                                               should_cancel=comfy.model_management.processing_interrupted,

@@ -267,3 +267,13 @@ def test_network_failure_before_submit_leaves_no_entry(tmp_path):
     with persistent_client(config, tmp_path, retry=FAST_RETRY) as c, pytest.raises(TransportError):
         c.edit(QwenEditRequest(prompt="p", seed=1, image_urls=["data:image/png;base64,AAAA"]))
     assert entries(tmp_path) == []
+
+
+def test_cancel_while_fetching_a_running_result_by_id_leaves_the_job_alone(fake_fal, tmp_path):
+    fake_fal.run_time = 5.0
+    with client(fake_fal, tmp_path) as c, pytest.raises(FalTimeoutError) as info:
+        edit(c, timeout=0.2)
+    should_cancel, on_progress = cancel_when("IN_PROGRESS")
+    with client(fake_fal, tmp_path / "elsewhere") as c, pytest.raises(CancelledError, match="left running"):
+        c.result_by_id(info.value.request_id, should_cancel=should_cancel, on_progress=on_progress)
+    assert fake_fal.cancel_requests == [] and fake_fal.jobs[info.value.request_id].error is None

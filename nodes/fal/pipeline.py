@@ -114,10 +114,12 @@ class FalEditClient:
                      should_cancel: CancelHook = None, timeout: float = 120.0,
                      on_progress: ProgressCallback = None) -> EditOutcome:
         """The outputs of any earlier request, fetched (not re-run: free) from fal's queue.
-        A request that is still queued or running is waited for first."""
+        A request that is still queued or running is waited for first; Cancel stops that
+        wait but leaves the job alone (this call did not start it)."""
         waiter = Waiter(should_cancel, timeout)
         handle = self.queue.handle_for(endpoint, request_id)
-        data = self.queue.wait(handle, on_progress=on_progress, should_cancel=should_cancel, timeout=timeout)
+        data = self.queue.wait(handle, on_progress=on_progress, should_cancel=should_cancel, timeout=timeout,
+                               cancel_job=False)
         return self._finish(handle, data, waiter, mismatch, {}, "fetched", key=None)
 
     def edit(self, request: QwenEditRequest, images: Sequence[Any] = (), **options: Any) -> EditOutcome:

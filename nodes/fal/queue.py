@@ -202,13 +202,14 @@ class QueueClient:
 
     # ---------------------------------------------------------------- waiting
     def wait(self, handle: RequestHandle, *, on_progress: ProgressCallback = None,
-             should_cancel: CancelHook = None, timeout: float | None = None) -> dict:
+             should_cancel: CancelHook = None, timeout: float | None = None,
+             cancel_job: bool = True) -> dict:
         """Block until the job completes and return its result JSON.
 
         Cancel (``should_cancel`` returning True, checked every 250 ms) sends
-        fal's cancel request and raises CancelledError. A timeout raises
-        FalTimeoutError and leaves the job alone: its result can still be
-        fetched by request id.
+        fal's cancel request (unless ``cancel_job`` is False: only the wait
+        stops) and raises CancelledError. A timeout raises FalTimeoutError and
+        leaves the job alone: its result can still be fetched by request id.
         """
         waiter = Waiter(should_cancel, timeout)
         reporter = _Reporter(handle, waiter, on_progress)
@@ -225,6 +226,9 @@ class QueueClient:
         except CancelledError as exc:
             if not waiter.cancelled():
                 raise  # cancelled on fal's side: by_user stays False
+            if not cancel_job:
+                raise CancelledError("Stopped waiting; the job was left running on fal.",
+                                     request_id=handle.request_id, by_user=True) from exc
             answer = self._cancel_quietly(handle)
             # ALREADY_COMPLETED means the job ran to the end and is paid for: the caller may keep it.
             raise CancelledError(f"Cancelled by the user; fal answered {answer} to the cancel request.",
