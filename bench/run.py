@@ -117,6 +117,7 @@ def main(argv=None) -> int:
     if "encode" in args.only:
         meter.step("1 encode")
         speed.encode(report, settings["encode_rounds"])
+        speed.zlib_sweep(report, settings["encode_rounds"])
     server = None
     if {"overhead", "detect", "fanout"} & set(args.only):
         if not args.pillow_fake:

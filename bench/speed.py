@@ -5,11 +5,14 @@ from __future__ import annotations
 import statistics
 import threading
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import requests
 import torch
+
+from comfyui_fal_qwen_edit.nodes.fal import images
 
 from clients import PackClient, ReferenceClient, decode_plain, pack_png, pillow_png, png_uri
 from common import ENDPOINT, PROMPT, SIZES, Server, forget, fresh, image_tensor, job_between, monotonic
@@ -39,6 +42,35 @@ def encode(report: Report, rounds: int) -> None:
                    note=f"{width}x{height}: {len(data) / 1e6:.2f} MB PNG (Pillow default: "
                         f"{len(reference) / 1e6:.2f} MB)" if mp == 1.0 else "")
         report.add("1 encode", f"encode {mp:g} MP, Pillow default / pack", "x", ratios(pillow, ours))
+
+
+ZLIB_SETTINGS = [(1, zlib.Z_RLE, "level 1 RLE (pack)"), (1, zlib.Z_DEFAULT_STRATEGY, "level 1"),
+                 (3, zlib.Z_DEFAULT_STRATEGY, "level 3"), (6, zlib.Z_DEFAULT_STRATEGY, "level 6"),
+                 (9, zlib.Z_DEFAULT_STRATEGY, "level 9")]
+UPLINK_MBIT = 50.0  # a typical home upload link, for the encode + send estimate
+
+
+def zlib_sweep(report: Report, rounds: int) -> None:
+    """The measurement behind images.ZLIB_LEVEL/ZLIB_STRATEGY: the pack's encoder at each
+    setting on a 1 MP photo-like input, time and size, and encode + send at UPLINK_MBIT."""
+    width, height = SIZES[1.0]
+    tensor = image_tensor(width, height, seed=7)
+    chosen = (images.ZLIB_LEVEL, images.ZLIB_STRATEGY)
+    try:
+        for level, strategy, label in ZLIB_SETTINGS:
+            images.ZLIB_LEVEL, images.ZLIB_STRATEGY = level, strategy
+            pack_png(tensor)  # warm-up
+            times = []
+            for _ in range(rounds):
+                start = time.perf_counter()
+                data = pack_png(tensor)
+                times.append(time.perf_counter() - start)
+            send = len(data) * 8 / (UPLINK_MBIT * 1e6)
+            report.add("1 encode", f"zlib {label}: encode 1 MP", "ms", times, scale=1e3,
+                       note=f"{len(data) / 1e6:.2f} MB, encode + send at {UPLINK_MBIT:g} "
+                            f"Mbit/s {1e3 * (statistics.median(times) + send):.0f} ms")
+    finally:
+        images.ZLIB_LEVEL, images.ZLIB_STRATEGY = chosen
 
 
 # ------------------------------------------------------------------ 2. overhead
