@@ -8,6 +8,7 @@ import traceback
 
 import numpy as np
 import pytest
+import requests
 
 from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal
 from comfyui_fal_qwen_edit.nodes.fal.config import load_config
@@ -36,6 +37,29 @@ def gateway_fal():
         yield server
     finally:
         server.stop()
+
+
+# Raw-HTTP fixtures for the fake server's own tests (tests/test_fake_server*.py).
+@pytest.fixture
+def make():
+    """Start FakeFal servers with any settings; each is stopped, and must have logged no error."""
+    servers: list[FakeFal] = []
+
+    def _make(**kw) -> FakeFal:
+        servers.append(FakeFal(**kw).start())
+        return servers[-1]
+
+    yield _make
+    for srv in servers:
+        srv.stop()
+    assert [e for srv in servers for e in srv.errors] == []  # no bug inside the fake itself
+
+
+@pytest.fixture
+def http():
+    with requests.Session() as s:
+        yield s
+
 
 
 def config_for(server: FakeFal, mode: str = "fal", **overrides):

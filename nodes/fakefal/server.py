@@ -107,6 +107,7 @@ class FakeFal:
         self._cdn_httpd: _HTTPServer | None = None
         self._stopping = False
         self._stop_event = threading.Event()      # set when stop begins (cuts stalls short)
+        self._faults.stop_event = self._stop_event  # ...and "hang" faults
         self._stopped_event = threading.Event()   # set when stop has finished
         self._timer: threading.Timer | None = None
 
