@@ -112,7 +112,10 @@ class QueueClient:
         what = f"Submit to {endpoint}"
         # stream=True: the headers (with x-fal-request-id) are in hand before the body is read, so a
         # reply that breaks off mid-body still tells us which paid job exists.
-        resp = self.transport.request("POST", url, what=what, submit=True, json=arguments,
+        # fresh=True: a pooled keep-alive connection the server is closing at this very moment
+        # fails *after* the POST went out, which could only be reported as "maybe billed"; a new
+        # connection costs one handshake per paid job and cannot be stale.
+        resp = self.transport.request("POST", url, what=what, submit=True, json=arguments, fresh=True,
                                       params=params, headers=extra_headers, waiter=waiter, stream=True)
         header_id = resp.headers.get("x-fal-request-id")
         try:

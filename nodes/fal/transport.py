@@ -238,6 +238,8 @@ class Transport:
     def _new_session(self, pool_size: int) -> requests.Session:
         session = requests.Session()
         session.verify = self.verify
+        if hasattr(self, "session"):  # a fresh connection goes the same way as pooled ones
+            session.proxies, session.trust_env = dict(self.session.proxies), self.session.trust_env
         adapter = _TrackingAdapter(pool_connections=8, pool_maxsize=pool_size, max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
