@@ -13,8 +13,10 @@ import pytest
 import torch
 
 from comfyui_fal_qwen_edit.nodes.fakefal import Fault
+from comfyui_fal_qwen_edit.nodes.fal import storage
 from comfyui_fal_qwen_edit.nodes.fal.errors import (CancelledError, DownloadError, ImageDecodeError,
                                                     InputError)
+from comfyui_fal_qwen_edit.nodes.fal.images import encode_png
 from comfyui_fal_qwen_edit.nodes.fal.qwen import QwenEditRequest
 
 from conftest import gradient, to_u8
@@ -72,6 +74,21 @@ def test_identical_inputs_upload_once_per_process(fake_fal, make_client):
     client.edit(QwenEditRequest(prompt="p"), [image, image])
     client.edit(QwenEditRequest(prompt="q"), [image.clone()])
     assert len(fake_fal.uploads) == 1 and fake_fal.submissions == 2
+
+
+def test_remembered_uploads_are_bounded_in_number_and_age(fake_fal, make_client, monkeypatch):
+    monkeypatch.setattr(storage, "REMEMBERED_UPLOADS", 2)
+    uploader = make_client(fake_fal).uploader
+    pngs = [encode_png(gradient(8, 8, seed=s)) for s in range(3)]
+    for png in pngs:
+        uploader.url_for(png)
+    uploader.url_for(pngs[2])  # still remembered
+    assert uploader.uploads == 3 and len(uploader._urls) == 2
+    uploader.url_for(pngs[0])  # the least recently used one was forgotten: uploaded again
+    assert uploader.uploads == 4
+    monkeypatch.setattr(storage, "UPLOAD_REUSE_SECONDS", 0.0)
+    uploader.url_for(pngs[0])  # too old to trust: fal's storage may have dropped it
+    assert uploader.uploads == 5 and len(fake_fal.uploads) == 5
 
 
 def test_storage_falls_back_to_initiate_and_put(fake_fal, make_client):

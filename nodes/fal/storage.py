@@ -4,7 +4,8 @@ fal storage (what fal-client does): get a short-lived CDN token from
 ``{rest}/storage/auth/token?storage_type=fal-cdn-v3``, then ``POST
 {base_url}/files/upload``. When the token route is missing, fall back to
 ``/storage/upload/initiate`` + ``PUT``. The same bytes are uploaded once per
-process: a content hash maps to the URL already returned.
+process: a content hash maps to the URL already returned (the most recent
+``REMEMBERED_UPLOADS`` of them, for ``UPLOAD_REUSE_SECONDS``).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import base64
 import hashlib
 import logging
 import threading
-from concurrent.futures import Future
 import time
+from collections import OrderedDict
+from concurrent.futures import Future
 from datetime import datetime
 
 from .errors import CancelledError, FalError, FalTimeoutError, HTTPStatusError
@@ -24,6 +26,10 @@ from .waiting import Waiter
 log = logging.getLogger("fal_qwen_edit")
 
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+# A ComfyUI session can see thousands of distinct inputs: remember a bounded number of URLs,
+# and not for ever, so a URL fal's storage has since dropped is not handed out again all day.
+REMEMBERED_UPLOADS = 4096
+UPLOAD_REUSE_SECONDS = 6 * 3600.0
 
 
 def data_uri(data: bytes, content_type: str) -> str:
@@ -36,7 +42,8 @@ class Uploader:
     def __init__(self, transport: Transport):
         self.transport = transport
         self.config = transport.config
-        self._urls: dict[str, Future] = {}  # sha256 of the bytes → URL (or the upload under way)
+        # sha256 of the bytes → (URL, uploaded at), or the Future of the upload under way
+        self._urls: OrderedDict[str, tuple[str, float] | Future] = OrderedDict()
         self._token: tuple[str, str, float] | None = None  # (authorization, base_url, expiry)
         self._lock = threading.Lock()
         self.uploads = 0  # real uploads made (cache hits excluded), for tests and the CLI
@@ -49,6 +56,12 @@ class Uploader:
         while True:
             with self._lock:
                 pending = self._urls.get(digest)
+                if isinstance(pending, tuple):
+                    url, uploaded_at = pending
+                    if time.monotonic() - uploaded_at < UPLOAD_REUSE_SECONDS:
+                        self._urls.move_to_end(digest)
+                        return url
+                    pending = None
                 owner = pending is None
                 if owner:  # concurrent callers with the same bytes wait for this one upload
                     pending = self._urls[digest] = Future()
@@ -68,9 +81,16 @@ class Uploader:
                 del self._urls[digest]  # a failed upload is not remembered
             pending.set_exception(exc)
             raise
-        pending.set_result(url)
+        pending.set_result(url)  # for the callers waiting on it now
         with self._lock:
             self.uploads += 1
+            self._urls[digest] = (url, time.monotonic())  # a plain pair: a Future weighs ~1.5 KB
+            self._urls.move_to_end(digest)
+            while len(self._urls) > REMEMBERED_UPLOADS:
+                oldest = next(iter(self._urls))
+                if not isinstance(self._urls[oldest], tuple):
+                    break  # the oldest is still uploading; it is trimmed next time
+                del self._urls[oldest]
         return url
 
     def _upload(self, data: bytes, content_type: str, digest: str, waiter: Waiter) -> str:
