@@ -130,20 +130,6 @@ def pack_config(server: Server, upload: str = "data_uri"):
     return load_config(environ=environ)
 
 
-def forget(fake: FakeFal) -> None:
-    """Drop finished jobs, recorded requests and stored files between rounds.
-
-    Every recorded submit keeps its multi-megabyte body; without this the
-    benchmark process would grow by ~5 MB per edit.
-    """
-    with fake._cond:
-        fake.requests.clear()
-        fake.jobs.clear()
-    with fake.storage._lock:
-        fake.storage.files.clear()
-        fake.storage.uploads.clear()
-
-
 def job_between(fake: FakeFal, start: float, end: float):
     """The one job submitted in [start, end] (runs are sequential within a round)."""
     with fake._cond:

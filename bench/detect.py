@@ -19,7 +19,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from clients import ComfyPollClient, pack_png, png_uri
-from common import PROMPT, Server, forget, image_tensor, monotonic, requests_for
+from common import PROMPT, Server, image_tensor, monotonic, requests_for
 from figures import Report
 
 
@@ -77,7 +77,7 @@ def detection(report: Report, server: Server, clients: dict, latency: float, sam
     finally:
         background.shutdown(wait=True)
         comfy.close()
-        forget(server.fake)
+        server.fake.forget()
     for name, rows in results.items():
         lat = [r[0] for r in rows]
         rate = [r[1] for r in rows]

@@ -15,7 +15,7 @@ import torch
 from comfyui_fal_qwen_edit.nodes.fal import images
 
 from clients import PackClient, ReferenceClient, decode_plain, pack_png, pillow_png, png_uri
-from common import ENDPOINT, PROMPT, SIZES, Server, forget, fresh, image_tensor, job_between, monotonic
+from common import ENDPOINT, PROMPT, SIZES, Server, fresh, image_tensor, job_between, monotonic
 from figures import Report, ratios
 
 
@@ -104,7 +104,7 @@ def overhead(report: Report, server: Server, clients: dict, latency: float, roun
                 over[name].append(end - start - latency)
                 pre[name].append(job.submitted_at - start)
                 post[name].append(end - job.completed_at)
-        forget(server.fake)
+        server.fake.forget()
     for name in names:
         report.add("2 overhead", f"overhead {name}", "ms", over[name], scale=1e3,
                    note=f"start->job submitted {statistics.median(pre[name]) * 1e3:.0f} ms, "
@@ -203,7 +203,7 @@ def fanout(report: Report, server: Server, rounds: int) -> None:
                         walls[name].append(wall)
                         lasts[name].append(last_submit)
                         handoffs[name].append(handoff)
-                    forget(server.fake)
+                    server.fake.forget()
             label = f"fan-out 16x1s conc8 {mp:g} MP"
             for name in names:
                 note = ("yardstick: a slot is refilled as soon as its job completes, wave 2 is "

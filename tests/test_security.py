@@ -131,7 +131,7 @@ def test_output_downloads_never_carry_the_key(mode, use_sse, make_client, key_sc
 
 def test_debug_logs_of_a_whole_edit_hold_no_key(fake_fal, make_client, key_scan, caplog):
     caplog.set_level(logging.DEBUG)
-    logging.getLogger("urllib3").setLevel(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="urllib3")  # restored at teardown, unlike setLevel
     fake_fal.run_time, fake_fal.logs = 0.2, ("working",)
     outcome = make_client(fake_fal).edit(QwenEditRequest(prompt="p", seed=3),
                                          [torch.from_numpy(gradient(8, 8))[None]])

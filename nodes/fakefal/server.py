@@ -203,6 +203,19 @@ class FakeFal:
     def uploads(self) -> list[tuple[str, int]]:
         return self.storage.uploads
 
+    def forget(self) -> None:
+        """Drop jobs, recorded requests and stored files (benchmarks and soaks between rounds).
+
+        Every recorded submit keeps its body, data URIs included: without this a
+        long run grows by megabytes per edit, and the client's own memory use
+        could not be told apart from the fake's.
+        """
+        with self._cond:
+            self.requests.clear()
+            self.jobs.clear()
+            self.cancel_requests.clear()
+        self.storage.forget()
+
     # -- used by the handler --------------------------------------------------------
     def _track(self, conn, add: bool) -> None:
         with self._cond:

@@ -41,6 +41,11 @@ class Storage:
         self.uploads: list[tuple[str, int]] = []             # (route, size) of every stored upload
         self.outputs: set[str] = set()                        # names of job outputs (CDN origin only)
 
+    def forget(self) -> None:
+        with self._lock:
+            for store in (self.files, self.pending, self.uploads, self.outputs):  # tokens stay valid
+                store.clear()
+
     def put(self, name: str, data: bytes, content_type: str, output: bool = False) -> None:
         with self._lock:
             self.files[name] = (data, content_type)
