@@ -2,8 +2,10 @@
 
 ``COMFYUI_DIR`` names a ComfyUI folder (``main.py`` inside) whose own Python is
 ``COMFYUI_PYTHON`` or ``COMFYUI_DIR/.venv/bin/python``. The pack is linked into
-its ``custom_nodes``, ComfyUI runs on 127.0.0.1 with ``--cpu`` and our
-environment points the pack at the fake fal server.
+a ``custom_nodes`` folder of the test's own (``--base-directory``: the install's
+folders are never touched, and two ComfyUIs in one session cannot remove each
+other's link), ComfyUI runs on 127.0.0.1 with ``--cpu`` and our environment
+points the pack at the fake fal server.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class ComfyUI:
 
     def __init__(self, folder: Path, python: Path, env: dict[str, str], workdir: Path):
         self.folder, self.python = folder, python
+        self.base_dir = workdir  # models, custom_nodes, input, output, temp and user all live here
         self.input_dir, self.output_dir = workdir / "input", workdir / "output"
         self.input_dir.mkdir(parents=True, exist_ok=True)
         self.output_dir.mkdir(parents=True, exist_ok=True)
@@ -56,6 +59,7 @@ class ComfyUI:
         self.url = f"http://127.0.0.1:{self.port}"
         self.client_id = uuid.uuid4().hex
         self.messages: list[dict] = []        # JSON messages
+        self.queued: set[str] = set()         # prompts queued with our client id: their messages reach us
         self.progress_texts: list[tuple[str, str]] = []  # (node id, text) from binary frames
         self.log_path = log_path
         self.env = env
@@ -63,17 +67,14 @@ class ComfyUI:
         self.ws: websocket.WebSocket | None = None
 
     def start(self, timeout: float = 120.0) -> "ComfyUI":
-        link = self.folder / "custom_nodes" / PACK_LINK_NAME
-        if link.is_symlink() or link.exists():
-            if not link.is_symlink():
-                raise RuntimeError(f"{link} exists and is not our symlink; refusing to touch it")
-            link.unlink()
-        link.symlink_to(ROOT, target_is_directory=True)
+        link = self.base_dir / "custom_nodes" / PACK_LINK_NAME
+        if not link.is_symlink():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(ROOT, target_is_directory=True)
         self.log = open(self.log_path, "a")
         self.process = subprocess.Popen(
             [str(self.python), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
-             "--disable-auto-launch", "--input-directory", str(self.input_dir),
-             "--output-directory", str(self.output_dir)],
+             "--disable-auto-launch", "--base-directory", str(self.base_dir)],
             cwd=self.folder, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
@@ -123,9 +124,7 @@ class ComfyUI:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, 9)
-        link = self.folder / "custom_nodes" / PACK_LINK_NAME
-        if link.is_symlink():
-            link.unlink()
+                self.process.wait(timeout=15)
         if getattr(self, "log", None):
             self.log.close()
 
@@ -146,7 +145,10 @@ class ComfyUI:
 
     def queue(self, prompt: dict, workflow: dict | None = None) -> str:
         extra = {"extra_pnginfo": {"workflow": workflow}} if workflow else {}
-        return self.post("/prompt", {"prompt": prompt, "client_id": self.client_id, "extra_data": extra})["prompt_id"]
+        prompt_id = self.post("/prompt", {"prompt": prompt, "client_id": self.client_id,
+                                          "extra_data": extra})["prompt_id"]
+        self.queued.add(prompt_id)
+        return prompt_id
 
     def wait(self, prompt_id: str, timeout: float = 120.0) -> dict:
         deadline = time.monotonic() + timeout
@@ -155,9 +157,20 @@ class ComfyUI:
             if prompt_id in history and history[prompt_id].get("status", {}).get("completed") is not None:
                 entry = history[prompt_id]
                 if entry["status"].get("status_str") in ("success", "error"):
+                    if prompt_id in self.queued:
+                        self._wait_for_last_message(prompt_id, deadline)
                     return entry
             time.sleep(0.1)
         raise AssertionError(f"prompt {prompt_id} did not finish in {timeout}s")
+
+    def _wait_for_last_message(self, prompt_id: str, deadline: float) -> None:
+        """/history can report the end before the websocket listener has read the prompt's last
+        message; tests read those messages, so wait for it too."""
+        last = ("execution_success", "execution_error", "execution_interrupted")
+        while not any(self.events(kind, prompt_id) for kind in last):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"prompt {prompt_id} ended without its last websocket message")
+            time.sleep(0.02)
 
     def events(self, kind: str, prompt_id: str) -> list[dict]:
         return [m["data"] for m in self.messages

@@ -175,7 +175,9 @@ def test_errors_show_on_the_node(comfy, fal):
     connection = next(n for n in workflow["nodes"] if n["type"] == "FalQwenConnection")
     connection["widgets_values"][2] = "FAL_QWEN_TEST_UNSET_VARIABLE"
     prompt_id, entry = run(comfy, workflow)
-    [error] = comfy.events("execution_error", prompt_id)
+    errors = comfy.events("execution_error", prompt_id)
+    assert len(errors) == 1, entry["status"]
+    [error] = errors
     assert "No fal key found" in error["exception_message"]
     assert "FAL_QWEN_TEST_UNSET_VARIABLE" in error["exception_message"]
     fal.fail_job = "CUDA out of memory"
@@ -184,13 +186,28 @@ def test_errors_show_on_the_node(comfy, fal):
         workflow["nodes"][1]["widgets_values"][8] = 31337
         jobs_before = set(fal.jobs)
         prompt_id, entry = run(comfy, workflow)
-        [request_id] = set(fal.jobs) - jobs_before
         [error] = comfy.events("execution_error", prompt_id)
+        [request_id] = set(fal.jobs) - jobs_before or [error["exception_message"]]
         assert "CUDA out of memory" in error["exception_message"]
         assert request_id in error["exception_message"]
         assert error["node_type"] == "FalQwenImageEditPlus"
     finally:
         fal.fail_job = None
+
+
+def test_nsfw_flags_are_said_on_the_node(comfy, fal):
+    fal.nsfw = True
+    try:
+        workflow = load("qwen_edit_single")
+        workflow["nodes"][1]["widgets_values"][8] = 60606
+        _, entry = run(comfy, workflow)
+    finally:
+        fal.nsfw = False
+    assert entry["status"]["status_str"] == "success"
+    info = json.loads(entry["outputs"][node_id_of(workflow, "PreviewAny")]["text"][0])
+    assert info["has_nsfw_concepts"] == [True] and "safety checker flagged" in info["warning"]
+    edit_id = node_id_of(workflow, "FalQwenImageEditPlus")
+    assert any(node == edit_id and "safety checker flagged 1 output" in text for node, text in comfy.progress_texts)
 
 
 def test_result_by_request_id_node_fetches_for_free(comfy, fal):
