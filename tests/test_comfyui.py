@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal
+from comfyui_fal_qwen_edit.nodes.fal.journal import Journal
 
 from comfyui_harness import ROOT, ComfyUI, comfyui_location, install_inputs
 from conftest import KEY
@@ -235,10 +236,11 @@ def test_restart_mid_job_resumes_instead_of_paying_again(comfy, fal):
         prompt = ui_to_api(workflow, comfy.get("/object_info"))
         jobs_before = set(fal.jobs)
         comfy.queue(prompt, workflow)
+        journal = Journal(Path(comfy.env["FAL_QWEN_EDIT_STATE_DIR"]) / "journal")
         deadline = time.monotonic() + 30
-        while set(fal.jobs) == jobs_before and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)  # journalled right after the submit answer
+        while not any(e.get("request_id") in set(fal.jobs) - jobs_before for e in journal.entries()) \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)  # killed once the request id is on disk, as a crash mid-wait would find it
         comfy.kill()
         submitted = fal.submissions
         comfy.start()

@@ -1,6 +1,12 @@
 """The fault matrix: every case ends in the right image or a clear error naming the request id,
 with exactly one submission per edit (none when fal never took the request).
 
+The client is the one ComfyUI uses (job journal and result cache on disk), and every error case
+is then run again with the fault gone, as a user would: the column "again" says what that costs.
+"resumed": the journalled job's result, no new submission. "new": the earlier job is over and
+its outputs unusable (failed, cancelled, expired), so one new job. "blocked": fal may have taken
+the first submit, so the same edit is refused until the user asks for a new job.
+
 Run with ``-s`` to print the matrix as a table.
 """
 
@@ -16,17 +22,21 @@ from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal, Fault
 from comfyui_fal_qwen_edit.nodes.fal.errors import (AuthError, CancelledError, DownloadError, FalError,
                                                     HTTPStatusError, ImageDecodeError, JobFailedError,
                                                     SubmitUncertainError, ValidationError)
+from comfyui_fal_qwen_edit.nodes.fal.connection import persistent_client
 from comfyui_fal_qwen_edit.nodes.fal.qwen import QwenEditRequest
+from comfyui_fal_qwen_edit.nodes.fal.queue import WaitSettings
 
-from conftest import KEY, gradient, to_u8
+from conftest import FAST_RETRY, KEY, config_for, gradient, to_u8
 
 IMAGE = gradient(20, 28, seed=11)
 RETRY_AFTER = {"Retry-After": "0.1"}
-ROWS: list[tuple[str, str, int]] = []
+ROWS: list[tuple[str, str, int, str]] = []
+# What a second run needs once the fault is gone: fal healthy again, jobs quick.
+HEALTHY = {"fail_job": None, "nsfw": False, "queue_time": 0.0, "run_time": 0.05, "storage_v3": True}
 
 
-def case(name, faults=(), expect="image", submissions=1, server=None, sse=True, cancel_after=None):
-    return pytest.param(faults, expect, submissions, server or {}, sse, cancel_after, id=name)
+def case(name, faults=(), expect="image", submissions=1, server=None, sse=True, cancel_after=None, again=None):
+    return pytest.param(faults, expect, submissions, server or {}, sse, cancel_after, again, id=name)
 
 
 # A reset before a single reply byte: no request id reached us, so the error can only say that a
@@ -40,35 +50,54 @@ CASES = [
          server={"run_time": 0.2}, sse=False),
     *[case(f"{code} on {route}", [Fault(route, "status", code, times=2)], server={"run_time": 0.2}, sse=False)
       for route in ("status", "result", "token", "upload", "files") for code in (502, 503, 504)],
+    *[case(f"{code} on {route}", [Fault(route, "status", code, times=2)], server={"run_time": 0.3, "storage_v3": False})
+      for route in ("initiate", "put_upload") for code in (502, 503)],
+    case("503 on the status stream", [Fault("stream", "status", 503, times=2)], server={"run_time": 0.3}),
     case("503 on submit (ingress)", [Fault("submit", "status", 503, times=2)]),
-    case("502 on submit", [Fault("submit", "status", 502)], (HTTPStatusError, "HTTP 502"), 0),
-    case("504 on submit", [Fault("submit", "status", 504)], (HTTPStatusError, "HTTP 504"), 0),
-    case("reset on submit before acceptance", [Fault("submit", "reset")], (SubmitUncertainError, "dashboard"), 0),
+    case("502 on submit", [Fault("submit", "status", 502)], (SubmitUncertainError, "HTTP 502"), 0, again="blocked"),
+    case("504 on submit", [Fault("submit", "status", 504)], (SubmitUncertainError, "HTTP 504"), 0, again="blocked"),
+    case("reset on submit before acceptance", [Fault("submit", "reset")], (SubmitUncertainError, "dashboard"), 0,
+         again="blocked"),
     case("reset on submit after acceptance", [Fault("submit", "reset_after")],
-         (SubmitUncertainError, "dashboard"), 1),
+         (SubmitUncertainError, "dashboard"), 1, again="blocked"),
+    case("malformed JSON on submit", [Fault("submit", "malformed")], (SubmitUncertainError, "unreadable"), 0,
+         again="blocked"),
     case("submit reply cut mid-body", [Fault("submit", "drop")]),
     case("reset mid-download", [Fault("files", "drop")]),
+    case("reset on every download", [Fault("files", "reset", times=None)], (DownloadError, "Download"),
+         again="resumed"),
     case("SSE stream stalls", [Fault("stream", "stall", delay=30, times=None)], server={"run_time": 0.5}),
     case("SSE stream drops", [Fault("stream", "drop", times=None)], server={"run_time": 0.5}),
+    case("SSE stream answers JSON", [Fault("stream", "malformed", times=None)], server={"run_time": 0.3}),
     case("status flaps", [Fault("status", "flap", times=3)], server={"run_time": 0.4}, sse=False),
     case("malformed JSON on status", [Fault("status", "malformed", times=2)], server={"run_time": 0.3}, sse=False),
-    case("malformed JSON on result", [Fault("result", "malformed", times=None)], (FalError, "malformed JSON")),
+    case("malformed JSON on result", [Fault("result", "malformed", times=None)], (FalError, "malformed JSON"),
+         again="resumed"),
+    case("result outage (503 after every retry)", [Fault("result", "status", 503, times=None)],
+         (HTTPStatusError, "HTTP 503"), again="resumed"),
     case("401", server={"key": "another-key"}, expect=(AuthError, "401"), submissions=0),
     case("422", [Fault("submit", "status", 422, body={"detail": [{"loc": ["body", "image_size"], "msg": "bad size",
                                                                    "type": "value_error"}]})],
          (ValidationError, "image_size: bad size"), 0),
     case("COMPLETED with an error", server={"fail_job": "CUDA out of memory"},
-         expect=(JobFailedError, "CUDA out of memory")),
-    case("result URL 404", [Fault("result", "status", 404, times=None)], (HTTPStatusError, "HTTP 404")),
-    case("output URL expired (410)", [Fault("files", "status", 410, times=None)], (DownloadError, "expired")),
-    case("output URL 404", [Fault("files", "status", 404, times=None)], (DownloadError, "expired")),
-    case("non-image body", [Fault("files", "not_image", times=None)], (ImageDecodeError, "not a readable")),
-    case("decompression bomb", [Fault("files", "bomb", times=None)], (ImageDecodeError, "decompression bomb")),
+         expect=(JobFailedError, "CUDA out of memory"), again="new"),
+    case("result URL 404", [Fault("result", "status", 404, times=None)], (HTTPStatusError, "HTTP 404"),
+         again="resumed"),
+    case("output URL expired (410)", [Fault("files", "status", 410, times=None)], (DownloadError, "expired"),
+         again="new"),
+    case("output URL 404", [Fault("files", "status", 404, times=None)], (DownloadError, "expired"), again="new"),
+    case("non-image body", [Fault("files", "not_image", times=None)], (ImageDecodeError, "not a readable"),
+         again="new"),
+    case("decompression bomb", [Fault("files", "bomb", times=None)], (ImageDecodeError, "decompression bomb"),
+         again="new"),
     case("NSFW-flagged output", server={"nsfw": True}, expect="nsfw"),
     case("Cancel while queued", server={"queue_time": 30.0}, expect=(CancelledError, "CANCELLATION_REQUESTED"),
-         cancel_after=0.3),
+         cancel_after=0.3, again="new"),
     case("Cancel while running", server={"run_time": 30.0}, expect=(CancelledError, "CANCELLATION_REQUESTED"),
-         cancel_after=0.3),
+         cancel_after=0.3, again="new"),
+    case("Cancel while running, fal already done", [Fault("cancel", "status", 400, times=None,
+                                                           body={"status": "ALREADY_COMPLETED"})],
+         server={"run_time": 1.0}, expect=(CancelledError, "ALREADY_COMPLETED"), cancel_after=0.3, again="resumed"),
 ]
 
 
@@ -76,13 +105,13 @@ CASES = [
 def print_matrix():
     yield
     if ROWS:
-        print("\n| case | outcome | submissions |\n|---|---|---|")
-        for name, outcome, count in ROWS:
-            print(f"| {name} | {outcome} | {count} |")
+        print("\n| case | outcome | submissions | run again |\n|---|---|---|---|")
+        for name, outcome, count, again in ROWS:
+            print(f"| {name} | {outcome} | {count} | {again} |")
 
 
-@pytest.mark.parametrize("faults, expect, submissions, settings, sse, cancel_after", CASES)
-def test_fault_case(faults, expect, submissions, settings, sse, cancel_after, make_client, request, key_scan):
+@pytest.mark.parametrize("faults, expect, submissions, settings, sse, cancel_after, again", CASES)
+def test_fault_case(faults, expect, submissions, settings, sse, cancel_after, again, request, key_scan, tmp_path):
     server = FakeFal(key=settings.get("key", KEY), max_lifetime=120).start()
     try:
         for name, value in settings.items():
@@ -90,13 +119,15 @@ def test_fault_case(faults, expect, submissions, settings, sse, cancel_after, ma
                 setattr(server, name, value)
         for fault in faults:
             server.add_fault(fault)
-        client = make_client(server, use_sse=sse, stream_idle_check=0.3)
+        client = persistent_client(config_for(server), tmp_path, retry=FAST_RETRY,
+                                   wait_settings=WaitSettings(use_sse=sse, stream_idle_check=0.3))
         cancel = threading.Event()
         if cancel_after:
             threading.Timer(cancel_after, cancel.set).start()
         edit = QwenEditRequest(prompt="p", seed=1, image_size=None)
+        run = lambda **kw: client.edit(edit, [torch.from_numpy(IMAGE)[None]], timeout=20, **kw)  # noqa: E731
         if expect in ("image", "nsfw"):
-            outcome = client.edit(edit, [torch.from_numpy(IMAGE)[None]], should_cancel=cancel.is_set, timeout=20)
+            outcome = run(should_cancel=cancel.is_set)
             if expect == "image":
                 assert np.array_equal(to_u8(outcome.images[0]), 255 - to_u8(IMAGE))
                 described = "correct image"
@@ -106,7 +137,7 @@ def test_fault_case(faults, expect, submissions, settings, sse, cancel_after, ma
         else:
             error_type, text = expect
             with pytest.raises(error_type) as info:
-                client.edit(edit, [torch.from_numpy(IMAGE)[None]], should_cancel=cancel.is_set, timeout=20)
+                run(should_cancel=cancel.is_set)
             message = str(info.value)
             assert text in message
             if server.jobs and request.node.callspec.id not in ID_UNKNOWABLE:  # a job exists: say which
@@ -117,6 +148,30 @@ def test_fault_case(faults, expect, submissions, settings, sse, cancel_after, ma
             described = f"{error_type.__name__}: {message.splitlines()[0][:90]}"
             key_scan(message)
         assert server.submissions == submissions
-        ROWS.append((request.node.callspec.id, described, server.submissions))
+        ROWS.append((request.node.callspec.id, described, server.submissions, run_again(server, run, again)))
+        client.close()
     finally:
         server.stop()
+
+
+def run_again(server: FakeFal, run, again: str | None) -> str:
+    """The same edit once more with the fault gone; returns what it cost, for the table."""
+    if again is None:
+        return ""
+    for fault in server.faults:
+        fault.times = 0  # spent: the fake stops applying it
+    for name, value in HEALTHY.items():
+        setattr(server, name, value)
+    before = server.submissions
+    if again == "blocked":
+        with pytest.raises(SubmitUncertainError, match="force_new_job"):
+            run()
+        assert server.submissions == before
+        outcome = run(fresh=True)  # what force_new_job does once the user has looked
+        assert outcome.source == "job" and server.submissions == before + 1
+        return "blocked until force_new_job; then 1 new job"
+    outcome = run()
+    assert np.array_equal(to_u8(outcome.images[0]), 255 - to_u8(IMAGE))
+    expected = {"resumed": ("resumed", before), "new": ("job", before + 1)}[again]
+    assert (outcome.source, server.submissions) == expected
+    return "correct image, no new job" if again == "resumed" else "correct image, 1 new job"

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -81,15 +82,53 @@ def test_without_a_seed_every_run_is_a_new_job(fake_fal, tmp_path):
 
 def test_cache_is_bounded_and_drops_least_recently_used(tmp_path):
     cache = ResultCache(tmp_path, max_bytes=2500)
-    for name in ("a", "b", "c"):
-        cache.put(name, f"req-{name}", {"images": []}, [bytes(1000)])
-        time.sleep(0.02)
-    assert cache.get("a") is None  # 3 x ~1.1 KB > 2.5 KB: the oldest went
-    time.sleep(0.02)
+
+    def used_at(name, when):  # explicit times: no sleeps, whatever the filesystem's clock grain
+        os.utime(tmp_path / name / "result.json", (when, when))
+
+    cache.put("a", "req-a", {"images": []}, [bytes(1000)])
+    used_at("a", 1000)
+    cache.put("b", "req-b", {"images": []}, [bytes(1000)])
+    used_at("b", 2000)
+    cache.put("c", "req-c", {"images": []}, [bytes(1000)])
+    assert cache.get("a") is None  # 3 x ~1.1 KB > 2.5 KB: the least recently used went
+    used_at("c", 3000)
     assert cache.get("b").request_id == "req-b"  # used now: c becomes the least recently used
-    time.sleep(0.02)
     cache.put("d", "req-d", {"images": []}, [bytes(1000)])
     assert cache.get("c") is None and cache.get("b") is not None and cache.get("d") is not None
+
+
+def test_cache_survives_broken_entries_and_leftovers(tmp_path):
+    cache = ResultCache(tmp_path, max_bytes=10_000)
+    cache.put("k", "req-k", {"images": []}, [b"x"])
+    (tmp_path / "k" / "output_0.bin").unlink()  # half of an entry gone
+    assert cache.get("k") is None and not (tmp_path / "k").exists()
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "output_0.bin").write_bytes(bytes(100))  # a write that never finished
+    os.utime(tmp_path / "half" / "output_0.bin", (1000, 1000))
+    cache.put("new", "req-new", {"images": []}, [b"y"])
+    assert not (tmp_path / "half").exists() and cache.get("new").request_id == "req-new"
+
+
+def test_cache_writes_and_prunes_from_many_threads_at_once(tmp_path, caplog):
+    cache = ResultCache(tmp_path, max_bytes=20_000)  # room for ~4 entries: every put prunes
+    errors = []
+
+    def writer(n):
+        try:
+            for i in range(25):
+                cache.put(f"{n}-{i}", f"req-{n}-{i}", {"images": []}, [bytes(4000)])
+                cache.get(f"{n}-{i - 1}")
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == [] and "could not store" not in caplog.text
+    assert sum(f.stat().st_size for f in tmp_path.rglob("*.bin")) <= 20_000 + 8 * 4000  # in-flight puts
 
 
 def test_result_by_request_id_is_free(fake_fal, tmp_path):
@@ -125,10 +164,10 @@ def test_killed_process_then_same_edit_resumes_the_paid_job(fake_fal, tmp_path):
     command = [sys.executable, "-m", "comfyui_fal_qwen_edit.nodes.fal.cli", str(source), "--prompt", "p",
                "--seed", "3", "--out", str(tmp_path / "out")]
     doomed = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    journal = Journal(tmp_path / "state" / "journal")
     deadline = time.monotonic() + 20
-    while not fake_fal.jobs and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.2)  # the journal is written right after the submit answer
+    while not any(e.get("request_id") for e in journal.entries()) and time.monotonic() < deadline:
+        time.sleep(0.02)  # killed once the request id is on disk, as a crash mid-wait would find it
     doomed.send_signal(signal.SIGKILL)
     doomed.wait(timeout=10)
     assert fake_fal.submissions == 1 and len(Journal(tmp_path / "state" / "journal").entries()) == 1
