@@ -145,21 +145,23 @@ class FalEditClient:
         cacheable = self.cache is not None and request.seed is not None and \
             all(url.startswith("data:") for url in request.image_urls)
         journal_key = self._journal_key(key)
-        for attempt in (1, 2):
-            # Under the claim, an identical edit started meanwhile (a duplicate frame, another
-            # process) finds this one's job in the journal, or its result in the cache, and shares it.
-            with self.journal.claim(journal_key, waiter) if self.journal else contextlib.nullcontext():
-                if cacheable and not fresh:
-                    outcome = self._from_cache(key, endpoint, mismatch, phases)
-                    if outcome is not None:
-                        return outcome
-                handle, source = self._job(journal_key, request, pngs, endpoint, waiter, fresh, phases)
-            mark = time.monotonic()
-            try:
-                data = self._wait(handle, source, journal_key, waiter, on_progress, should_cancel)
-            except _ResumedJobCancelled:
-                fresh = True  # the journalled job was cancelled: this run submits a new one
-                continue
+        for _ in range(2):  # a second pass only when the journalled job turned out cancelled
+            with contextlib.ExitStack() as waiting:
+                # Under the claim, an identical edit started meanwhile (a duplicate frame, another
+                # process) finds this one's job in the journal, or its result in the cache, and shares it.
+                with self.journal.claim(journal_key, waiter) if self.journal else contextlib.nullcontext():
+                    if cacheable and not fresh:
+                        outcome = self._from_cache(key, endpoint, mismatch, phases)
+                        if outcome is not None:
+                            return outcome
+                    handle, source = self._job(journal_key, request, pngs, endpoint, waiter, fresh, phases)
+                    waiting.enter_context(WAITING.hold(journal_key))  # before the claim is released
+                mark = time.monotonic()
+                try:
+                    data = self._wait(handle, source, journal_key, waiter, on_progress, should_cancel)
+                except _ResumedJobCancelled:
+                    fresh = True  # the journalled job was cancelled: this run submits a new one
+                    continue
             phases["wait"] = time.monotonic() - mark
             break
         try:
@@ -177,11 +179,10 @@ class FalEditClient:
         """Wait for the job's result JSON, and keep the journal entry exactly while the job may still pay off."""
         remaining = waiter.remaining()
         try:
-            with WAITING.hold(journal_key):
-                return self.queue.wait(handle, on_progress=on_progress, should_cancel=should_cancel,
-                                       timeout=None if remaining is None else max(remaining, 0.001))
+            return self.queue.wait(handle, on_progress=on_progress, should_cancel=should_cancel,
+                                   timeout=None if remaining is None else max(remaining, 0.001))
         except CancelledError as exc:
-            if getattr(exc, "by_user", False):
+            if exc.by_user:
                 raise  # entry kept: a re-run learns from fal whether the cancel took effect
             self._forget(journal_key)
             if source == "resumed":
