@@ -1,6 +1,6 @@
 """Screenshot every example workflow in ComfyUI's real web frontend, and check that each one loads cleanly.
 
-Starts a local fake fal server and ComfyUI (``COMFYUI_DIR``, default /work/comfy/ComfyUI) with this
+Starts a local fake fal server and ComfyUI (the folder ``COMFYUI_DIR`` names, as for the tests) with this
 pack, opens the frontend in headless Chromium (/usr/bin/chromium, driven by Playwright), loads each
 ``example_workflows/*.json``, runs it once against the fake server so the SaveImage nodes show their
 results, and writes ``example_workflows/<name>.png`` (or ``.jpg`` when that is much smaller).
@@ -23,7 +23,6 @@ from pathlib import Path
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-os.environ.setdefault("COMFYUI_DIR", "/work/comfy/ComfyUI")
 
 from frontend_harness import WORKFLOWS, Frontend, comfyui_with_fake_fal, unavailable, workflow_files  # noqa: E402
 
