@@ -9,7 +9,6 @@ call's thread must end at once (its socket is shut down), not at its read timeou
 from __future__ import annotations
 
 import socket
-import ssl
 import statistics
 import threading
 import time
