@@ -112,10 +112,9 @@ class QueueClient:
         what = f"Submit to {endpoint}"
         # stream=True: the headers (with x-fal-request-id) are in hand before the body is read, so a
         # reply that breaks off mid-body still tells us which paid job exists.
-        # fresh=True: a pooled keep-alive connection the server is closing at this very moment
-        # fails *after* the POST went out, which could only be reported as "maybe billed"; a new
-        # connection costs one handshake per paid job and cannot be stale.
-        resp = self.transport.request("POST", url, what=what, submit=True, json=arguments, fresh=True,
+        # The transport sends a submit only on a connection used moments ago, or a new one: a stale
+        # keep-alive connection would fail after the POST went out ("maybe billed").
+        resp = self.transport.request("POST", url, what=what, submit=True, json=arguments,
                                       params=params, headers=extra_headers, waiter=waiter, stream=True)
         header_id = resp.headers.get("x-fal-request-id")
         try:

@@ -47,6 +47,7 @@ from .waiting import BodyWatch, Waiter
 log = logging.getLogger("fal_qwen_edit")
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+SUBMIT_REUSE_IDLE = 2.0  # seconds a pooled connection may have been idle and still carry a submit
 USER_AGENT = "comfyui-fal-qwen-edit/0.1"
 
 
@@ -81,8 +82,9 @@ def parse_retry_after(value: str | None) -> float | None:
 class _CallState:
     """What one HTTP call did on the wire, shared by its thread and the one waiting for it."""
 
-    def __init__(self) -> None:
+    def __init__(self, submit: bool = False) -> None:
         self.lock = threading.Lock()
+        self.submit = submit
         self.conn: HTTPConnection | None = None  # the connection while this call holds it
         self.sent = False      # a byte of the request reached the socket
         self.aborted = False
@@ -163,7 +165,21 @@ class _ReleasingPool:
         state = getattr(conn, "_fal_state", None)
         if state is not None:
             state.release(conn)
+        if conn is not None:
+            conn._fal_idle_since = time.monotonic()
         super()._put_conn(conn)
+
+    def _get_conn(self, timeout=None):
+        conn = super()._get_conn(timeout)
+        state = getattr(_local, "state", None)
+        idle_since = getattr(conn, "_fal_idle_since", None)
+        if state is not None and state.submit and idle_since is not None \
+                and time.monotonic() - idle_since > SUBMIT_REUSE_IDLE:
+            # A keep-alive connection the server may be closing right now would fail *after*
+            # the POST went out: "maybe billed". Servers keep idle connections for 5 s or more,
+            # so only one used moments ago carries a submit; otherwise it reconnects.
+            conn.close()
+        return conn
 
 
 class _TrackedHTTPPool(_ReleasingPool, HTTPConnectionPool):
@@ -260,7 +276,7 @@ class Transport:
                   **kwargs: Any) -> requests.Response:
         """One attempt, interruptible by ``waiter``. A RequestException it raises carries
         ``never_sent``: True when not a byte of the request reached the server."""
-        state = _CallState()
+        state = _CallState(submit=submit)
         session = session or self.session
 
         def call() -> requests.Response:
