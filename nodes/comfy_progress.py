@@ -60,8 +60,11 @@ class NodeProgress:
         if summary is not None:
             self._send(summary, 1.0)
 
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
     def text(self) -> str:
-        elapsed = time.monotonic() - self.started
+        elapsed = self.elapsed()
         if not self.states:
             return f"fal: uploading inputs… {elapsed:.0f}s"
         lines = []

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 
 import torch
 from comfy_api.latest import io
@@ -154,7 +153,6 @@ class QwenImageEditPlusNode(io.ComfyNode):
         request.validate(images_to_come=frames_per_edit)
         client = await asyncio.to_thread(client_for, connection)
         progress = NodeProgress(cls.hidden.unique_id, jobs=image_1.shape[0] if per_frame else 1).start()
-        started = time.monotonic()
         options = dict(endpoint=endpoint.strip(), on_progress=progress, timeout=float(timeout),
                        should_cancel=comfy.model_management.processing_interrupted, mismatch=size_mismatch,
                        fresh=force_new_job)
@@ -165,7 +163,7 @@ class QwenImageEditPlusNode(io.ComfyNode):
                                                    concurrency=concurrency, **options)
             else:
                 outcomes = [await asyncio.to_thread(client.edit, request, [image_1, *references], **options)]
-            summary = done_text(outcomes, time.monotonic() - started)
+            summary = done_text(outcomes, progress.elapsed())
         except CancelledError:
             # fal's cancel was sent; now let ComfyUI end the run as interrupted (this clears its flag).
             comfy.model_management.throw_exception_if_processing_interrupted()
