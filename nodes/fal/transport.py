@@ -42,6 +42,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from .config import FalConfig
 from .errors import FalError, SubmitUncertainError, TransportError, error_for_response, redact
 from .errors import HTTPStatusError, response_detail  # noqa: F401 - importable from here as before
+from .trust import share_context
 from .waiting import BodyWatch, Waiter
 
 log = logging.getLogger("fal_qwen_edit")
@@ -188,6 +189,11 @@ class _TrackedHTTPPool(_ReleasingPool, HTTPConnectionPool):
 
 class _TrackedHTTPSPool(_ReleasingPool, HTTPSConnectionPool):
     ConnectionCls = _TrackedHTTPSConnection
+
+    def _new_conn(self):
+        connection = super()._new_conn()
+        share_context(connection)  # see trust.py: not 15 ms of CA parsing per new connection
+        return connection
 
 
 _POOLS = {"http": _TrackedHTTPPool, "https": _TrackedHTTPSPool}
