@@ -31,7 +31,7 @@ from .queue import ProgressCallback, QueueClient, RequestHandle, WaitSettings
 from .result_cache import ResultCache
 from .storage import Uploader
 from .transport import RetryPolicy, Transport
-from .waiting import CancelHook, Waiter
+from .waiting import CancelHook, JobSlots, SlotTicket, Waiter
 
 log = logging.getLogger("fal_qwen_edit")
 
@@ -133,7 +133,8 @@ class FalEditClient:
     def _edit_encoded(self, request: QwenEditRequest, pngs: list[bytes], *, started: float,
                       endpoint: str = DEFAULT_ENDPOINT, on_progress: ProgressCallback = None,
                       should_cancel: CancelHook = None, timeout: float = DEFAULT_TIMEOUT,
-                      mismatch: str = "pad", fresh: bool = False) -> EditOutcome:
+                      mismatch: str = "pad", fresh: bool = False,
+                      slot: SlotTicket | None = None) -> EditOutcome:
         request.validate(images_to_come=len(pngs))  # count and URLs too: nothing uploaded for a bad request
         waiter = Waiter(should_cancel, timeout)
         identities = [hashlib.sha256(x.encode()).hexdigest() for x in request.image_urls] + \
@@ -145,25 +146,30 @@ class FalEditClient:
         cacheable = self.cache is not None and request.seed is not None and \
             all(url.startswith("data:") for url in request.image_urls)
         journal_key = self._journal_key(key)
-        for _ in range(2):  # a second pass only when the journalled job turned out cancelled
-            with contextlib.ExitStack() as waiting:
-                # Under the claim, an identical edit started meanwhile (a duplicate frame, another
-                # process) finds this one's job in the journal, or its result in the cache, and shares it.
-                with self.journal.claim(journal_key, waiter) if self.journal else contextlib.nullcontext():
-                    if cacheable and not fresh:
-                        outcome = self._from_cache(key, endpoint, mismatch, phases)
-                        if outcome is not None:
-                            return outcome
-                    handle, source = self._job(journal_key, request, pngs, endpoint, waiter, fresh, phases)
-                    waiting.enter_context(WAITING.hold(journal_key))  # before the claim is released
-                mark = time.monotonic()
-                try:
-                    data = self._wait(handle, source, journal_key, waiter, on_progress, should_cancel)
-                except _ResumedJobCancelled:
-                    fresh = True  # the journalled job was cancelled: this run submits a new one
-                    continue
-            phases["wait"] = time.monotonic() - mark
-            break
+        try:
+            for _ in range(2):  # a second pass only when the journalled job turned out cancelled
+                with contextlib.ExitStack() as waiting:
+                    # Under the claim, an identical edit started meanwhile (a duplicate frame, another
+                    # process) finds this one's job in the journal, or its result in the cache, and shares it.
+                    with self.journal.claim(journal_key, waiter) if self.journal else contextlib.nullcontext():
+                        if cacheable and not fresh:
+                            outcome = self._from_cache(key, endpoint, mismatch, phases)
+                            if outcome is not None:
+                                return outcome
+                        handle, source = self._job(journal_key, request, pngs, endpoint, waiter, fresh, phases,
+                                                   slot)
+                        waiting.enter_context(WAITING.hold(journal_key))  # before the claim is released
+                    mark = time.monotonic()
+                    try:
+                        data = self._wait(handle, source, journal_key, waiter, on_progress, should_cancel)
+                    except _ResumedJobCancelled:
+                        fresh = True  # the journalled job was cancelled: this run submits a new one
+                        continue
+                phases["wait"] = time.monotonic() - mark
+                break
+        finally:
+            if slot is not None:
+                slot.give_back()  # the job is over on fal (or never began): the next frame's may start
         try:
             outcome = self._finish(handle, data, waiter, mismatch, phases, source,
                                    key=key if cacheable else None)
@@ -220,11 +226,13 @@ class FalEditClient:
         return outcome
 
     def _job(self, journal_key: str, request: QwenEditRequest, pngs: list[bytes], endpoint: str,
-             waiter: Waiter, fresh: bool, phases: dict[str, float]) -> tuple[RequestHandle, str]:
+             waiter: Waiter, fresh: bool, phases: dict[str, float],
+             slot: SlotTicket | None) -> tuple[RequestHandle, str]:
         """The job to wait on: the journalled one for this edit, or a newly submitted one.
         Called under the journal's claim for ``journal_key``."""
         if self.journal is None:
-            return self._submit(endpoint, self._upload(request, pngs, waiter, phases), waiter, phases), "job"
+            arguments = self._upload(request, pngs, waiter, phases)
+            return self._submit(endpoint, arguments, waiter, phases, slot), "job"
         entry = None if fresh else self.journal.pending(journal_key)
         if entry is not None and entry.handle is not None:
             if request.seed is None and WAITING.holds(journal_key):
@@ -241,6 +249,8 @@ class FalEditClient:
                                        f"answer never arrived, so it may be running and billed: check your fal "
                                        f"dashboard. {FORCE_HINT}")
         arguments = self._upload(request, pngs, waiter, phases)
+        if slot is not None:
+            slot.take(waiter)  # before the "submitting" entry: a Cancel here leaves nothing behind
         return self._submit_journalled(journal_key, endpoint, arguments, waiter, phases), "job"
 
     def _submit_journalled(self, journal_key: str, endpoint: str, arguments: dict[str, Any], waiter: Waiter,
@@ -283,7 +293,9 @@ class FalEditClient:
         return arguments
 
     def _submit(self, endpoint: str, arguments: dict[str, Any], waiter: Waiter,
-                phases: dict[str, float]) -> RequestHandle:
+                phases: dict[str, float], slot: SlotTicket | None = None) -> RequestHandle:
+        if slot is not None:
+            slot.take(waiter)
         waiter.check()  # last chance to cancel for free
         mark = time.monotonic()
         handle = self.queue.submit(endpoint, arguments, waiter=waiter)
@@ -319,23 +331,40 @@ class FalEditClient:
 
     def edit_each(self, request: QwenEditRequest, batch: Any, references: Sequence[Any] = (), *,
                   concurrency: int = 8, **options: Any) -> list[EditOutcome]:
-        """One edit per frame of ``batch`` (each with ``references`` appended), run
-        ``concurrency`` at a time. The references are encoded once. Every job is
-        waited for even when one fails, so no paid result is dropped; then the
-        first failure is raised with a summary."""
+        """One edit per frame of ``batch`` (each with ``references`` appended), at most
+        ``concurrency`` jobs on fal at a time. The references are encoded once.
+
+        Pipelined: up to ``concurrency`` more frames are encoded (in frame order, two at
+        a time) and uploaded while the jobs run, and a job's slot passes to the next
+        frame as soon as its result is in, before its outputs download. Every job is
+        waited for even when one fails, so no paid result is dropped; then the first
+        failure is raised with a summary."""
         request.validate(images_to_come=None)
         started = time.monotonic()
         frames = split_batch(batch)
         if not frames:
             return []
         shared = self.encode_frames(references)
+        concurrency = max(1, concurrency)
+        slots = JobSlots(concurrency)
+        tickets = [slots.ticket() for _ in frames]
 
-        def one(frame: np.ndarray) -> EditOutcome:
-            return self._edit_encoded(request, [encode_png(frame), *shared], started=started, **options)
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="fal-png") as encoder, \
+                ThreadPoolExecutor(max_workers=min(2 * concurrency, len(frames)),
+                                   thread_name_prefix="fal-edit") as pool:
+            def one(index: int) -> EditOutcome:
+                try:
+                    if index >= concurrency:
+                        # The next frames are prepared while the jobs run, not while the first
+                        # ones are still being uploaded and submitted (same cores, same uplink).
+                        tickets[index - concurrency].settled.wait()
+                    png = encoder.submit(encode_png, frames[index]).result()  # encoded in frame order
+                    return self._edit_encoded(request, [png, *shared], started=started, slot=tickets[index],
+                                              **options)
+                finally:
+                    tickets[index].give_back()  # also settles it when the edit failed before its submit
 
-        with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(frames))),
-                                thread_name_prefix="fal-edit") as pool:
-            futures = [pool.submit(one, frame) for frame in frames]
+            futures = [pool.submit(one, index) for index in range(len(frames))]
             outcomes, failures = [], []
             for index, future in enumerate(futures):
                 try:

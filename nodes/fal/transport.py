@@ -247,13 +247,15 @@ class Transport:
     ``config=None`` makes a keyless transport (for fetching arbitrary URLs)."""
 
     def __init__(self, config: FalConfig | None, retry: RetryPolicy | None = None,
-                 timeout: tuple[float, float] = (10.0, 60.0), pool_size: int = 16,
+                 timeout: tuple[float, float] = (10.0, 60.0), pool_size: int = 32,
                  verify: bool | str = True):
         self.config = config
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
         # Passed on every request: requests lets REQUESTS_CA_BUNDLE override a session's verify.
         self.verify = verify  # a CA bundle path may be given; never False by default
+        # Connections kept per host: batch mode at its maximum concurrency (16) holds 16 status
+        # streams open while the next 16 frames upload and submit.
         self.session = self._new_session(pool_size)
         self._bodies = BodyWatch()
 
