@@ -76,3 +76,24 @@ def test_cancel_while_frames_wait_for_a_slot_submits_nothing_more(fake_fal, make
                                         should_cancel=cancel.is_set)
     assert time.monotonic() - started < 1.0  # not after the first job's 1 s
     assert fake_fal.submissions == 1 and len(fake_fal.cancel_requests) == 1
+
+
+def test_combine_keeps_pixels_and_masks_of_every_outcome():
+    from types import SimpleNamespace
+
+    from comfyui_fal_qwen_edit.nodes.fal.pipeline import combine
+    rng = np.random.default_rng(3)
+
+    def outcome(count, height, width):
+        mask = (rng.random((count, height, width)) > 0.5).astype(np.float32)
+        return SimpleNamespace(images=rng.random((count, height, width, 3), dtype=np.float32), mask=mask)
+
+    same = [outcome(2, 4, 6), outcome(1, 4, 6)]
+    images, mask = combine(same)
+    assert images.shape == (3, 4, 6, 3) and np.array_equal(images[2], same[1].images[0])
+    assert np.array_equal(mask[:2], same[0].mask) and np.array_equal(mask[2], same[1].mask[0])
+    mixed = [outcome(1, 4, 6), outcome(1, 2, 2)]
+    images, mask = combine(mixed, "pad")
+    assert images.shape == (2, 4, 6, 3) and np.allclose(images[1, 1:3, 2:4], mixed[1].images[0])
+    assert mask[1, 0, 0] == 1.0 and np.allclose(mask[1, 1:3, 2:4], mixed[1].mask[0])
+    assert np.allclose(mask[0], mixed[0].mask[0])

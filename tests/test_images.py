@@ -73,6 +73,27 @@ def test_different_sizes_pad_resize_or_error():
         stack_batch([a, b], "error")
 
 
+def test_decoded_bytes_stack_exactly_like_decoded_floats():
+    """The pipeline stacks uint8 pixels straight into the batch; the result must be the
+    IMAGE and MASK that the float path gives, padding and alpha included."""
+    from comfyui_fal_qwen_edit.nodes.fal.images import decode_pixels
+    big = random_image(12, 10, 4, seed=5)
+    big[:, :, 3] = torch.linspace(0.0, 1.0, 10)[None, :]
+    small = random_image(6, 4, 3, seed=6)
+    pngs = [encode_png(big), encode_png(small)]
+    as_bytes = [decode_pixels(p) for p in pngs]
+    assert [a.dtype for a in as_bytes] == [np.uint8, np.uint8]
+    for mode in ("pad", "resize"):
+        images_u8, mask_u8 = stack_batch(as_bytes, mode)
+        images_f, mask_f = stack_batch([decode_image(p) for p in pngs], mode)
+        assert images_u8.dtype == np.float32 and mask_u8.dtype == np.float32
+        assert np.allclose(images_u8, images_f, atol=1e-6) and np.allclose(mask_u8, mask_f, atol=1e-6)
+    images, mask = stack_batch(as_bytes, "pad")
+    assert mask[1, 0, 0] == 1.0 and mask[1, 3, 3] == 0.0  # padding, then the opaque small image
+    assert abs(float(mask[0, 0, 0]) - 1.0) < 1e-6 and mask[0, 0, 9] == 0.0  # 1 - alpha
+    assert np.array_equal(to_uint8(images[1, 3:9, 3:7]), to_uint8(small.numpy()))
+
+
 def bomb_png(width=40000, height=40000):
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))

@@ -17,7 +17,7 @@ import numpy as np
 import requests
 
 from .errors import DownloadError, HTTPStatusError, ImageDecodeError, OutputGoneError, TransportError
-from .images import MAX_PIXELS, decode_image
+from .images import MAX_PIXELS, decode_pixels
 from .transport import Transport
 from .waiting import Waiter
 
@@ -121,7 +121,7 @@ def decode_all(blobs: Sequence[bytes], sources: Sequence[str], *, request_id: st
     decoded = []
     for blob, source in zip(blobs, sources):
         try:
-            decoded.append(decode_image(blob, source=describe(source), max_pixels=max_pixels))
+            decoded.append(decode_pixels(blob, source=describe(source), max_pixels=max_pixels))
         except ImageDecodeError as exc:
             raise ImageDecodeError(str(exc), request_id=request_id) from None
     return decoded
@@ -129,6 +129,6 @@ def decode_all(blobs: Sequence[bytes], sources: Sequence[str], *, request_id: st
 
 def download_images(transport: Transport, urls: Sequence[str], *, waiter: Waiter | None = None,
                     request_id: str | None = None, max_pixels: int = MAX_PIXELS) -> list[np.ndarray]:
-    """Download and decode every URL (the Load Image from URL node)."""
+    """Download and decode every URL (the Load Image from URL node): uint8 pixels each."""
     blobs = download_all(transport, urls, waiter=waiter, request_id=request_id)
     return decode_all(blobs, urls, request_id=request_id, max_pixels=max_pixels)

@@ -137,6 +137,12 @@ def _zlib_stream(raw: np.ndarray, rows: int) -> bytes:
 # ----------------------------------------------------------------- decode
 def decode_image(data: bytes, *, source: str = "image", max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Encoded bytes → float32 ``[H,W,3]`` or ``[H,W,4]`` (alpha kept) in 0..1."""
+    return to_float(decode_pixels(data, source=source, max_pixels=max_pixels))
+
+
+def decode_pixels(data: bytes, *, source: str = "image", max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Encoded bytes → uint8 ``[H,W,3]`` or ``[H,W,4]`` (alpha kept): a quarter of the
+    float32 size, for ``stack_batch`` to scale straight into the IMAGE batch."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -157,12 +163,12 @@ def decode_image(data: bytes, *, source: str = "image", max_pixels: int = MAX_PI
         raise ImageDecodeError(f"{source} is not a readable image ({type(exc).__name__}; "
                                f"{len(data)} bytes starting {start!r}).") from None
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
-    image = image.convert("RGBA" if has_alpha else "RGB")
-    return to_float(np.asarray(image))
+    mode = "RGBA" if has_alpha else "RGB"
+    return np.asarray(image if image.mode == mode else image.convert(mode))
 
 
 def stack_batch(images: Sequence[np.ndarray], mismatch: str = "pad") -> tuple[np.ndarray, np.ndarray]:
-    """Decoded images → (IMAGE ``[B,H,W,3]``, MASK ``[B,H,W]``).
+    """Decoded images (uint8 0..255 or float 0..1) → (IMAGE ``[B,H,W,3]``, MASK ``[B,H,W]``).
 
     The MASK follows ComfyUI's LoadImage: ``1 - alpha`` (1 = transparent), zeros
     for opaque images. Different sizes cannot share a batch tensor, so:
@@ -183,13 +189,26 @@ def stack_batch(images: Sequence[np.ndarray], mismatch: str = "pad") -> tuple[np
         images = [_resize(img, width, height) for img in images]
     height = max(img.shape[0] for img in images)
     width = max(img.shape[1] for img in images)
-    batch = np.zeros((len(images), height, width, 3), dtype=np.float32)
-    mask = np.ones((len(images), height, width), dtype=np.float32)
+    padded = any(img.shape[:2] != (height, width) for img in images)
+    # Each pixel is written once, straight from the decoded bytes: no float temporaries (the
+    # peak RSS of a big batch), and zeros only where padding needs them. An opaque image's
+    # MASK stays untouched zero pages.
+    batch = (np.zeros if padded else np.empty)((len(images), height, width, 3), dtype=np.float32)
+    mask = np.zeros((len(images), height, width), dtype=np.float32)
     for i, img in enumerate(images):
         h, w = img.shape[:2]
         top, left = (height - h) // 2, (width - w) // 2
-        batch[i, top:top + h, left:left + w] = img[:, :, :3]
-        mask[i, top:top + h, left:left + w] = 1.0 - img[:, :, 3] if img.shape[2] == 4 else 0.0
+        if (h, w) != (height, width):
+            mask[i] = 1.0
+            mask[i, top:top + h, left:left + w] = 0.0
+        rgb = batch[i, top:top + h, left:left + w]
+        if img.dtype == np.uint8:
+            np.multiply(img[:, :, :3], np.float32(1.0 / 255.0), out=rgb)
+        else:
+            rgb[...] = img[:, :, :3]
+        if img.shape[2] == 4:
+            alpha = img[:, :, 3] * np.float32(1.0 / 255.0) if img.dtype == np.uint8 else img[:, :, 3]
+            np.subtract(1.0, alpha, out=mask[i, top:top + h, left:left + w])
     return batch, mask
 
 
@@ -197,5 +216,5 @@ def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
     if image.shape[:2] == (height, width):
         return image
     mode = "RGBA" if image.shape[2] == 4 else "RGB"
-    resized = Image.fromarray(to_uint8(image), mode).resize((width, height), Image.Resampling.BICUBIC)
-    return to_float(np.asarray(resized))
+    resized = np.asarray(Image.fromarray(to_uint8(image), mode).resize((width, height), Image.Resampling.BICUBIC))
+    return resized if image.dtype == np.uint8 else to_float(resized)

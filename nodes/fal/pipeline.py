@@ -383,6 +383,9 @@ class FalEditClient:
 
 def combine(outcomes: Sequence[EditOutcome], mismatch: str = "pad") -> tuple[np.ndarray, np.ndarray]:
     """Several outcomes → one IMAGE batch and MASK (sizes reconciled like stack_batch)."""
+    if len({o.images.shape[1:] for o in outcomes}) == 1:  # one size: a plain copy, no temporaries
+        return np.concatenate([o.images for o in outcomes]), np.concatenate([o.mask for o in outcomes])
+    # Sizes differ: each MASK rides along as alpha, so padding and resizing treat it like the pixels.
     frames = [np.concatenate([o.images[i], 1.0 - o.mask[i][..., None]], axis=-1)
               for o in outcomes for i in range(o.images.shape[0])]
     return stack_batch(frames, mismatch)
