@@ -6,9 +6,11 @@ Everything talks to 127.0.0.1 only. The fake server runs in this process, so
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 
@@ -147,3 +149,67 @@ def requests_for(fake: FakeFal, request_id: str, until: float) -> int:
 
 def monotonic() -> float:
     return time.monotonic()
+
+
+class ServerCpu:
+    """CPU seconds the in-process fake spends: its connection threads and its edits, each
+    timed with ``time.thread_time``. The client's share is the process's CPU minus this.
+    Installed once per process; read ``seconds`` before and after a run."""
+
+    seconds = 0.0
+    _installed = False
+    _lock = threading.Lock()
+
+    @classmethod
+    def install(cls) -> type["ServerCpu"]:
+        if not cls._installed:
+            from comfyui_fal_qwen_edit.nodes.fakefal import server as fake_server
+            fake_server._HTTPServer.finish_request = cls._metered(fake_server._HTTPServer.finish_request)
+            fake_server.run_edit = cls._metered(fake_server.run_edit)
+            cls._installed = True
+        return cls
+
+    @classmethod
+    def _metered(cls, function):
+        def metered(*args, **kwargs):
+            start = time.thread_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                with cls._lock:
+                    cls.seconds += time.thread_time() - start
+        return metered
+
+
+def process_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+@contextlib.contextmanager
+def precomputed_edits(width: int, height: int):
+    """The fake's edits return one PNG made beforehand instead of decoding, inverting and
+    encoding each job's input: what the fan-out costs the client when the server's image
+    work is not on the same 2 cores (as with real fal). Clients get valid outputs of the
+    usual size; only their pixels no longer depend on the input."""
+    from comfyui_fal_qwen_edit.nodes.fakefal import server as fake_server
+    from comfyui_fal_qwen_edit.nodes.fal.images import encode_png
+
+    png = encode_png(picture(width, height, seed=99))
+    original = fake_server.run_edit
+
+    def ready_made(job, load, store) -> None:
+        try:
+            name = f"{job.request_id}.png"
+            job.result = {"images": [{"url": store(name, png, "image/png"), "width": width, "height": height,
+                                      "content_type": "image/png", "file_name": name, "file_size": len(png)}],
+                          "seed": job.arguments.get("seed", 1), "prompt": job.arguments["prompt"],
+                          "timings": {"inference": job.run_time}, "has_nsfw_concepts": [False]}
+        finally:
+            job.ready.set()
+
+    fake_server.run_edit = ServerCpu._metered(ready_made) if ServerCpu._installed else ready_made
+    try:
+        yield
+    finally:
+        fake_server.run_edit = original
