@@ -106,8 +106,26 @@ def test_cache_survives_broken_entries_and_leftovers(tmp_path):
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "output_0.bin").write_bytes(bytes(100))  # a write that never finished
     os.utime(tmp_path / "half" / "output_0.bin", (1000, 1000))
+    cache = ResultCache(tmp_path, max_bytes=10_000)  # the next session's first put scans the cache
     cache.put("new", "req-new", {"images": []}, [b"y"])
     assert not (tmp_path / "half").exists() and cache.get("new").request_id == "req-new"
+
+
+def test_a_put_scans_the_cache_only_when_it_may_be_full(tmp_path, monkeypatch):
+    from comfyui_fal_qwen_edit.nodes.fal import result_cache
+    cache = ResultCache(tmp_path, max_bytes=10_000)
+    scans = []
+    original = ResultCache.prune
+    monkeypatch.setattr(ResultCache, "prune", lambda self: (scans.append(1), original(self)))
+    for i in range(6):  # ~9.6 KB in all: under the bound
+        cache.put(f"k{i}", f"req-{i}", {"images": []}, [bytes(1500)])
+    assert len(scans) == 1  # the first put of the process only
+    cache.put("k6", "req-6", {"images": []}, [bytes(1500)])  # past the bound: scanned, pruned to 90 %
+    assert len(scans) == 2
+    assert 7_000 < sum(f.stat().st_size for f in tmp_path.rglob("*") if f.is_file()) <= 9_000
+    monkeypatch.setattr(result_cache, "RESCAN_SECONDS", 0.0)  # other processes may have written meanwhile
+    cache.put("late", "req-late", {"images": []}, [b"z"])
+    assert len(scans) == 3
 
 
 def test_cache_writes_and_prunes_from_many_threads_at_once(tmp_path, caplog):

@@ -5,6 +5,11 @@ fal's result JSON and the output image bytes exactly as downloaded, so a
 cached edit decodes to the same pixels. Bounded: least recently used entries
 are removed past ``max_bytes``. Requests without a seed are never cached:
 fal would pick a new seed, so the user is asking for a new image.
+
+Pruning scans every entry, so it is not done on every put: a process scans at
+its first put, then only when its own writes may have passed the bound or
+``RESCAN_SECONDS`` have gone by (other processes write too), and it prunes down
+to ``LOW_WATER`` of the bound so that a full cache is not rescanned at once.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +29,8 @@ log = logging.getLogger("fal_qwen_edit")
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
 INCOMPLETE_AGE = 3600.0  # seconds after which a folder without result.json is an abandoned write
+RESCAN_SECONDS = 600.0
+LOW_WATER = 0.9
 
 
 @dataclass
@@ -36,6 +44,11 @@ class ResultCache:
     def __init__(self, directory: Path, max_bytes: int = DEFAULT_MAX_BYTES):
         self.directory = Path(directory)
         self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._scanned_bytes: int | None = None  # the cache's size after the last prune
+        self._scanned_at = 0.0
+        self._written_since = 0  # bytes this process stored since then
+        self._scanning = threading.Lock()  # one scan at a time; a put meanwhile is counted for the next
 
     def _entry(self, key: str) -> Path:
         return self.directory / key
@@ -71,13 +84,28 @@ class ResultCache:
         try:
             for name, blob in zip(files, blobs):
                 write_atomic(entry / name, blob)
-            write_atomic(entry / "result.json", json.dumps(meta).encode())  # written last: marks it complete
-            self.prune()
+            meta_bytes = json.dumps(meta).encode()
+            write_atomic(entry / "result.json", meta_bytes)  # written last: marks it complete
+            due = self._prune_due(sum(map(len, blobs)) + len(meta_bytes))
+            for _ in range(3):  # again if puts made during the scan passed the bound once more
+                if not (due and self._scanning.acquire(blocking=False)):
+                    break  # not due, or another thread is scanning: it checks again when done
+                try:
+                    self.prune()
+                finally:
+                    self._scanning.release()
+                due = self._prune_due(0, rescan_time=False)
         except OSError as exc:
             log.warning("fal: could not store the result of request %s in the cache: %s", request_id, exc)
 
     def drop(self, key: str) -> None:
         shutil.rmtree(self._entry(key), ignore_errors=True)
+
+    def _prune_due(self, written: int, rescan_time: bool = True) -> bool:
+        with self._lock:
+            self._written_since += written
+            stale = rescan_time and time.monotonic() - self._scanned_at > RESCAN_SECONDS
+            return self._scanned_bytes is None or stale or self._scanned_bytes + self._written_since > self.max_bytes
 
     def prune(self) -> None:
         """Remove least recently used entries past ``max_bytes``, and leftovers of interrupted writes.
@@ -85,6 +113,8 @@ class ResultCache:
         Other threads and processes prune and write at the same time: a folder
         that vanishes while it is measured is simply skipped.
         """
+        with self._lock:
+            counted = self._written_since  # puts during the scan stay counted (perhaps twice: harmless)
         entries, total = [], 0
         now = time.time()
         for folder in self.directory.iterdir() if self.directory.is_dir() else ():
@@ -102,11 +132,15 @@ class ResultCache:
                     shutil.rmtree(folder, ignore_errors=True)  # a write that never finished
             except OSError:
                 continue
-        for _, size, folder in sorted(entries):
-            if total <= self.max_bytes:
-                break
-            shutil.rmtree(folder, ignore_errors=True)
-            total -= size
+        if total > self.max_bytes:
+            for _, size, folder in sorted(entries):
+                if total <= self.max_bytes * LOW_WATER:
+                    break
+                shutil.rmtree(folder, ignore_errors=True)
+                total -= size
+        with self._lock:
+            self._scanned_bytes, self._scanned_at = total, time.monotonic()
+            self._written_since = max(0, self._written_since - counted)
 
 
 def _without_inline_images(result: dict[str, Any]) -> dict[str, Any]:
