@@ -94,17 +94,20 @@ class FalEditClient:
         with ThreadPoolExecutor(max_workers=min(4, len(frames)), thread_name_prefix="fal-png") as pool:
             return list(pool.map(encode_png, frames))
 
-    def upload_pngs(self, pngs: Sequence[bytes], *, waiter: Waiter | None = None) -> list[str]:
+    def upload_pngs(self, pngs: Sequence[bytes], *, waiter: Waiter | None = None,
+                    digests: Sequence[str | None] = ()) -> list[str]:
+        """``digests``: the PNGs' sha256 hex, when known (the upload cache's key)."""
         waiter = waiter or Waiter()
+        digests = list(digests) or [None] * len(pngs)
 
-        def one(png: bytes) -> str:
+        def one(index: int) -> str:
             waiter.check()
-            return self.uploader.url_for(png, "image/png", waiter=waiter)
+            return self.uploader.url_for(pngs[index], "image/png", waiter=waiter, digest=digests[index])
 
         if len(pngs) <= 1:
-            return [one(p) for p in pngs]
+            return [one(i) for i in range(len(pngs))]
         with ThreadPoolExecutor(max_workers=min(4, len(pngs)), thread_name_prefix="fal-up") as pool:
-            return list(pool.map(one, pngs))
+            return list(pool.map(one, range(len(pngs))))
 
     def upload_images(self, images: Sequence[Any], *, waiter: Waiter | None = None) -> list[str]:
         """IMAGE tensors (each may be a batch) → one URL per image, in order."""
@@ -137,8 +140,8 @@ class FalEditClient:
                       slot: SlotTicket | None = None) -> EditOutcome:
         request.validate(images_to_come=len(pngs))  # count and URLs too: nothing uploaded for a bad request
         waiter = Waiter(should_cancel, timeout)
-        identities = [hashlib.sha256(x.encode()).hexdigest() for x in request.image_urls] + \
-            [hashlib.sha256(png).hexdigest() for png in pngs]
+        digests = [hashlib.sha256(png).hexdigest() for png in pngs]  # also the upload cache's key
+        identities = [hashlib.sha256(x.encode()).hexdigest() for x in request.image_urls] + digests
         key = request_key(endpoint, request.arguments_without_images(), identities)
         phases = {"encode": time.monotonic() - started}
         # Pixels behind an http(s) URL may change, so only edits whose every input is content
@@ -156,8 +159,8 @@ class FalEditClient:
                             outcome = self._from_cache(key, endpoint, mismatch, phases)
                             if outcome is not None:
                                 return outcome
-                        handle, source = self._job(journal_key, request, pngs, endpoint, waiter, fresh, phases,
-                                                   slot)
+                        handle, source = self._job(journal_key, request, (pngs, digests), endpoint, waiter,
+                                                   fresh, phases, slot)
                         waiting.enter_context(WAITING.hold(journal_key))  # before the claim is released
                     mark = time.monotonic()
                     try:
@@ -225,13 +228,13 @@ class FalEditClient:
         log.info("fal: result of request %s served from the cache (no new job)", hit.request_id)
         return outcome
 
-    def _job(self, journal_key: str, request: QwenEditRequest, pngs: list[bytes], endpoint: str,
+    def _job(self, journal_key: str, request: QwenEditRequest, inputs: tuple[list[bytes], list[str]], endpoint: str,
              waiter: Waiter, fresh: bool, phases: dict[str, float],
              slot: SlotTicket | None) -> tuple[RequestHandle, str]:
         """The job to wait on: the journalled one for this edit, or a newly submitted one.
         Called under the journal's claim for ``journal_key``."""
         if self.journal is None:
-            arguments = self._upload(request, pngs, waiter, phases)
+            arguments = self._upload(request, inputs, waiter, phases)
             return self._submit(endpoint, arguments, waiter, phases, slot), "job"
         entry = None if fresh else self.journal.pending(journal_key)
         if entry is not None and entry.handle is not None:
@@ -248,7 +251,7 @@ class FalEditClient:
             raise SubmitUncertainError(f"An earlier submit of this exact edit ({sent}) was sent but fal's "
                                        f"answer never arrived, so it may be running and billed: check your fal "
                                        f"dashboard. {FORCE_HINT}")
-        arguments = self._upload(request, pngs, waiter, phases)
+        arguments = self._upload(request, inputs, waiter, phases)
         if slot is not None:
             slot.take(waiter)  # before the "submitting" entry: a Cancel here leaves nothing behind
         return self._submit_journalled(journal_key, endpoint, arguments, waiter, phases), "job"
@@ -283,11 +286,12 @@ class FalEditClient:
             log.warning("fal: could not journal request %s (%s); waiting on it anyway", handle.request_id, exc)
         return handle
 
-    def _upload(self, request: QwenEditRequest, pngs: list[bytes], waiter: Waiter,
+    def _upload(self, request: QwenEditRequest, inputs: tuple[list[bytes], list[str]], waiter: Waiter,
                 phases: dict[str, float]) -> dict[str, Any]:
         """Upload the inputs (or inline them) and return the submit's JSON body."""
         mark = time.monotonic()
-        urls = list(request.image_urls) + self.upload_pngs(pngs, waiter=waiter)
+        pngs, digests = inputs  # the PNGs and their sha256 hex
+        urls = list(request.image_urls) + self.upload_pngs(pngs, waiter=waiter, digests=digests)
         arguments = dataclasses.replace(request, image_urls=urls).to_arguments()
         phases["upload"] = time.monotonic() - mark
         return arguments

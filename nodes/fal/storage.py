@@ -48,11 +48,13 @@ class Uploader:
         self._lock = threading.Lock()
         self.uploads = 0  # real uploads made (cache hits excluded), for tests and the CLI
 
-    def url_for(self, data: bytes, content_type: str = "image/png", *, waiter: Waiter | None = None) -> str:
+    def url_for(self, data: bytes, content_type: str = "image/png", *, waiter: Waiter | None = None,
+                digest: str | None = None) -> str:
+        """``digest``: the sha256 hex of ``data`` when the caller has it already."""
         if not self.config.uses_storage:
             return data_uri(data, content_type)
         waiter = waiter or Waiter()
-        digest = hashlib.sha256(data).hexdigest()
+        digest = digest or hashlib.sha256(data).hexdigest()
         while True:
             with self._lock:
                 pending = self._urls.get(digest)
