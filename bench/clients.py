@@ -11,7 +11,10 @@ from __future__ import annotations
 import base64
 import io
 import os
+import shutil
+import tempfile
 import time
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -19,11 +22,13 @@ import requests
 from PIL import Image
 
 from comfyui_fal_qwen_edit.nodes.fal.images import encode_png, split_batch, to_uint8
-from comfyui_fal_qwen_edit.nodes.fal.pipeline import FalEditClient
+from comfyui_fal_qwen_edit.nodes.fal.connection import persistent_client
 from comfyui_fal_qwen_edit.nodes.fal.qwen import QwenEditRequest
 from comfyui_fal_qwen_edit.nodes.fal.queue import WaitSettings
 
 from common import ENDPOINT, KEY, PROMPT, Server, pack_config
+
+SEED = 1234  # the node always sends one (its seed widget) unless fal_picks_seed
 
 
 class Skip(Exception):
@@ -53,15 +58,19 @@ def png_uri(data: bytes) -> str:
 
 # ------------------------------------------------------------------ (a) this pack
 class PackClient:
+    """The pack as the ComfyUI node runs it: the job journal and the result cache on disk
+    (in a temporary directory here), and a fixed seed, so every result is also cached."""
+
     def __init__(self, server: Server, upload: str = "data_uri", use_sse: bool = True):
-        self.client = FalEditClient(pack_config(server, upload), verify=server.verify,
-                                    wait_settings=WaitSettings(use_sse=use_sse))
+        self.state = tempfile.mkdtemp(prefix="bench-pack-")
+        self.client = persistent_client(pack_config(server, upload), Path(self.state), verify=server.verify,
+                                        wait_settings=WaitSettings(use_sse=use_sse))
 
     def edit(self, images) -> np.ndarray:
-        return self.client.edit(QwenEditRequest(prompt=PROMPT), images).images
+        return self.client.edit(QwenEditRequest(prompt=PROMPT, seed=SEED), images).images
 
     def edit_each(self, batch, concurrency: int):
-        return self.client.edit_each(QwenEditRequest(prompt=PROMPT), batch, concurrency=concurrency)
+        return self.client.edit_each(QwenEditRequest(prompt=PROMPT, seed=SEED), batch, concurrency=concurrency)
 
     # completion detection only: submit, then wait for the result JSON
     def submit(self, arguments: dict):
@@ -70,6 +79,7 @@ class PackClient:
 
     def close(self) -> None:
         self.client.close()
+        shutil.rmtree(self.state, ignore_errors=True)
 
 
 # ------------------------------------------------------------------ (b) bare reference
