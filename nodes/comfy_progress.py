@@ -9,16 +9,35 @@ fal's cancel request. Instead Cancel is noticed by the pipeline's cancel hook.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import re
 import time
+from typing import Iterator
 
+import comfy.model_management
 from server import PromptServer
 from comfy_execution.progress import get_progress_state
 
+from .fal.errors import CancelledError
 from .fal.queue import Progress
 
 STEP = re.compile(r"(\d+)\s*/\s*(\d+)")  # "12/50" in a log line gives a real fraction
+
+
+@contextlib.contextmanager
+def node_progress(node_id: str | None, jobs: int = 1) -> Iterator["NodeProgress"]:
+    """Live progress around one ``execute``. Set ``summary`` on success: it replaces the live
+    text. A CancelledError from the pipeline (fal's cancel already sent) ends the run as
+    ComfyUI's own interrupt, which also clears its flag."""
+    progress = NodeProgress(node_id, jobs).start()
+    try:
+        yield progress
+    except CancelledError:
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        raise
+    finally:
+        progress.stop(progress.summary)
 
 
 class NodeProgress:
@@ -31,6 +50,7 @@ class NodeProgress:
         self.last_log = ""
         self.step_fraction: float | None = None
         self._ticker: asyncio.Task | None = None
+        self.summary: str | None = None  # the final text, once the work succeeded
 
     # --- called on the worker thread
     def __call__(self, progress: Progress) -> None:

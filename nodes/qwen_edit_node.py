@@ -17,10 +17,9 @@ from comfy_api.latest import io
 
 import comfy.model_management
 
-from .comfy_progress import NodeProgress
+from .comfy_progress import node_progress
 from .connection_node import FalConnection
 from .fal.connection import client_for
-from .fal.errors import CancelledError
 from .fal.images import MISMATCH_MODES
 from .fal.pipeline import DEFAULT_TIMEOUT, EditOutcome, combine
 from .fal.qwen import (ACCELERATIONS, DEFAULT_ENDPOINT, GUIDANCE_RANGE, IMAGE_SIZE_PRESETS, NUM_IMAGES_RANGE,
@@ -102,7 +101,8 @@ class QwenImageEditPlusNode(io.ComfyNode):
                                        "one edit per image_1 frame: a separate edit for each frame of "
                                        "image_1, with image_2/image_3 as shared references."),
                 io.Int.Input("concurrency", default=4, min=1, max=16,
-                             tooltip="Edits in flight at once in per-frame mode."),
+                             tooltip="Jobs on fal at once in per-frame mode; the next frames are encoded and "
+                                     "uploaded while they run."),
                 io.Combo.Input("size_mismatch", options=list(MISMATCH_MODES), default="pad",
                                tooltip="Outputs of different sizes in one batch: pad (centre on black, padding "
                                        "marked in the mask), resize to the first, or error."),
@@ -152,24 +152,16 @@ class QwenImageEditPlusNode(io.ComfyNode):
         # A bad field (or too many images) fails here, before any key lookup or upload.
         request.validate(images_to_come=frames_per_edit)
         client = await asyncio.to_thread(client_for, connection)
-        progress = NodeProgress(cls.hidden.unique_id, jobs=image_1.shape[0] if per_frame else 1).start()
-        options = dict(endpoint=endpoint.strip(), on_progress=progress, timeout=float(timeout),
-                       should_cancel=comfy.model_management.processing_interrupted, mismatch=size_mismatch,
-                       fresh=force_new_job)
-        summary = None
-        try:
+        with node_progress(cls.hidden.unique_id, jobs=image_1.shape[0] if per_frame else 1) as progress:
+            options = dict(endpoint=endpoint.strip(), on_progress=progress, timeout=float(timeout),
+                           should_cancel=comfy.model_management.processing_interrupted, mismatch=size_mismatch,
+                           fresh=force_new_job)
             if per_frame:
                 outcomes = await asyncio.to_thread(client.edit_each, request, image_1, references,
                                                    concurrency=concurrency, **options)
             else:
                 outcomes = [await asyncio.to_thread(client.edit, request, [image_1, *references], **options)]
-            summary = done_text(outcomes, progress.elapsed())
-        except CancelledError:
-            # fal's cancel was sent; now let ComfyUI end the run as interrupted (this clears its flag).
-            comfy.model_management.throw_exception_if_processing_interrupted()
-            raise
-        finally:
-            progress.stop(summary)
+            progress.summary = done_text(outcomes, progress.elapsed())
         images, mask = combine(outcomes, size_mismatch) if len(outcomes) > 1 else \
             (outcomes[0].images, outcomes[0].mask)
         info = [outcome.info() for outcome in outcomes]

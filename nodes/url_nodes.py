@@ -10,11 +10,10 @@ from comfy_api.latest import io
 
 import comfy.model_management
 
-from .comfy_progress import NodeProgress
+from .comfy_progress import node_progress
 from .connection_node import FalConnection
 from .fal.connection import client_for
 from .fal.downloads import download_images
-from .fal.errors import CancelledError
 from .fal.images import MISMATCH_MODES, stack_batch
 from .fal.pipeline import DEFAULT_TIMEOUT
 from .fal.qwen import DEFAULT_ENDPOINT
@@ -113,17 +112,11 @@ class FalResultByRequestIdNode(io.ComfyNode):
     @classmethod
     async def execute(cls, request_id: str, endpoint: str, size_mismatch: str, connection=None) -> io.NodeOutput:
         client = await asyncio.to_thread(client_for, connection)
-        progress = NodeProgress(cls.hidden.unique_id).start()
-        try:
+        with node_progress(cls.hidden.unique_id) as progress:
             # Cancel stops the wait only: this node never cancels the job (it did not start it).
             outcome = await asyncio.to_thread(client.result_by_id, request_id.strip(), endpoint=endpoint.strip(),
                                               mismatch=size_mismatch, on_progress=progress,
                                               should_cancel=comfy.model_management.processing_interrupted,
                                               timeout=DEFAULT_TIMEOUT)
-        except CancelledError:
-            comfy.model_management.throw_exception_if_processing_interrupted()  # end the run as interrupted
-            raise
-        finally:
-            progress.stop()
         return io.NodeOutput(torch.from_numpy(outcome.images), torch.from_numpy(outcome.mask),
                              json.dumps(outcome.info(), indent=1))
