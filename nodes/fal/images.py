@@ -104,10 +104,11 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
 
 
-# Chosen by measurement (bench/run.py, "1 encode" zlib sweep, 1 MP photo-like input with noise):
-# level 1 with run-length matching took 12 ms for 1.78 MB; levels 1/3/6/9 with the default strategy
-# took 21-66 ms for 1.98-2.03 MB. Longer matches find little in sensor noise; RLE catches the
-# runs of zero that the Up filter leaves in smooth areas.
+# Chosen by measurement (bench/run.py, "1 encode" zlib sweep, two 1 MP inputs). Photo-like with
+# noise: level 1 RLE 12.7 ms for 1.78 MB; Huffman only 11.6 ms, same size; levels 1-9 with the
+# default strategy 22-51 ms for 1.98-2.03 MB (longer matches find little in sensor noise). A photo
+# on white: RLE 6.2 ms for 0.44 MB, Huffman only 9.7 ms for 0.79 MB, default 9.6-19.6 ms for
+# 0.50-0.53 MB: RLE catches the runs of zero the Up filter leaves in flat areas.
 ZLIB_LEVEL, ZLIB_STRATEGY = 1, zlib.Z_RLE
 
 
