@@ -28,7 +28,7 @@ SECTIONS = ("encode", "overhead", "detect", "fanout", "memory")
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", metavar="PATH", help="also write the figures to this JSON file")
-    parser.add_argument("--quick", action="store_true", help="few repetitions: a smoke test (~40 s)")
+    parser.add_argument("--quick", action="store_true", help="few repetitions: a smoke test (~1 min)")
     parser.add_argument("--latency", type=float, default=1.0, metavar="SECONDS",
                         help="server-side run time of a job for the overhead and detection figures "
                              "(default 1.0; fan-out always uses 1 s jobs)")
