@@ -234,8 +234,8 @@ class FalEditClient:
         """The job to wait on: the journalled one for this edit, or a newly submitted one.
         Called under the journal's claim for ``journal_key``."""
         if self.journal is None:
-            arguments = self._upload(request, inputs, waiter, phases)
-            return self._submit(endpoint, arguments, waiter, phases, slot), "job"
+            arguments = self._upload(request, inputs, waiter, phases, slot)
+            return self._submit(endpoint, arguments, waiter, phases), "job"
         entry = None if fresh else self.journal.pending(journal_key)
         if entry is not None and entry.handle is not None:
             if request.seed is None and WAITING.holds(journal_key):
@@ -251,9 +251,7 @@ class FalEditClient:
             raise SubmitUncertainError(f"An earlier submit of this exact edit ({sent}) was sent but fal's "
                                        f"answer never arrived, so it may be running and billed: check your fal "
                                        f"dashboard. {FORCE_HINT}")
-        arguments = self._upload(request, inputs, waiter, phases)
-        if slot is not None:
-            slot.take(waiter)  # before the "submitting" entry: a Cancel here leaves nothing behind
+        arguments = self._upload(request, inputs, waiter, phases, slot)
         return self._submit_journalled(journal_key, endpoint, arguments, waiter, phases), "job"
 
     def _submit_journalled(self, journal_key: str, endpoint: str, arguments: dict[str, Any], waiter: Waiter,
@@ -287,19 +285,21 @@ class FalEditClient:
         return handle
 
     def _upload(self, request: QwenEditRequest, inputs: tuple[list[bytes], list[str]], waiter: Waiter,
-                phases: dict[str, float]) -> dict[str, Any]:
-        """Upload the inputs (or inline them) and return the submit's JSON body."""
+                phases: dict[str, float], slot: SlotTicket | None) -> dict[str, Any]:
+        """Upload the inputs (or inline them), take the batch slot if any, and return the
+        submit's JSON body. The slot comes before anything is journalled or sent, so a
+        Cancel while waiting for it leaves nothing behind."""
         mark = time.monotonic()
         pngs, digests = inputs  # the PNGs and their sha256 hex
         urls = list(request.image_urls) + self.upload_pngs(pngs, waiter=waiter, digests=digests)
         arguments = dataclasses.replace(request, image_urls=urls).to_arguments()
         phases["upload"] = time.monotonic() - mark
+        if slot is not None:
+            slot.take(waiter)
         return arguments
 
     def _submit(self, endpoint: str, arguments: dict[str, Any], waiter: Waiter,
-                phases: dict[str, float], slot: SlotTicket | None = None) -> RequestHandle:
-        if slot is not None:
-            slot.take(waiter)
+                phases: dict[str, float]) -> RequestHandle:
         waiter.check()  # last chance to cancel for free
         mark = time.monotonic()
         handle = self.queue.submit(endpoint, arguments, waiter=waiter)
