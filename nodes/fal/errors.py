@@ -103,6 +103,11 @@ class ValidationError(HTTPStatusError):
         super().__init__(message, status=status, request_id=request_id, detail=detail)
 
 
+class JobUnknownError(HTTPStatusError):
+    """The result URL answers 404: the server knows no such request (expired, another account,
+    another endpoint). Only this, never a missing status route, makes a journalled job "unknown"."""
+
+
 class RateLimitError(HTTPStatusError):
     """429 that outlasted every retry."""
 

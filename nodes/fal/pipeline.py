@@ -22,8 +22,8 @@ import numpy as np
 
 from .config import FalConfig
 from .downloads import decode_all, download_all
-from .errors import (CancelledError, FalError, HTTPStatusError, ImageDecodeError, JobFailedError, OutputGoneError,
-                     SubmitUncertainError, ValidationError)
+from .errors import (AuthError, CancelledError, FalError, HTTPStatusError, ImageDecodeError, JobFailedError,
+                     JobUnknownError, OutputGoneError, SubmitUncertainError, ValidationError)
 from .images import encode_png, split_batch, stack_batch
 from .journal import WAITING, Journal, request_key
 from .qwen import DEFAULT_ENDPOINT, QwenEditRequest, QwenEditResult
@@ -32,6 +32,7 @@ from .result_cache import ResultCache
 from .storage import Uploader
 from .transport import RetryPolicy, Transport
 from .waiting import CancelHook, JobSlots, SlotTicket, Waiter
+from .way_memory import WayMemory
 
 log = logging.getLogger("fal_qwen_edit")
 
@@ -69,10 +70,11 @@ class FalEditClient:
 
     def __init__(self, config: FalConfig, *, retry: RetryPolicy | None = None,
                  wait_settings: WaitSettings | None = None, verify: bool | str = True,
-                 journal: Journal | None = None, cache: ResultCache | None = None):
+                 journal: Journal | None = None, cache: ResultCache | None = None,
+                 ways: WayMemory | None = None):
         self.config = config
         self.transport = Transport(config, retry=retry, verify=verify)
-        self.queue = QueueClient(config, self.transport, wait_settings)
+        self.queue = QueueClient(config, self.transport, wait_settings, ways)
         self.uploader = Uploader(self.transport)
         self.journal = journal
         self.cache = cache
@@ -201,17 +203,21 @@ class FalEditClient:
         except (JobFailedError, ValidationError):
             self._forget(journal_key)
             raise
-        except HTTPStatusError as exc:
-            if source == "resumed" and exc.status in (401, 403, 404):
-                self._forget(journal_key)  # fal no longer shows us the journalled job: say so, do not resubmit
-                raise FalError(f"The journalled request {handle.request_id} is unknown to fal with this "
-                               f"connection now (HTTP {exc.status}); run the edit again to submit a new job.",
-                               request_id=handle.request_id) from None
-            raise
+        except JobUnknownError as exc:
+            if source != "resumed":
+                raise  # a job this run submitted: kept, its result may still appear
+            self._forget(journal_key)  # its result URL says 404: nothing of it can be fetched any more
+            raise FalError(f"The journalled request {handle.request_id} is unknown to fal with this connection "
+                           f"now ({exc}); fal keeps a job's result for a limited time. Running the edit again "
+                           "submits a new job.", request_id=handle.request_id) from None
+        except AuthError as exc:
+            raise AuthError(f"{exc} The job stays journalled: once the key is accepted, running the same edit "
+                            "again fetches it without a new job.", status=exc.status, request_id=handle.request_id,
+                            detail=exc.detail) from None
 
     def _journal_key(self, key: str) -> str:
         """The journal is per connection: a job made through one queue is not visible through another."""
-        return hashlib.sha256(f"{key}\n{self.config.queue_base}".encode()).hexdigest()
+        return hashlib.sha256(f"{key}\n{self.config.connection_id}".encode()).hexdigest()
 
     def _from_cache(self, key: str, endpoint: str, mismatch: str, phases: dict[str, float]) -> EditOutcome | None:
         hit = self.cache.get(key)

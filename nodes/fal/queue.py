@@ -1,35 +1,39 @@
-"""fal queue client: submit → wait (SSE, else polling) → result, and cancel.
+"""fal queue client: submit → wait → result, and cancel.
 
-Works for any fal endpoint id, directly against fal (``Key`` auth) or through a
-gateway that re-exposes fal under its own base URL (``Bearer`` auth). A
-gateway's submit reply still names ``queue.fal.run`` URLs, where its token is
-not valid, so every status/result/cancel URL whose host is not the configured
-base is re-routed through the base with the same path.
+Works for any fal endpoint id, directly against fal (``Key`` auth), through a
+gateway that re-exposes fal under its own base URL (``Bearer`` auth), or through
+fal's server proxy (routing.py). A gateway's submit reply still names
+``queue.fal.run`` URLs, where its token is not valid, so every status/result/
+cancel URL whose host is not the configured base is re-routed through the base
+with the same path. How the wait itself goes (stream, status or result polling,
+whichever the server offers) is wait_ways.py; what an answer means, job_state.py.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import queue as queue_module
 import re
-import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
-from urllib.parse import quote, urlsplit
+from dataclasses import dataclass
+from typing import Any, Optional
+from urllib.parse import quote
 
 import requests
 
-from .config import FalConfig, _origin
-from .errors import (CancelledError, FalError, HTTPStatusError, JobFailedError, SubmitUncertainError,
-                     ValidationError)
-from .sse import EventStream
+from .config import FalConfig
+from .errors import (CancelledError, FalError, HTTPStatusError, JobFailedError, JobUnknownError,
+                     SubmitUncertainError, ValidationError)
+from .job_state import CANCELLED, DONE, FAILED, JobState, from_result, from_result_refusal, is_status_body
+from .routing import through_base
 from .transport import Transport, json_body
-from .waiting import CHECK_INTERVAL, CancelHook, Waiter
+from .wait_ways import NOT_OFFERED_CODES, JobWait, NotOffered, Progress, ProgressCallback, Reporter  # noqa: F401
+from .way_memory import WayMemory
+from .waiting import CancelHook, Waiter
 
 log = logging.getLogger("fal_qwen_edit")
 
 ENDPOINT_ID = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+NO_CANCEL = "NOT_OFFERED"  # our name for a server without a cancel route (not one of fal's answers)
 
 
 @dataclass
@@ -40,21 +44,6 @@ class RequestHandle:
     response_url: str
     cancel_url: str
     queue_position: Optional[int] = None
-
-
-@dataclass
-class Progress:
-    """One update while waiting; ``new_logs`` holds only lines not reported before."""
-
-    request_id: str
-    status: str
-    elapsed: float
-    queue_position: Optional[int] = None
-    new_logs: list[str] = field(default_factory=list)
-    via: str = "sse"  # "sse" or "poll"
-
-
-ProgressCallback = Optional[Callable[[Progress], None]]
 
 
 @dataclass
@@ -82,18 +71,11 @@ def check_endpoint(endpoint: str) -> str:
 
 class QueueClient:
     def __init__(self, config: FalConfig, transport: Transport | None = None,
-                 wait_settings: WaitSettings | None = None):
+                 wait_settings: WaitSettings | None = None, ways: WayMemory | None = None):
         self.config = config
         self.transport = transport or Transport(config)
         self.settings = wait_settings or WaitSettings()
-
-    # ---------------------------------------------------------------- routing
-    def _route(self, url: str) -> str:
-        base = self.config.queue_base
-        if _origin(url) == _origin(base) and url.startswith(base):
-            return url
-        parts = urlsplit(url)
-        return base + parts.path + (f"?{parts.query}" if parts.query else "")
+        self.ways = ways or WayMemory()
 
     def handle_for(self, endpoint: str, request_id: str) -> RequestHandle:
         """A handle for a request id known from earlier (resume, result by id)."""
@@ -102,6 +84,10 @@ class QueueClient:
             raise FalError(f"{request_id!r} does not look like a fal request id.")
         base = f"{self.config.queue_base}/{app_path(endpoint)}/requests/{quote(request_id)}"
         return RequestHandle(endpoint, request_id, base + "/status", base, base + "/cancel")
+
+    def way_key(self, endpoint: str) -> str:
+        """Which server and app a remembered way of waiting belongs to."""
+        return f"{self.config.connection_id} {app_path(endpoint)}"
 
     # ---------------------------------------------------------------- calls
     def submit(self, endpoint: str, arguments: dict[str, Any], *, webhook_url: str | None = None,
@@ -131,70 +117,109 @@ class QueueClient:
         finally:
             resp.close()
         fallback = self.handle_for(endpoint, request_id)
+        base = self.config.queue_base
         handle = RequestHandle(
             endpoint, request_id,
-            status_url=self._route(data.get("status_url") or fallback.status_url),
-            response_url=self._route(data.get("response_url") or fallback.response_url),
-            cancel_url=self._route(data.get("cancel_url") or fallback.cancel_url),
+            status_url=through_base(data.get("status_url") or fallback.status_url, base),
+            response_url=through_base(data.get("response_url") or fallback.response_url, base),
+            cancel_url=through_base(data.get("cancel_url") or fallback.cancel_url, base),
             queue_position=data.get("queue_position"))
         log.info("fal: submitted %s as request %s", endpoint, request_id)
         return handle
 
     def status(self, handle: RequestHandle, *, logs: bool = True, waiter: Waiter | None = None) -> dict:
+        """The status JSON. NotOffered when the server has no status route for it (404/405/501,
+        or an answer that is not a status JSON): the result URL is then the way to wait."""
         what = f"Status of {handle.endpoint}"
         for attempt in range(3):
-            resp = self.transport.request("GET", handle.status_url, what=what, waiter=waiter,
-                                          request_id=handle.request_id,
-                                          params={"logs": "1"} if logs else None)
             try:
-                return json_body(resp, what, handle.request_id)
+                resp = self.transport.request("GET", handle.status_url, what=what, waiter=waiter,
+                                              request_id=handle.request_id,
+                                              params={"logs": "1"} if logs else None)
+            except HTTPStatusError as exc:
+                if exc.status in NOT_OFFERED_CODES:
+                    raise NotOffered(f"HTTP {exc.status}") from None
+                raise
+            try:
+                body = json_body(resp, what, handle.request_id)
             except FalError:
+                if "json" not in resp.headers.get("Content-Type", ""):
+                    raise NotOffered(f"HTTP {resp.status_code} with {resp.headers.get('Content-Type')}") from None
                 if attempt == 2:
                     raise
                 (waiter or Waiter()).sleep(0.1 * (attempt + 1), handle.request_id)
+                continue
+            if not is_status_body(body):
+                raise NotOffered("an answer without a status field")
+            return body
         raise AssertionError("unreachable")
+
+    def fetch_result(self, handle: RequestHandle, *, waiter: Waiter | None = None) -> JobState:
+        """One GET of the result URL, read as a job state: done (with the outputs), still running
+        (400 "in progress", 202, or a status JSON), failed or cancelled. A 404 means the server
+        knows no such request (JobUnknownError). A 5xx from the front (502/503/504 after the
+        transport's retries) says nothing about the job and is raised as a plain
+        HTTPStatusError, so a journalled job is kept and can be fetched later, unpaid."""
+        what = f"Result of {handle.endpoint}"
+        try:
+            resp = self.transport.request("GET", handle.response_url, what=what, waiter=waiter,
+                                          request_id=handle.request_id)
+        except ValidationError:
+            raise
+        except HTTPStatusError as exc:
+            if exc.status == 404:
+                raise JobUnknownError(
+                    f"{what}: HTTP 404: this connection knows no request {handle.request_id} for "
+                    f"{app_path(handle.endpoint)} (its result URL answers 404). Check the endpoint and the "
+                    "connection it was submitted through.", status=404, request_id=handle.request_id,
+                    detail=exc.detail) from None
+            state = from_result_refusal(exc.status, exc.detail)
+            if state is not None:
+                return state
+            if exc.status >= 500:
+                raise HTTPStatusError(
+                    f"{what}: the server answered HTTP {exc.status} after every retry; the job itself may be "
+                    "fine. Fetch its result again later by its request id.", status=exc.status,
+                    request_id=handle.request_id, detail=exc.detail) from None
+            raise
+        return from_result(resp.status_code, json_body(resp, what, handle.request_id))
 
     def result(self, handle: RequestHandle, *, waiter: Waiter | None = None) -> dict:
-        """The job's output JSON. Only an answer that carries the job's own error (400/500 with a
-        detail, 422) means the job failed: a 5xx from fal's front (502/503/504 after the
-        transport's retries) or a job still running says nothing about it, and is raised as a
-        plain HTTPStatusError, so a journalled job is kept and can be fetched later, unpaid."""
-        what = f"Result of {handle.endpoint}"
+        """The output JSON of a job that its status called completed."""
         waiter = waiter or Waiter()
         for attempt in range(6):
-            try:
-                resp = self.transport.request("GET", handle.response_url, what=what, waiter=waiter,
-                                              request_id=handle.request_id)
-                return json_body(resp, what, handle.request_id)
-            except ValidationError:
-                raise
-            except HTTPStatusError as exc:
-                still_running = exc.status == 400 and "progress" in str(exc.detail).lower()
-                if still_running and attempt < 5:
-                    waiter.sleep(0.05 * (attempt + 1), handle.request_id)
-                    continue
-                if exc.status in (400, 500) and exc.detail not in (None, "", [], {}) and not still_running:
-                    if "cancel" in str(exc.detail).lower():
-                        raise CancelledError(f"The job was cancelled: {_text(exc.detail)}",
-                                             request_id=handle.request_id) from None
-                    raise JobFailedError(f"The job failed on fal: {_text(exc.detail)}",
-                                         request_id=handle.request_id) from None
-                if exc.status >= 500 or still_running:
-                    state = "is still running" if still_running else f"answered HTTP {exc.status}"
-                    raise HTTPStatusError(
-                        f"{what}: fal {state} after every retry; the job itself may be fine. Fetch its "
-                        "result again later by its request id.", status=exc.status,
-                        request_id=handle.request_id, detail=exc.detail) from None
-                raise
-        raise AssertionError("unreachable")
+            state = self.fetch_result(handle, waiter=waiter)
+            if state.phase == DONE:
+                return state.outputs
+            self.raise_if_ended_badly(state, handle)
+            if attempt < 5:  # the result may trail the status by a moment
+                waiter.sleep(0.05 * (attempt + 1), handle.request_id)
+        raise HTTPStatusError(f"Result of {handle.endpoint}: the server still calls the job running after "
+                              "every retry; the job itself may be fine. Fetch its result again later by its "
+                              "request id.", status=409, request_id=handle.request_id)
+
+    @staticmethod
+    def raise_if_ended_badly(state: JobState, handle: RequestHandle) -> None:
+        if state.phase == FAILED:
+            raise JobFailedError(f"The job failed on fal: {state.error}", request_id=handle.request_id)
+        if state.phase == CANCELLED:
+            raise CancelledError(f"The job was cancelled: {state.error}", request_id=handle.request_id)
 
     def cancel(self, handle: RequestHandle) -> str:
-        """Ask fal to cancel; returns fal's answer (CANCELLATION_REQUESTED, ALREADY_COMPLETED…).
+        """Ask fal to cancel; returns fal's answer (CANCELLATION_REQUESTED, ALREADY_COMPLETED…), or
+        NOT_OFFERED from a server without a cancel route.
 
         Sent on fresh connections: the pooled ones may lead to the server that just stalled."""
-        resp = self.transport.request("PUT", handle.cancel_url, what=f"Cancel of {handle.endpoint}",
-                                      request_id=handle.request_id, ok=(200, 202, 400), fresh=True,
-                                      waiter=Waiter(timeout=10.0), timeout=(5.0, 10.0))
+        try:
+            resp = self.transport.request("PUT", handle.cancel_url, what=f"Cancel of {handle.endpoint}",
+                                          request_id=handle.request_id, ok=(200, 202, 400), fresh=True,
+                                          waiter=Waiter(timeout=10.0), timeout=(5.0, 10.0))
+        except HTTPStatusError as exc:
+            if exc.status not in NOT_OFFERED_CODES:
+                raise
+            log.warning("fal: cancel of request %s: the server offers no cancel (HTTP %d); the job may run to "
+                        "its end", handle.request_id, exc.status)
+            return NO_CANCEL
         try:
             answer = str(resp.json().get("status", resp.status_code))
         except (ValueError, AttributeError):
@@ -214,17 +239,12 @@ class QueueClient:
         leaves the job alone: its result can still be fetched by request id.
         """
         waiter = Waiter(should_cancel, timeout)
-        reporter = _Reporter(handle, waiter, on_progress)
+        job = JobWait(self, handle, waiter, Reporter(handle, waiter, on_progress), self.ways,
+                      self.way_key(handle.endpoint))
         try:
-            final = self._wait_stream(handle, waiter, reporter) if self.settings.use_sse else None
-            if final is None:
-                final = self._wait_poll(handle, waiter, reporter)
-            if final.get("error"):
-                kind = final.get("error_type")
-                error_cls = CancelledError if kind == "request_cancelled" else JobFailedError
-                raise error_cls(f"The job failed on fal: {_text(final['error'])}",
-                                request_id=handle.request_id)
-            return self.result(handle, waiter=waiter)
+            state = job.until_over()
+            self.raise_if_ended_badly(state, handle)
+            return state.outputs if state.outputs is not None else self.result(handle, waiter=waiter)
         except CancelledError as exc:
             if not waiter.cancelled():
                 raise  # cancelled on fal's side: by_user stays False
@@ -233,6 +253,11 @@ class QueueClient:
                                      request_id=handle.request_id, by_user=True) from exc
             answer = self._cancel_quietly(handle)
             # ALREADY_COMPLETED means the job ran to the end and is paid for: the caller may keep it.
+            if answer == NO_CANCEL:
+                raise CancelledError("Stopped waiting; the server offers no cancel, so the job may run to its "
+                                     "end and be billed. Running the same edit again fetches its result "
+                                     "without a new job.", request_id=handle.request_id, by_user=True,
+                                     fal_answer=answer) from exc
             raise CancelledError(f"Cancelled by the user; fal answered {answer} to the cancel request.",
                                  request_id=handle.request_id, by_user=True, fal_answer=answer) from exc
 
@@ -243,120 +268,5 @@ class QueueClient:
             log.warning("fal: cancel of request %s failed: %s", handle.request_id, exc)
             return f"an error ({exc})"
 
-    def _wait_stream(self, handle: RequestHandle, waiter: Waiter, reporter: "_Reporter") -> dict | None:
-        """Follow the SSE status stream; None means "use polling instead"."""
-        reconnects = 0
-        while True:
-            stream = self._open_stream(handle, waiter)
-            if stream is None:
-                return None
-            worked = False
-            try:
-                outcome = self._follow(stream, handle, waiter, reporter)
-                worked = outcome is not False
-                if isinstance(outcome, dict):
-                    return outcome
-            finally:
-                stream.close()
-            if not worked or reconnects >= self.settings.stream_reconnects:
-                log.info("fal: status stream of %s broke; polling instead", handle.request_id)
-                return None
-            reconnects += 1
-
-    def _open_stream(self, handle: RequestHandle, waiter: Waiter) -> EventStream | None:
-        url = handle.status_url + "/stream"
-        try:
-            # Interruptible: a server that never sends the headers is abandoned on Cancel/deadline,
-            # while a slow but healthy one still gets the long read timeout.
-            resp = self.transport.send_once(
-                "GET", url, waiter=waiter, request_id=handle.request_id, params={"logs": "1"},
-                stream=True, headers=self.transport.headers_for(url, {"Accept": "text/event-stream"}),
-                timeout=(self.transport.timeout[0], 300.0))
-        except requests.RequestException as exc:
-            log.debug("fal: status stream unavailable (%s)", type(exc).__name__)
-            return None
-        if resp.status_code != 200 or "text/event-stream" not in resp.headers.get("Content-Type", ""):
-            log.debug("fal: status stream not offered (HTTP %d)", resp.status_code)
-            resp.close()
-            return None
-        return EventStream(resp)
-
-    def _follow(self, stream: EventStream, handle: RequestHandle, waiter: Waiter,
-                reporter: "_Reporter") -> dict | bool | None:
-        """COMPLETED status → dict; stream ended after some events → None; broke at once → False."""
-        got_event = False
-        last_activity = time.monotonic()
-        while True:
-            waiter.check(handle.request_id)
-            try:
-                kind, payload = stream.events.get(timeout=CHECK_INTERVAL)
-            except queue_module.Empty:
-                if time.monotonic() - last_activity >= self.settings.stream_idle_check:
-                    # A silent stream may be stalled: one status GET tells us for sure.
-                    last_activity = time.monotonic()
-                    status = self.status(handle, waiter=waiter)
-                    reporter.report(status, "poll")
-                    if status.get("status") == "COMPLETED":
-                        return status
-                continue
-            if kind != "data":
-                return None if got_event else False
-            last_activity = time.monotonic()
-            try:
-                status = json.loads(payload)
-            except ValueError:
-                continue  # a garbled event: the next one (or the idle check) will tell
-            if not isinstance(status, dict):
-                continue
-            got_event = True
-            reporter.report(status, "sse")
-            if status.get("status") == "COMPLETED":
-                return status
-
-    def _wait_poll(self, handle: RequestHandle, waiter: Waiter, reporter: "_Reporter") -> dict:
-        interval = self.settings.poll_initial
-        while True:
-            status = self.status(handle, waiter=waiter)
-            reporter.report(status, "poll")
-            if status.get("status") == "COMPLETED":
-                return status
-            waiter.sleep(interval, handle.request_id)
-            interval = min(self.settings.poll_max, interval * self.settings.poll_growth)
-
     def close(self) -> None:
         self.transport.close()
-
-
-class _Reporter:
-    """Turns raw status JSON into Progress updates with only the new log lines."""
-
-    def __init__(self, handle: RequestHandle, waiter: Waiter, callback: ProgressCallback):
-        self.handle, self.waiter, self.callback = handle, waiter, callback
-        self.seen: set[tuple] = set()
-        self.last: tuple | None = None
-
-    def report(self, status: dict, via: str) -> None:
-        new_logs = []
-        for entry in status.get("logs") or []:
-            if isinstance(entry, dict):
-                key = (entry.get("timestamp"), entry.get("message"))
-                message = str(entry.get("message", ""))
-            else:
-                key, message = (None, str(entry)), str(entry)
-            if key not in self.seen:
-                self.seen.add(key)
-                new_logs.append(message)
-                log.info("fal [%s]: %s", self.handle.request_id, message)
-        state = (status.get("status"), status.get("queue_position"))
-        if not new_logs and state == self.last:
-            return
-        self.last = state
-        if self.callback:
-            self.callback(Progress(self.handle.request_id, str(status.get("status")), self.waiter.elapsed(),
-                                   status.get("queue_position"), new_logs, via))
-
-
-def _text(detail: Any) -> str:
-    if isinstance(detail, (dict, list)):
-        return json.dumps(detail)[:500]
-    return str(detail)
