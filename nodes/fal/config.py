@@ -15,12 +15,17 @@ widget and never travels inside a workflow:
        [gateway]
        base_url = https://…    # makes gateway the default mode
        token = …
+       [proxy]
+       url = https://your-app.example.com/api/fal/proxy   # fal's server proxy
+       token = …               # only for a proxy that checks a token of its own
 
-Mode: explicit argument, else ``FAL_MODE`` (``fal``/``gateway``), else
+Mode: explicit argument, else ``FAL_MODE`` (``fal``/``gateway``/``proxy``), else
 ``[connection] mode`` in the file, else gateway when a gateway base URL is
-configured (``FAL_GATEWAY_URL`` or the file), else fal direct. Hosts of fal
-direct can be moved with ``FAL_QUEUE_BASE`` / ``FAL_REST_BASE`` (tests and
-``--demo`` point them at the fake server).
+configured (``FAL_GATEWAY_URL`` or the file), else proxy when a proxy URL is
+(``FAL_PROXY_URL`` or the file), else fal direct. fal's hosts can be moved with
+``FAL_QUEUE_BASE`` / ``FAL_REST_BASE`` (tests and ``--demo`` point them at the
+fake server; through a proxy they are the targets named in ``x-fal-target-url``).
+A proxy holds the fal key itself, so proxy mode needs no key on this machine.
 """
 
 from __future__ import annotations
@@ -34,11 +39,13 @@ from typing import Mapping
 from urllib.parse import urlsplit
 
 from .errors import ConfigError, MissingKeyError, register_secret
+from .routing import origin
 
 FAL_QUEUE_BASE = "https://queue.fal.run"
 FAL_REST_BASE = "https://rest.fal.ai"
 PACK_DIR = Path(__file__).resolve().parents[2]
 UPLOAD_MODES = ("auto", "storage", "data_uri")
+MODES = ("fal", "gateway", "proxy")
 
 
 class Secret:
@@ -71,19 +78,22 @@ class Secret:
 
 @dataclass(frozen=True)
 class FalConfig:
-    key: Secret = field(repr=False)
-    mode: str = "fal"  # "fal": fal's queue with "Key"; "gateway": {base} with "Bearer"
+    key: Secret = field(repr=False)  # may be empty in proxy mode: the proxy holds the fal key
+    mode: str = "fal"  # "fal": fal's queue with "Key"; "gateway": {base} with "Bearer"; "proxy": see routing.py
     queue_base: str = FAL_QUEUE_BASE
     rest_base: str = FAL_REST_BASE
-    upload: str = "auto"  # auto = fal storage in fal mode, data URIs through a gateway
+    upload: str = "auto"  # auto = fal storage (direct or through the proxy), data URIs through a gateway
     key_source: str = ""  # where the key came from, safe to print ("env FAL_KEY")
+    proxy_url: str = ""   # proxy mode: every fal API call goes here, with x-fal-target-url
 
     def __post_init__(self):
-        if self.mode not in ("fal", "gateway"):
-            raise ConfigError(f"Unknown connection mode {self.mode!r}: use 'fal' or 'gateway'.")
+        if self.mode not in MODES:
+            raise ConfigError(f"Unknown connection mode {self.mode!r}: use one of {', '.join(MODES)}.")
         if self.upload not in UPLOAD_MODES:
             raise ConfigError(f"Unknown upload mode {self.upload!r}: use one of {', '.join(UPLOAD_MODES)}.")
-        for base in (self.queue_base, self.rest_base):
+        if self.mode == "proxy" and not self.proxy_url:
+            raise ConfigError("Proxy mode needs the proxy's URL.")
+        for base in (self.queue_base, self.rest_base, *([self.proxy_url] if self.proxy_url else [])):
             check_base_url(base)
 
     @property
@@ -93,23 +103,29 @@ class FalConfig:
     @property
     def uses_storage(self) -> bool:
         if self.upload == "auto":
-            return self.mode == "fal"
+            return self.mode in ("fal", "proxy")
         return self.upload == "storage"
 
+    @property
+    def connection_id(self) -> str:
+        """Which queue a job lives in, as this client reaches it (journal and way memory keys)."""
+        return f"{self.proxy_url} -> {self.queue_base}" if self.mode == "proxy" else self.queue_base
+
     def auth_header(self) -> dict[str, str]:
+        if not self.key:
+            return {}  # proxy mode without a token: the proxy adds fal's key
         return {"Authorization": f"{self.auth_scheme} {self.key.reveal()}"}
+
+    def is_api_url(self, url: str) -> bool:
+        """A call to fal's queue or REST API (not a CDN, not a presigned upload URL)."""
+        return origin(url) in {origin(self.queue_base), origin(self.rest_base)}
 
     def may_send_key_to(self, url: str) -> bool:
         """Only the configured hosts ever receive the key (never a CDN, never a host
-        named in a server's reply)."""
-        origin = _origin(url)
-        return origin in {_origin(self.queue_base), _origin(self.rest_base)}
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-    return parts.scheme, (parts.hostname or "").lower(), port
+        named in a server's reply); through a proxy, only the proxy gets its token."""
+        if self.mode == "proxy":
+            return origin(url) == origin(self.proxy_url)
+        return self.is_api_url(url)
 
 
 def is_loopback(host: str) -> bool:
@@ -181,19 +197,29 @@ def load_config(*, mode: str | None = None, base_url: str | None = None,
     def from_file(section: str, option: str) -> str:
         return parser.get(section, option, fallback="").strip()
 
-    gateway_url = (base_url or env.get("FAL_GATEWAY_URL", "") or from_file("gateway", "base_url")).rstrip("/")
+    gateway_url = (env.get("FAL_GATEWAY_URL", "") or from_file("gateway", "base_url")).rstrip("/")
+    proxy_url = (env.get("FAL_PROXY_URL", "") or from_file("proxy", "url")).rstrip("/")
     mode = (mode or env.get("FAL_MODE", "") or from_file("connection", "mode")
-            or ("gateway" if gateway_url else "fal")).strip().lower()
+            or ("gateway" if base_url or gateway_url else "proxy" if proxy_url else "fal")).strip().lower()
     upload = (upload or env.get("FAL_UPLOAD", "") or from_file("connection", "upload") or "auto").strip().lower()
+    if mode not in MODES:
+        raise ConfigError(f"Unknown connection mode {mode!r}: use one of {', '.join(MODES)}.")
 
+    # ``base_url`` (the node's field, the CLI's --gateway/--proxy) is the gateway's base or the proxy's URL.
+    queue_base = (env.get("FAL_QUEUE_BASE", "") or from_file("fal", "queue_base") or FAL_QUEUE_BASE).rstrip("/")
+    rest_base = (env.get("FAL_REST_BASE", "") or from_file("fal", "rest_base") or FAL_REST_BASE).rstrip("/")
     if mode == "gateway":
-        if not gateway_url:
+        queue_base = rest_base = (base_url or gateway_url).rstrip("/")
+        if not queue_base:
             raise ConfigError("Gateway mode needs a base URL: set FAL_GATEWAY_URL, or base_url under [gateway] in config.ini.")
-        queue_base = rest_base = gateway_url
         default_vars, file_section, file_option = ("FAL_GATEWAY_TOKEN",), "gateway", "token"
+    elif mode == "proxy":
+        proxy_url = (base_url or proxy_url).rstrip("/")
+        if not proxy_url:
+            raise ConfigError("Proxy mode needs the proxy's URL (e.g. https://your-app.example.com/api/fal/proxy): "
+                              "set FAL_PROXY_URL, or url under [proxy] in config.ini.")
+        default_vars, file_section, file_option = ("FAL_PROXY_TOKEN",), "proxy", "token"
     else:
-        queue_base = (env.get("FAL_QUEUE_BASE", "") or from_file("fal", "queue_base") or FAL_QUEUE_BASE).rstrip("/")
-        rest_base = (env.get("FAL_REST_BASE", "") or from_file("fal", "rest_base") or FAL_REST_BASE).rstrip("/")
         default_vars, file_section, file_option = ("FAL_KEY",), "fal", "key"
 
     key, source = "", ""
@@ -206,11 +232,14 @@ def load_config(*, mode: str | None = None, base_url: str | None = None,
         key, source = f"{env['FAL_KEY_ID'].strip()}:{env['FAL_KEY_SECRET'].strip()}", "FAL_KEY_ID + FAL_KEY_SECRET"
     if not key and not key_env and from_file(file_section, file_option):
         key, source = from_file(file_section, file_option), f"{file_path} [{file_section}] {file_option}"
-    if not key:
+    if not key and mode == "proxy" and not key_env:
+        source = "none: the proxy adds fal's key"
+    elif not key:
         where = (f"the environment variable {key_env}" if key_env else
                  f"{' or '.join(default_vars)} in the environment, or '{file_option} = …' under [{file_section}] in "
                  f"{' or '.join(str(p) for p in config_file_candidates(env))}")
-        raise MissingKeyError(f"No {'fal key' if mode == 'fal' else 'gateway token'} found. Put it in {where}.")
+        what = {"fal": "fal key", "gateway": "gateway token", "proxy": "proxy token"}[mode]
+        raise MissingKeyError(f"No {what} found. Put it in {where}.")
 
     return FalConfig(key=Secret(key), mode=mode, queue_base=queue_base, rest_base=rest_base,
-                     upload=upload, key_source=source)
+                     upload=upload, key_source=source, proxy_url=proxy_url if mode == "proxy" else "")

@@ -20,6 +20,7 @@ from .errors import ConfigError
 from .journal import Journal
 from .pipeline import FalEditClient
 from .result_cache import ResultCache
+from .way_memory import WayMemory
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
@@ -53,7 +54,7 @@ def persistent_client(config: FalConfig, directory: Path | None = None, **option
     directory = directory or state_dir()
     journal = Journal(directory / "journal")
     journal.sweep()
-    return FalEditClient(config, journal=journal,
+    return FalEditClient(config, journal=journal, ways=WayMemory(directory / "ways.json"),
                          cache=ResultCache(directory / "results", cache_limit_bytes()), **options)
 
 
@@ -64,8 +65,8 @@ _lock = threading.Lock()
 def client_for(settings: ConnectionSettings | None = None) -> FalEditClient:
     """The shared client for these settings; a changed key gets a new client."""
     config = (settings or ConnectionSettings()).load()
-    identity = (config.mode, config.queue_base, config.rest_base, config.upload, config.key_source,
-                hash(config.key.reveal()))
+    identity = (config.mode, config.queue_base, config.rest_base, config.proxy_url, config.upload,
+                config.key_source, hash(config.key.reveal()))
     with _lock:
         client = _clients.get(identity)
         if client is None:

@@ -3,7 +3,11 @@
 fal storage (what fal-client does): get a short-lived CDN token from
 ``{rest}/storage/auth/token?storage_type=fal-cdn-v3``, then ``POST
 {base_url}/files/upload``. When the token route is missing, fall back to
-``/storage/upload/initiate`` + ``PUT``. The same bytes are uploaded once per
+``/storage/upload/initiate`` + ``PUT``. Through fal's server proxy, only the
+initiate route is on the proxy's allow-list (``@fal-ai/server-proxy`` 1.2.1,
+``libs/proxy/src/config.ts``: ``rest.fal.ai/storage/upload/initiate?storage_type=fal-cdn-v3``),
+so the upload goes as fal-js does it: initiate through the proxy, then ``PUT``
+the bytes straight to the presigned URL it returns (``libs/client/src/storage.ts``). The same bytes are uploaded once per
 process: a content hash maps to the URL already returned (the most recent
 ``REMEMBERED_UPLOADS`` of them, for ``UPLOAD_REUSE_SECONDS``).
 """
@@ -97,6 +101,8 @@ class Uploader:
 
     def _upload(self, data: bytes, content_type: str, digest: str, waiter: Waiter) -> str:
         file_name = f"{digest[:16]}.{EXTENSIONS.get(content_type, 'bin')}"
+        if self.config.mode == "proxy":
+            return self._upload_initiate(data, content_type, file_name, waiter, "fal-cdn-v3")
         token = self._cdn_token(waiter)
         if token is not None:
             authorization, base_url = token
@@ -131,10 +137,11 @@ class Uploader:
             self._token = (authorization, base_url, expiry)
         return authorization, base_url
 
-    def _upload_initiate(self, data: bytes, content_type: str, file_name: str, waiter: Waiter) -> str:
+    def _upload_initiate(self, data: bytes, content_type: str, file_name: str, waiter: Waiter,
+                         storage_type: str = "gcs") -> str:
         resp = self.transport.request(
             "POST", f"{self.config.rest_base}/storage/upload/initiate", what="fal storage upload",
-            params={"storage_type": "gcs"}, json={"file_name": file_name, "content_type": content_type},
+            params={"storage_type": storage_type}, json={"file_name": file_name, "content_type": content_type},
             waiter=waiter)
         body = json_body(resp, "fal storage upload")
         upload_url = _url_from(body, "upload_url")

@@ -42,6 +42,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from .config import FalConfig
 from .errors import FalError, SubmitUncertainError, TransportError, error_for_response, redact
 from .errors import HTTPStatusError, response_detail  # noqa: F401 - importable from here as before
+from .routing import route_call
 from .trust import share_context
 from .waiting import BodyWatch, Waiter
 
@@ -273,11 +274,10 @@ class Transport:
     def close(self) -> None:
         self.session.close()
 
-    def headers_for(self, url: str, extra: dict | None = None) -> dict[str, str]:
-        headers = dict(extra or {})
-        if self.config is not None and self.config.may_send_key_to(url):
-            headers.update(self.config.auth_header())
-        return headers
+    def route(self, url: str, headers: dict | None = None, params: dict | None = None,
+              auth: bool = True) -> tuple[str, dict[str, str], dict | None]:
+        """(URL, headers, params) to send a call to ``url`` with: see routing.py."""
+        return route_call(self.config, url, headers, params, auth)
 
     def send_once(self, method: str, url: str, *, waiter: Waiter, request_id: str | None = None,
                   submit: bool = False, session: requests.Session | None = None,
@@ -322,11 +322,12 @@ class Transport:
         A streamed body is watched too: Cancel or the deadline breaks its read.
         """
         waiter = waiter or Waiter()
-        send_headers = self.headers_for(url, headers) if auth else dict(headers or {})
+        url, send_headers, params = self.route(url, headers, kwargs.pop("params", None), auth)
         session = self._new_session(1) if fresh else self.session
         try:
             resp = self._attempts(method, url, what, waiter, submit, request_id, ok, session,
-                                  headers=send_headers, timeout=timeout or self.timeout, **kwargs)
+                                  headers=send_headers, params=params, timeout=timeout or self.timeout,
+                                  **kwargs)
         finally:
             if fresh:
                 session.close()  # a non-streamed body is already read; the socket can go
