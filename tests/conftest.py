@@ -62,10 +62,21 @@ def http():
 
 
 
+def client_environ(server: FakeFal, mode: str | None = None) -> dict[str, str]:
+    """The environment a user of ``server`` sets: fal direct, a gateway of any shape, or a proxy
+    (no key at all: the proxy holds it). ``mode`` defaults to the server's own."""
+    mode = mode or server.mode
+    if mode.startswith("gateway"):
+        return {"FAL_GATEWAY_URL": server.url, "FAL_GATEWAY_TOKEN": KEY}
+    if mode == "proxy":
+        return {"FAL_PROXY_URL": server.proxy_url}
+    return {"FAL_KEY": KEY, "FAL_QUEUE_BASE": server.url, "FAL_REST_BASE": server.url}
+
+
 def config_for(server: FakeFal, mode: str = "fal", **overrides):
     environ = {"HOME": "/nonexistent", "FAL_QWEN_EDIT_CONFIG": "/nonexistent/config.ini"}
-    if mode == "gateway":
-        environ.update(FAL_GATEWAY_URL=server.url, FAL_GATEWAY_TOKEN=KEY)
+    if mode != "fal":
+        environ.update(client_environ(server, mode))
     else:
         environ.update(FAL_KEY=KEY, FAL_QUEUE_BASE=server.url, FAL_REST_BASE=server.url)
     environ.update(overrides)

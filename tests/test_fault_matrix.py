@@ -7,11 +7,17 @@ is then run again with the fault gone, as a user would: the column "again" says 
 its outputs unusable (failed, cancelled, expired), so one new job. "blocked": fal may have taken
 the first submit, so the same edit is refused until the user asks for a new job.
 
+Every case runs on each shape of server it applies to (FakeFal's modes): fal itself, a full
+gateway, gateways with only submit + result (fal's 400 while running, or task-style 202 + status
+JSON), and fal's server proxy. A fault on a route a shape does not have (the status stream of a
+status-less gateway, storage behind a gateway that takes data URIs) is not a case there.
+
 Run with ``-s`` to print the matrix as a table.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import numpy as np
@@ -35,8 +41,21 @@ ROWS: list[tuple[str, str, int, str]] = []
 HEALTHY = {"fail_job": None, "nsfw": False, "queue_time": 0.0, "run_time": 0.05, "storage_v3": True}
 
 
+SHAPES = ("fal", "gateway", "gateway_result_only", "gateway_task", "proxy")
+STATUS_ROUTES, STORAGE_ROUTES = {"status", "stream"}, {"token", "upload", "initiate", "put_upload"}
+
+
 def case(name, faults=(), expect="image", submissions=1, server=None, sse=True, cancel_after=None, again=None):
-    return pytest.param(faults, expect, submissions, server or {}, sse, cancel_after, again, id=name)
+    return (name, (faults, expect, submissions, server or {}, sse, cancel_after, again))
+
+
+def applies(shape: str, faults) -> bool:
+    routes = {fault.route for fault in faults}
+    if shape in ("gateway_result_only", "gateway_task") and routes & STATUS_ROUTES:
+        return False
+    if shape.startswith("gateway") and routes & STORAGE_ROUTES:
+        return False  # inputs travel as data URIs
+    return not (shape == "proxy" and routes & {"token", "upload"})  # the proxy allows initiate + PUT only
 
 
 # A reset before a single reply byte: no request id reached us, so the error can only say that a
@@ -110,16 +129,21 @@ def print_matrix():
             print(f"| {name} | {outcome} | {count} | {again} |")
 
 
-@pytest.mark.parametrize("faults, expect, submissions, settings, sse, cancel_after, again", CASES)
-def test_fault_case(faults, expect, submissions, settings, sse, cancel_after, again, request, key_scan, tmp_path):
-    server = FakeFal(key=settings.get("key", KEY), max_lifetime=120).start()
+MATRIX = [pytest.param(shape, name, *params, id=f"{shape}: {name}")
+          for shape in SHAPES for name, params in CASES if applies(shape, params[0])]
+
+
+@pytest.mark.parametrize("shape, name, faults, expect, submissions, settings, sse, cancel_after, again", MATRIX)
+def test_fault_case(shape, name, faults, expect, submissions, settings, sse, cancel_after, again, key_scan,
+                    tmp_path):
+    server = FakeFal(key=KEY, mode=shape, max_lifetime=120).start()
+    faults = [dataclasses.replace(fault) for fault in faults]  # each run counts its own firings
     try:
-        for name, value in settings.items():
-            if name != "key":
-                setattr(server, name, value)
+        for setting, value in settings.items():
+            setattr(server, setting, value)  # "key": fal (behind any gateway or proxy) wants another key
         for fault in faults:
             server.add_fault(fault)
-        client = persistent_client(config_for(server), tmp_path, retry=FAST_RETRY,
+        client = persistent_client(config_for(server, shape), tmp_path, retry=FAST_RETRY,
                                    wait_settings=WaitSettings(use_sse=sse, stream_idle_check=0.3))
         cancel = threading.Event()
         if cancel_after:
@@ -140,7 +164,7 @@ def test_fault_case(faults, expect, submissions, settings, sse, cancel_after, ag
                 run(should_cancel=cancel.is_set)
             message = str(info.value)
             assert text in message
-            if server.jobs and request.node.callspec.id not in ID_UNKNOWABLE:  # a job exists: say which
+            if server.jobs and name not in ID_UNKNOWABLE:  # a job exists: say which
                 [request_id] = list(server.jobs)
                 assert request_id in message
             if cancel_after:
@@ -148,7 +172,7 @@ def test_fault_case(faults, expect, submissions, settings, sse, cancel_after, ag
             described = f"{error_type.__name__}: {message.splitlines()[0][:90]}"
             key_scan(message)
         assert server.submissions == submissions
-        ROWS.append((request.node.callspec.id, described, server.submissions, run_again(server, run, again)))
+        ROWS.append((f"{shape}: {name}", described, server.submissions, run_again(server, run, again)))
         client.close()
     finally:
         server.stop()

@@ -11,7 +11,7 @@ import traceback
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, urlsplit
 
-from . import queue_api, storage
+from . import proxy, queue_api, storage
 from .faults import BOMB_PNG, MALFORMED_JSON, NOT_IMAGE_HTML, Fault, hard_reset
 from .wire import NOT_FOUND, UNAUTHORIZED, RecordedRequest, Reply, json_reply
 
@@ -127,18 +127,29 @@ class Handler(BaseHTTPRequestHandler):
         role = self.server.role
         fake._record(RecordedRequest(self.command, path, query, dict(self.headers.items()),
                                      body, time.monotonic(), fake.origin_of(role)))
-        route, params = resolve(self.command, path)
+        headers = self.headers
+        if fake.mode == "proxy" and role == "queue" and path == fake.proxy_path:
+            path, query, headers, rejection = proxy.unwrap(fake, self.headers)
+            if rejection is not None:
+                return self._send(rejection)
+            route, params = resolve(self.command, path)
+        else:
+            route, params = resolve(self.command, path)
+            if fake.mode == "proxy" and route not in (None, "files", "put_upload"):
+                route, params = None, ()  # fal's API is only reachable through the proxy
         if role == "cdn" and route != "files":
             route, params = None, ()  # the CDN host knows nothing of queues or uploads
         if route == "cancel":
-            fake._record_cancel(params[2])  # every cancel received, even one a fault answers
+            fake._record_cancel(params[2])  # every cancel asked for, even one a fault or a 404 answers
+        if route is not None and not fake.offers(route):
+            route, params = None, ()  # this shape of server has no such route: a plain 404
         fault = fake._faults.take(route) if route else None
         if fault is not None and self._fault_before(fault, route):
             return
         if route == "stream":
-            return self._stream(params, query, fault)
+            return self._stream(params, query, fault, headers)
         try:
-            reply = self._process(route, params, query, body)
+            reply = self._process(route, params, query, body, headers)
         except Exception:  # noqa: BLE001 - report the bug to the client and keep serving
             fake._note_error(traceback.format_exc())
             reply = json_reply(500, {"detail": "fake server error"})
@@ -182,8 +193,8 @@ class Handler(BaseHTTPRequestHandler):
         hard_reset(self.connection)
 
     # -- routing ------------------------------------------------------------------
-    def _process(self, route, params, query, body) -> Reply:
-        fake, headers = self.fake, self.headers
+    def _process(self, route, params, query, body, headers) -> Reply:
+        fake = self.fake
         if route is None:
             return NOT_FOUND
         if route in _QUEUE_ROUTES and not fake._queue_auth_ok(headers):
@@ -223,11 +234,9 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(reply.body)
 
     # -- SSE ----------------------------------------------------------------------
-    def _stream(self, params, query, fault: Fault | None) -> None:
+    def _stream(self, params, query, fault: Fault | None, headers) -> None:
         fake = self.fake
-        if not fake.sse:
-            return self._send(NOT_FOUND)
-        if not fake._queue_auth_ok(self.headers):
+        if not fake._queue_auth_ok(headers):
             return self._send(UNAUTHORIZED)
         job = fake._job_for(*params)
         if job is None:

@@ -35,25 +35,34 @@ def submit(fake, endpoint: str, body: bytes) -> Reply:
 
 
 def status(fake, job, query: dict) -> Reply:
+    """fal's Inference API reference: 202 while IN_QUEUE / IN_PROGRESS, 200 once COMPLETED."""
     with fake._cond:
         job.status_calls += 1
     body, _, _ = fake._snapshot(job, wants_logs(query))
-    return json_reply(200, body)
+    return json_reply(200 if body["status"] == "COMPLETED" else 202, body)
 
 
 def result(fake, job) -> Reply:
     with fake._cond:
         job.result_fetches += 1
         cancelled, done = job.cancelled, job.done(time.monotonic())
+    task_style = fake.mode == "gateway_task"
     if cancelled:
+        if task_style:
+            return json_reply(200, {"status": "CANCELED", "request_id": job.request_id})
         return detail(400, "Request was cancelled")
     if not done:
+        if task_style:  # the status JSON, as task-style gateways answer while a job runs
+            body, _, _ = fake._snapshot(job, with_logs=True)
+            return json_reply(fake.task_code, body)
         return detail(400, "Request is still in progress")
     job.ready.wait(READY_TIMEOUT)
-    if job.error is not None:
-        return json_reply(500, {"detail": job.error, "error_type": "job_failed"})
-    if job.result is None:
-        return json_reply(500, {"detail": "Internal error: outputs not ready", "error_type": "job_failed"})
+    error = job.error if job.error is not None else (
+        None if job.result is not None else "Internal error: outputs not ready")
+    if error is not None:
+        if task_style:
+            return json_reply(200, {"status": "FAILED", "error": error, "request_id": job.request_id})
+        return json_reply(500, {"detail": error, "error_type": "job_failed"})
     return json_reply(200, job.result)
 
 

@@ -23,6 +23,18 @@ from .storage import Storage, load_input
 from .wire import authorized
 
 GATEWAY_QUEUE_BASE = "https://queue.fal.run"
+# The shapes of server the fake can be (../shared/FAL_PROTOCOL.md §1b):
+#   fal                  Key auth; /status answers 202 while queued or running, 200 once COMPLETED;
+#                        SSE stream; the result URL answers 400 "still in progress" while running.
+#   gateway              a reseller re-exposing all of that under its base URL, with Bearer auth;
+#                        its submit reply still names queue.fal.run URLs.
+#   gateway_result_only  Bearer; submit + result only (no /status, no stream); result as fal's.
+#   gateway_task         Bearer; submit + result only; the result URL answers ``task_code`` (202,
+#                        or 200) with the status JSON while running, and FAILED / CANCELED states.
+#   proxy                fal's server proxy in front of fal (proxy.py): every call to ``proxy_path``
+#                        with x-fal-target-url; the proxy holds the key.
+MODES = ("fal", "gateway", "gateway_result_only", "gateway_task", "proxy")
+STATUS_LESS = ("gateway_result_only", "gateway_task")
 _READY_TIMEOUT = 60.0
 
 
@@ -74,9 +86,10 @@ class FakeFal:
                  run_time: float = 0.0, queue_positions: int = 0,
                  logs=("loading model", "denoising"), sse: bool = True, storage_v3: bool = True,
                  tls: bool = False, keepalive_interval: float | None = None,
-                 max_lifetime: float = 900.0, port: int = 0, cdn_port: int = 0):
-        if mode not in ("fal", "gateway"):
-            raise ValueError('mode must be "fal" or "gateway"')
+                 max_lifetime: float = 900.0, port: int = 0, cdn_port: int = 0,
+                 proxy_token: str | None = None, proxy_fal_key: str | None = None):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}")
         # Plain attributes: tests may change them between requests. Job
         # timing settings are read at submit time, the rest per request.
         self.key, self.mode = key, mode
@@ -86,6 +99,11 @@ class FakeFal:
         self.port = port           # 0: any free port (a fixed one lets a test start the server late)
         self.cdn_port = cdn_port   # the same, for the output-file origin
         self.sse_chunked = False   # True: frame the stream with chunked transfer encoding
+        self.cancel_offered = True  # False: PUT …/cancel answers 404, as on many gateways
+        self.task_code = 202       # gateway_task: the result URL's code while the job runs (202 or 200)
+        self.proxy_path = "/api/fal/proxy"  # @fal-ai/server-proxy's default route
+        self.proxy_token = proxy_token      # proxy mode: a Bearer token the proxy checks itself
+        self.proxy_fal_key = key if proxy_fal_key is None else proxy_fal_key  # the key the proxy adds
         self.nsfw = False
         self.fail_job: str | None = None
 
@@ -236,8 +254,21 @@ class FakeFal:
         with self._cond:
             self.errors.append(text)
 
+    @property
+    def proxy_url(self) -> str:
+        return self.url + self.proxy_path
+
+    def offers(self, route: str) -> bool:
+        """Whether this shape of server has the route at all (else it answers 404)."""
+        if route in ("status", "stream"):
+            return self.mode not in STATUS_LESS and (route == "status" or self.sse)
+        if route == "cancel":
+            return self.cancel_offered
+        return True
+
     def _queue_auth_ok(self, headers) -> bool:
-        return authorized(headers, "Key" if self.mode == "fal" else "Bearer", self.key)
+        # Through the proxy, fal sees the Authorization the proxy sent (see proxy.unwrap).
+        return authorized(headers, "Key" if self.mode in ("fal", "proxy") else "Bearer", self.key)
 
     def _job_for(self, owner: str, app: str, request_id: str) -> Job | None:
         with self._cond:

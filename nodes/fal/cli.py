@@ -3,6 +3,7 @@
     fal-qwen-edit photo.png car.png --prompt "put the woman in front of the car" --out edited/
     fal-qwen-edit --demo --out edited/      # offline: a fake fal server on 127.0.0.1
     fal-qwen-edit --result-of REQUEST_ID --out edited/   # outputs of an earlier job, free
+    fal-qwen-edit --check                    # mode, hosts, key and storage: no job, no cost
 
 Keys come from the environment or config.ini (see config.py), never from the
 command line, so they stay out of shell history and process lists.
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .check import run_checks
 from .config import load_config, state_dir
 from .connection import persistent_client
 from .errors import CancelledError, FalError
@@ -31,6 +33,7 @@ from .images import decode_image, encode_png
 from .pipeline import DEFAULT_TIMEOUT
 from .qwen import ACCELERATIONS, DEFAULT_ENDPOINT, IMAGE_SIZE_PRESETS, OUTPUT_FORMATS, QwenEditRequest
 from .queue import Progress, WaitSettings
+from .way_memory import WayMemory
 
 DEMO_PROMPT = "invert the colours"  # what the fake server's stand-in model actually does
 
@@ -54,7 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sync", action="store_true", help="sync_mode: images inline, not kept in fal's history")
     p.add_argument("--acceleration", choices=ACCELERATIONS)
     p.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help=f"fal endpoint id (default {DEFAULT_ENDPOINT})")
-    p.add_argument("--gateway", metavar="BASE_URL", help="use a gateway with a Bearer token instead of fal direct")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--gateway", metavar="BASE_URL",
+                       help="use a gateway with a Bearer token (FAL_GATEWAY_TOKEN) instead of fal direct; "
+                            "gateways with only submit + result (no /status) work too")
+    where.add_argument("--proxy", metavar="URL",
+                       help="send every fal call through fal's server proxy at URL (x-fal-target-url); the "
+                            "proxy holds the key (FAL_PROXY_TOKEN only if your proxy checks a token of its own)")
     p.add_argument("--key-env", metavar="NAME", help="environment variable holding the key or token")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds for the whole edit")
     p.add_argument("--no-stream", action="store_true", help="poll the status instead of the SSE stream")
@@ -62,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="submit a new job even if this exact edit is cached or journalled")
     p.add_argument("--result-of", metavar="REQUEST_ID",
                    help="download the outputs of an earlier request instead of editing (no new job)")
+    p.add_argument("--check", action="store_true",
+                   help="check the connection without submitting anything (mode, hosts, key, storage upload); "
+                        "exit code 0 only when every check passes")
     p.add_argument("--out", "-o", type=Path, default=Path("edited"), help="output folder (default ./edited)")
     p.add_argument("--demo", action="store_true",
                    help="run offline against a fake fal server on 127.0.0.1 (its 'model' inverts colours)")
@@ -130,19 +142,45 @@ def demo_environment(stack: ExitStack, args: argparse.Namespace) -> dict[str, st
     Built from scratch, so no FAL_* variable, --key-env or config.ini of this machine can send the
     demo (or a real key) anywhere but 127.0.0.1."""
     from ..fakefal import FakeFal  # only the demo needs the fake server
-    server = stack.enter_context(FakeFal(key="demo-key", mode="gateway" if args.gateway else "fal",
+    mode = "gateway" if args.gateway else "proxy" if args.proxy else "fal"
+    server = stack.enter_context(FakeFal(key="demo-key", mode=mode,
                                          queue_time=1.0, queue_positions=3, run_time=1.5,
                                          logs=("loading Qwen-Image-Edit-Plus (fake)", "denoising",
                                                "decoding")).start())
     home = stack.enter_context(tempfile.TemporaryDirectory(prefix="fal-qwen-demo-"))
     if args.gateway:
         args.gateway = server.url
+    if args.proxy:
+        args.proxy = server.proxy_url  # its targets stay fal's own hosts, which the fake proxy answers for
     if args.key_env:
         print("demo: --key-env is ignored; the demo never uses a real key", file=sys.stderr)
     print(f"demo: fake fal server on {server.url} (its stand-in model inverts colours)", file=sys.stderr)
-    return {"HOME": home, "FAL_QWEN_EDIT_CONFIG": os.path.join(home, "none.ini"),
-            "FAL_QWEN_EDIT_STATE_DIR": home, "FAL_KEY": "demo-key", "FAL_GATEWAY_TOKEN": "demo-key",
-            "FAL_QUEUE_BASE": server.url, "FAL_REST_BASE": server.url}
+    environ = {"HOME": home, "FAL_QWEN_EDIT_CONFIG": os.path.join(home, "none.ini"),
+               "FAL_QWEN_EDIT_STATE_DIR": home, "FAL_KEY": "demo-key", "FAL_GATEWAY_TOKEN": "demo-key"}
+    if not args.proxy:
+        environ.update(FAL_QUEUE_BASE=server.url, FAL_REST_BASE=server.url)
+    return environ
+
+
+def _config(args: argparse.Namespace, environ: dict[str, str]):
+    mode = "gateway" if args.gateway else "proxy" if args.proxy else ("fal" if args.demo else None)
+    return load_config(mode=mode, base_url=args.gateway or args.proxy,
+                       key_env=None if args.demo else args.key_env,
+                       upload="auto" if args.demo else None, environ=environ)
+
+
+def check(args: argparse.Namespace) -> int:
+    """``--check``: print each check on its own line; 0 only when all pass."""
+    environ = dict(os.environ)
+    try:
+        config = _config(args, environ)
+    except FalError as exc:
+        print(f"FAIL connection: {exc}")
+        return 1
+    checks = run_checks(config, args.endpoint, WayMemory(state_dir(environ) / "ways.json"))
+    for item in checks:
+        print(item.line())
+    return 0 if all(item.ok is not False for item in checks) else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     if args.demo and not args.prompt:
         args.prompt = DEMO_PROMPT
+    if args.check:
+        return check(args)
     if not args.prompt and not args.result_of:
         print("error: --prompt is required (what should change in the image?)", file=sys.stderr)
         return 2
@@ -164,9 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.demo:
             environ = demo_environment(stack, args)
         try:
-            config = load_config(mode="gateway" if args.gateway else ("fal" if args.demo else None),
-                                 base_url=args.gateway, key_env=None if args.demo else args.key_env,
-                                 upload="auto" if args.demo else None, environ=environ)
+            config = _config(args, environ)
             request = _request_from(args)
             if not args.result_of:
                 request.validate(images_to_come=None)

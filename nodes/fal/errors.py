@@ -195,12 +195,17 @@ def _detail_text(detail: Any) -> str:
 
 
 def error_for_response(resp: Any, what: str, request_id: str | None = None,
-                       key_source: str = "") -> HTTPStatusError:
+                       key_source: str = "", mode: str = "fal") -> HTTPStatusError:
     """Turn an unsuccessful response into the typed error a user can act on."""
     status = resp.status_code
     request_id = request_id or resp.headers.get("x-fal-request-id")
     detail = response_detail(resp)
     text = _detail_text(detail)
+    if status in (401, 403) and mode == "proxy":
+        sent = f"the token from {key_source}" if key_source else "no token"
+        return AuthError(f"{what}: the proxy (or fal behind it) refused the call with HTTP {status}; this client "
+                         f"sent {sent}. Check the proxy's FAL_KEY, and set FAL_PROXY_TOKEN only if your proxy "
+                         "checks a token of its own.", status=status, request_id=request_id, detail=detail)
     if status in (401, 403):
         where = f" (taken from {key_source})" if key_source else ""
         return AuthError(f"{what}: the server refused the key{where} with HTTP {status}. "

@@ -374,8 +374,9 @@ class Transport:
                     waiter.sleep(delay, request_id)
                     continue
             try:
-                raise error_for_response(resp, what, request_id,
-                                         self.config.key_source if self.config else "")
+                config = self.config
+                raise error_for_response(resp, what, request_id, config.key_source if config and config.key else "",
+                                         config.mode if config else "fal")
             finally:
                 resp.close()
 
