@@ -19,19 +19,22 @@ class FalConnectionNode(io.ComfyNode):
             description="Connection settings for the fal nodes. Holds the NAME of the environment variable "
                         "with the key, never the key, so workflows can be shared safely.",
             inputs=[
-                io.Combo.Input("mode", options=["auto", "fal", "gateway"], default="auto",
+                io.Combo.Input("mode", options=["auto", "fal", "gateway", "proxy"], default="auto",
                                tooltip="fal: queue.fal.run with 'Authorization: Key'. gateway: your base URL "
-                                       "with 'Authorization: Bearer'. auto: gateway when a gateway URL is "
-                                       "configured (FAL_GATEWAY_URL or config.ini), else fal."),
+                                       "with 'Authorization: Bearer' (gateways without /status work too). "
+                                       "proxy: fal's server proxy (@fal-ai/server-proxy) at base_url, which "
+                                       "holds the key. auto: gateway when a gateway URL is configured "
+                                       "(FAL_GATEWAY_URL or config.ini), else proxy when a proxy URL is, else fal."),
                 io.String.Input("base_url", default="",
-                                tooltip="Gateway base URL (https). Empty: FAL_GATEWAY_URL or config.ini."),
+                                tooltip="Gateway base URL, or the proxy's URL in proxy mode (https; plain http "
+                                        "only to localhost). Empty: FAL_GATEWAY_URL / FAL_PROXY_URL or config.ini."),
                 io.String.Input("key_env", default="",
                                 tooltip="Name of the environment variable holding the key or token "
-                                        "(e.g. FAL_KEY). Empty: FAL_KEY / FAL_GATEWAY_TOKEN, then config.ini. "
-                                        "Never paste the key itself here."),
+                                        "(e.g. FAL_KEY). Empty: FAL_KEY / FAL_GATEWAY_TOKEN / FAL_PROXY_TOKEN, "
+                                        "then config.ini; a proxy needs none. Never paste the key itself here."),
                 io.Combo.Input("upload", options=["auto", "storage", "data_uri"], default="auto",
-                               tooltip="How input images reach fal: storage uploads (fal direct) or inline "
-                                       "data URIs (gateways). auto picks by mode."),
+                               tooltip="How input images reach fal: storage uploads (fal direct, proxy) or "
+                                       "inline data URIs (gateways). auto picks by mode."),
             ],
             outputs=[FalConnection.Output(display_name="connection")],
         )

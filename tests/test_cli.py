@@ -14,11 +14,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from comfyui_fal_qwen_edit.nodes.fal.cli import demo_input
 
-from conftest import KEY, gradient, to_u8
+from conftest import KEY, client_environ, gradient, to_u8
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "comfyui_fal_qwen_edit.nodes.fal.cli"]
@@ -33,9 +34,9 @@ def readme_command(marker: str) -> str:
 
 def run(args, env_extra=None, timeout=60, home=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAL_")}
-    home = home or tempfile.mkdtemp(prefix="fal-cli-home-")  # journal and cache land in here
-    env.update({"HOME": str(home), "FAL_QWEN_EDIT_CONFIG": "/nonexistent.ini"}, **(env_extra or {}))
-    return subprocess.run(CLI + args, capture_output=True, text=True, env=env, timeout=timeout)
+    with tempfile.TemporaryDirectory(prefix="fal-cli-home-") as own_home:  # journal and cache land in here
+        env.update({"HOME": str(home or own_home), "FAL_QWEN_EDIT_CONFIG": "/nonexistent.ini"}, **(env_extra or {}))
+        return subprocess.run(CLI + args, capture_output=True, text=True, env=env, timeout=timeout)
 
 
 def test_readme_main_command_produces_an_edited_image(tmp_path):
@@ -77,6 +78,25 @@ def test_cli_with_files_and_options_against_fake_server(tmp_path):
     info = json.loads(done.stdout)
     assert len(info["files"]) == 2 and Image.open(info["files"][0]).size == (80, 64)
     assert KEY not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("mode", ["gateway_result_only", "gateway_task", "proxy"])
+def test_cli_edit_and_result_of_on_every_shape_of_server(mode, tmp_path):
+    from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal
+    source = tmp_path / "in.png"
+    Image.fromarray(to_u8(gradient(24, 30))).save(source)
+    with FakeFal(key=KEY, mode=mode, queue_time=0.2, run_time=0.3, max_lifetime=60).start() as server:
+        environ = client_environ(server)
+        done = run([str(source), "--prompt", "p", "--seed", "7", "--out", str(tmp_path / "o")], environ, home=tmp_path)
+        assert done.returncode == 0, done.stderr
+        [request_id] = list(server.jobs)
+        fetched = run(["--result-of", request_id, "--out", str(tmp_path / "again")], environ, home=tmp_path)
+        assert fetched.returncode == 0, fetched.stderr
+        assert server.submissions == 1
+    edited = np.asarray(Image.open(json.loads(done.stdout)["files"][0]))
+    assert np.array_equal(edited, 255 - to_u8(gradient(24, 30)))
+    assert np.array_equal(np.asarray(Image.open(json.loads(fetched.stdout)["files"][0])), edited)
+    assert KEY not in done.stdout + done.stderr + fetched.stdout + fetched.stderr
 
 
 def test_cli_errors_are_readable_and_keyless(tmp_path):

@@ -48,7 +48,7 @@ def fal():
 def comfy(fal, tmp_path_factory):
     folder, python = LOCATION
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAL_")}
-    env.update(FAL_KEY=KEY, FAL_QUEUE_BASE=fal.url, FAL_REST_BASE=fal.url,
+    env.update(FAL_KEY=KEY, FAL_QUEUE_BASE=fal.url, FAL_REST_BASE=fal.url, FAL_GATEWAY_TOKEN=KEY,
                FAL_QWEN_EDIT_CONFIG=str(tmp_path_factory.mktemp("noconfig") / "config.ini"),
                FAL_QWEN_EDIT_STATE_DIR=str(tmp_path_factory.mktemp("state")))
     instance = ComfyUI(folder, python, env, tmp_path_factory.mktemp("comfyui"))
@@ -252,6 +252,38 @@ def test_restart_mid_job_resumes_instead_of_paying_again(comfy, fal):
         assert any(node == edit_id and "resumed an earlier run's job" in text for node, text in comfy.progress_texts)
     finally:
         fal.run_time = 0.6
+
+
+@pytest.mark.parametrize("mode", ["gateway_result_only", "proxy"])
+def test_example_workflow_through_a_status_less_gateway_and_a_proxy(mode, comfy):
+    """The three-image example with its Connection node pointed at a gateway that offers only submit +
+    result, or at fal's server proxy: right pixels, one submit, and the second run asks no /status."""
+    with FakeFal(key=KEY, mode=mode, queue_time=0.3, run_time=0.4, max_lifetime=300).start() as server:
+        workflow = load("qwen_edit_three_images")
+        connection = next(n for n in workflow["nodes"] if n["type"] == "FalQwenConnection")
+        connection["widgets_values"][:3] = ["gateway", server.url, "FAL_GATEWAY_TOKEN"] if mode != "proxy" \
+            else ["proxy", server.proxy_url, ""]
+        edit = next(n for n in workflow["nodes"] if n["type"] == "FalQwenImageEditPlus")
+        outputs = []
+        for seed in ((8080, 8081) if mode != "proxy" else (8082, 8083)):  # seeds of their own: no cache hit
+            edit["widgets_values"][8] = seed
+            prompt_id, entry = run(comfy, workflow)
+            errors = [e["exception_message"] for e in comfy.events("execution_error", prompt_id)]
+            assert entry["status"]["status_str"] == "success", errors
+            [output] = saved_images(entry, comfy, node_id_of(workflow, "SaveImage"))
+            outputs.append(output)
+        assert server.submissions == 2
+        first, second = sorted(server.jobs.values(), key=lambda job: job.arguments["seed"])
+        asked = {job.request_id: [(r.header("x-fal-target-url") or r.path).split("?")[0].split(job.request_id)[1]
+                                  for r in server.requests
+                                  if job.request_id in (r.header("x-fal-target-url") or r.path)]
+                 for job in (first, second)}
+        if mode != "proxy":  # the first run learns that /status is missing, the second goes straight on
+            assert {"/status", "/status/stream"} <= set(asked[first.request_id])
+            assert set(asked[second.request_id]) == {""}, asked
+    person = Image.open(WORKFLOWS / "inputs" / "qwen_example_person.png").convert("RGB")
+    expected = Image.fromarray(255 - np.asarray(person)).resize((1024, 576), Image.Resampling.NEAREST)
+    assert np.array_equal(np.asarray(Image.open(outputs[0]).convert("RGB")), np.asarray(expected))
 
 
 def test_no_key_in_workflows_metadata_history_or_logs(comfy):

@@ -128,3 +128,29 @@ def test_clients_are_shared_per_setting_and_renewed_with_a_new_key(monkeypatch, 
     assert other is not first and other.config.key.reveal() == "other-key-123"
     monkeypatch.setenv("FAL_KEY", KEY + "-rotated")
     assert client_for() is not first
+
+
+def test_proxy_mode_needs_no_key_and_sends_a_token_only_to_the_proxy(tmp_path):
+    proxy = "https://app.example.com/api/fal/proxy"
+    config = cfg.load_config(environ=env(tmp_path, FAL_PROXY_URL=proxy, FAL_QUEUE_BASE="http://127.0.0.1:1"))
+    assert (config.mode, config.proxy_url, config.auth_header()) == ("proxy", proxy, {})
+    assert config.queue_base == cfg.FAL_QUEUE_BASE  # the targets stay fal's own hosts
+    assert config.uses_storage and config.is_api_url("https://rest.fal.ai/storage/upload/initiate")
+    ini = tmp_path / "config.ini"
+    ini.write_text(f"[proxy]\nurl = {proxy}\ntoken = {KEY}\n")
+    config = cfg.load_config(environ=env(tmp_path, FAL_QWEN_EDIT_CONFIG=str(ini)))
+    assert config.mode == "proxy" and config.auth_header() == {"Authorization": f"Bearer {KEY}"}
+    assert config.may_send_key_to(proxy + "?x=1")
+    assert not config.may_send_key_to("https://queue.fal.run/fal-ai/x")  # fal itself gets the proxy's key
+    assert not config.may_send_key_to("https://v3.fal.media/files/abc.png")
+
+
+def test_proxy_mode_refuses_what_it_cannot_use(tmp_path):
+    with pytest.raises(ConfigError, match="FAL_PROXY_URL"):
+        cfg.load_config(mode="proxy", environ=env(tmp_path))
+    with pytest.raises(ConfigError, match="https"):
+        cfg.load_config(environ=env(tmp_path, FAL_PROXY_URL="http://app.example.com/api/fal/proxy"))
+    with pytest.raises(MissingKeyError, match="No proxy token found.*MY_PROXY_TOKEN"):
+        cfg.load_config(mode="proxy", key_env="MY_PROXY_TOKEN", environ=env(tmp_path, FAL_PROXY_URL="https://a.b/p"))
+    with pytest.raises(ConfigError, match="Unknown connection mode"):
+        cfg.load_config(mode="carrier-pigeon", environ=env(tmp_path, FAL_KEY=KEY))

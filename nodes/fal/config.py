@@ -22,9 +22,10 @@ widget and never travels inside a workflow:
 Mode: explicit argument, else ``FAL_MODE`` (``fal``/``gateway``/``proxy``), else
 ``[connection] mode`` in the file, else gateway when a gateway base URL is
 configured (``FAL_GATEWAY_URL`` or the file), else proxy when a proxy URL is
-(``FAL_PROXY_URL`` or the file), else fal direct. fal's hosts can be moved with
-``FAL_QUEUE_BASE`` / ``FAL_REST_BASE`` (tests and ``--demo`` point them at the
-fake server; through a proxy they are the targets named in ``x-fal-target-url``).
+(``FAL_PROXY_URL`` or the file), else fal direct. fal direct's hosts can be moved
+with ``FAL_QUEUE_BASE`` / ``FAL_REST_BASE`` (tests and ``--demo`` point them at the
+fake server); through a proxy, the targets in ``x-fal-target-url`` are always
+fal's own hosts, the only ones fal's proxy forwards to.
 A proxy holds the fal key itself, so proxy mode needs no key on this machine.
 """
 
@@ -219,6 +220,9 @@ def load_config(*, mode: str | None = None, base_url: str | None = None,
             raise ConfigError("Proxy mode needs the proxy's URL (e.g. https://your-app.example.com/api/fal/proxy): "
                               "set FAL_PROXY_URL, or url under [proxy] in config.ini.")
         default_vars, file_section, file_option = ("FAL_PROXY_TOKEN",), "proxy", "token"
+        # The targets are fal's own hosts: the proxy's allow-list admits no others (FAL_QUEUE_BASE and
+        # FAL_REST_BASE move fal direct, e.g. onto a test server, not what a proxy forwards to).
+        queue_base, rest_base = FAL_QUEUE_BASE, FAL_REST_BASE
     else:
         default_vars, file_section, file_option = ("FAL_KEY",), "fal", "key"
 

@@ -1,0 +1,49 @@
+"""What ComfyUI-Manager and the Comfy Registry get: requirements.txt, and the zip `comfy node pack` makes
+(git-tracked files minus .comfyignore's gitwildmatch patterns, comfy-cli 1.23 ``file_utils.zip_files``)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def ignore_patterns() -> list[str]:
+    lines = (ROOT / ".comfyignore").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def ignored(path: str, patterns: list[str]) -> bool:
+    """The patterns this file uses: a folder ("tests/") or a file name, as gitwildmatch reads them."""
+    for pattern in patterns:
+        assert re.fullmatch(r"[\w.-]+/?", pattern), f"extend this test for the pattern {pattern!r}"
+        if pattern.endswith("/") and (path.startswith(pattern) or f"/{pattern}" in path):
+            return True
+        if path == pattern or path.endswith("/" + pattern):
+            return True
+    return False
+
+
+def test_requirements_name_what_comfyui_lacks_and_nothing_it_pins():
+    names = [re.split(r"[<>=!~ ;\[]", line, 1)[0].lower()
+             for line in (ROOT / "requirements.txt").read_text().splitlines() if line.strip() and line[0] != "#"]
+    assert names == ["requests"]  # ComfyUI 0.3.64 imports requests but does not list it; pillow/numpy/torch it pins
+
+
+def test_the_registry_zip_holds_the_nodes_and_no_development_files():
+    try:
+        tracked = subprocess.run(["git", "-C", str(ROOT), "ls-files"], capture_output=True, text=True,
+                                 check=True).stdout.split()
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout: comfy node pack would zip the whole tree")
+    patterns = ignore_patterns()
+    packed = {path for path in tracked if not ignored(path, patterns)}
+    assert not [p for p in packed if p.split("/")[0] in ("tests", "bench", "tools", ".ci")]
+    needed = {"__init__.py", "pyproject.toml", "requirements.txt", "README.md", "nodes/extension.py",
+              "nodes/fal/pipeline.py", "nodes/fakefal/server.py"}
+    assert needed <= packed
+    assert {p for p in tracked if p.startswith("example_workflows/")} <= packed
