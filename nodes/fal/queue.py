@@ -255,9 +255,9 @@ class QueueClient:
             # ALREADY_COMPLETED means the job ran to the end and is paid for: the caller may keep it.
             if answer == NO_CANCEL:
                 raise CancelledError("Stopped waiting; the server offers no cancel, so the job may run to its "
-                                     "end and be billed. Running the same edit again fetches its result "
-                                     "without a new job.", request_id=handle.request_id, by_user=True,
-                                     fal_answer=answer) from exc
+                                     "end and be billed. Its result stays fetchable by its request id, and "
+                                     "running the same edit again fetches it without a new job.",
+                                     request_id=handle.request_id, by_user=True, fal_answer=answer) from exc
             raise CancelledError(f"Cancelled by the user; fal answered {answer} to the cancel request.",
                                  request_id=handle.request_id, by_user=True, fal_answer=answer) from exc
 
