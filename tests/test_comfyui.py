@@ -281,6 +281,18 @@ def test_example_workflow_through_a_status_less_gateway_and_a_proxy(mode, comfy)
         if mode != "proxy":  # the first run learns that /status is missing, the second goes straight on
             assert {"/status", "/status/stream"} <= set(asked[first.request_id])
             assert set(asked[second.request_id]) == {""}, asked
+        # The Result by Request ID node, through the same connection: the first job's outputs, no new job.
+        mode_widgets = connection["widgets_values"]
+        prompt = {"1": {"class_type": "FalQwenConnection",
+                        "inputs": dict(zip(("mode", "base_url", "key_env", "upload"), mode_widgets))},
+                  "2": {"class_type": "FalQwenResultByRequestId",
+                        "inputs": {"request_id": first.request_id, "endpoint": "fal-ai/qwen-image-edit-plus",
+                                   "size_mismatch": "pad", "connection": ["1", 0]}},
+                  "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": f"by_id_{mode}"}}}
+        entry = comfy.wait(comfy.queue(prompt))
+        assert entry["status"]["status_str"] == "success" and server.submissions == 2
+        [fetched] = saved_images(entry, comfy, "3")
+        assert np.array_equal(np.asarray(Image.open(fetched)), np.asarray(Image.open(outputs[0])))
     person = Image.open(WORKFLOWS / "inputs" / "qwen_example_person.png").convert("RGB")
     expected = Image.fromarray(255 - np.asarray(person)).resize((1024, 576), Image.Resampling.NEAREST)
     assert np.array_equal(np.asarray(Image.open(outputs[0]).convert("RGB")), np.asarray(expected))
