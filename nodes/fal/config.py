@@ -166,6 +166,26 @@ def cache_limit_bytes(environ: Mapping[str, str] | None = None) -> int:
         raise ConfigError("FAL_QWEN_EDIT_CACHE_MB must be a number of megabytes.") from None
 
 
+def budget_cap(environ: Mapping[str, str] | None = None) -> float | None:
+    """The daily spending cap in USD (budget.py): ``FAL_DAILY_BUDGET_USD``, else ``[budget] daily_usd``
+    in the config file; None when neither is set (no cap)."""
+    env = os.environ if environ is None else environ
+    text = env.get("FAL_DAILY_BUDGET_USD", "").strip()
+    where = "FAL_DAILY_BUDGET_USD"
+    if not text:
+        parser, file_path = _read_config_file(env)
+        text, where = parser.get("budget", "daily_usd", fallback="").strip(), f"{file_path} [budget] daily_usd"
+    if not text:
+        return None
+    try:
+        cap = float(text)
+    except ValueError:
+        cap = -1.0
+    if not cap >= 0:  # also refuses NaN
+        raise ConfigError(f"{where} must be a number of US dollars, like 5 or 2.50.")
+    return cap
+
+
 def config_file_candidates(environ: Mapping[str, str]) -> list[Path]:
     paths = []
     if environ.get("FAL_QWEN_EDIT_CONFIG"):

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from pathlib import Path
 
-from .config import FalConfig, cache_limit_bytes, load_config, state_dir
+from .budget import Budget
+from .config import FalConfig, budget_cap, cache_limit_bytes, load_config, state_dir
 from .errors import ConfigError
 from .journal import Journal
 from .pipeline import FalEditClient
@@ -49,13 +50,17 @@ class ConnectionSettings:
                            upload=None if self.upload in ("", "auto") else self.upload)
 
 
-def persistent_client(config: FalConfig, directory: Path | None = None, **options) -> FalEditClient:
-    """A client with the on-disk job journal and result cache (see config.state_dir)."""
+def persistent_client(config: FalConfig, directory: Path | None = None, *, budget_usd: float | None = None,
+                      **options) -> FalEditClient:
+    """A client with the on-disk job journal, result cache, way memory and spending ledger (see
+    config.state_dir); ``budget_usd`` is the daily cap (config.budget_cap when None)."""
     directory = directory or state_dir()
     journal = Journal(directory / "journal")
     journal.sweep()
+    cap = budget_cap() if budget_usd is None else budget_usd
     return FalEditClient(config, journal=journal, ways=WayMemory(directory / "ways.json"),
-                         cache=ResultCache(directory / "results", cache_limit_bytes()), **options)
+                         cache=ResultCache(directory / "results", cache_limit_bytes()),
+                         budget=Budget(directory / "spend.jsonl", cap), **options)
 
 
 _clients: dict[tuple, FalEditClient] = {}
@@ -66,7 +71,7 @@ def client_for(settings: ConnectionSettings | None = None) -> FalEditClient:
     """The shared client for these settings; a changed key gets a new client."""
     config = (settings or ConnectionSettings()).load()
     identity = (config.mode, config.queue_base, config.rest_base, config.proxy_url, config.upload,
-                config.key_source, hash(config.key.reveal()))
+                config.key_source, hash(config.key.reveal()), budget_cap())
     with _lock:
         client = _clients.get(identity)
         if client is None:

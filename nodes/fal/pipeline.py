@@ -1,10 +1,11 @@
 """The whole edit: IMAGE tensors in, IMAGE tensors out.
 
-validate fields → encode inputs → result cache? → journalled job to resume?
-→ upload → submit (journalled) → wait (progress, cancel, timeout) → download
-→ cache → decode. Nothing is uploaded or paid for until every field has
-passed validation; Cancel is honoured before the submit as well as during
-the wait; a job is never submitted twice for one edit.
+validate fields for the endpoint → encode inputs → result cache? → journalled
+job to resume? → spending cap → upload → submit (journalled) → wait (progress,
+cancel, timeout) → download → cache → decode. Nothing is uploaded or paid for
+until every field has passed validation and the cap allows the edit; Cancel is
+honoured before the submit as well as during the wait; a job is never
+submitted twice for one edit.
 """
 
 from __future__ import annotations
@@ -15,23 +16,26 @@ import hashlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-import numpy as np
-
+from .batch import edit_each
+from .budget import Budget, Charge
 from .config import FalConfig
 from .downloads import decode_all, download_all
+from .endpoints import DEFAULT_ENDPOINT, EndpointSpec, spec_for
 from .errors import (AuthError, CancelledError, FalError, HTTPStatusError, ImageDecodeError, JobFailedError,
                      JobUnknownError, OutputGoneError, SubmitUncertainError, ValidationError)
-from .images import encode_png, split_batch, stack_batch
+from .images import encode_png, png_size, split_batch, stack_batch
 from .journal import WAITING, Journal, request_key
-from .qwen import DEFAULT_ENDPOINT, QwenEditRequest, QwenEditResult
+from .outcome import EditOutcome, combine  # noqa: F401 - importable from here as before
+from .pricing import Estimate, estimate
+from .qwen import QwenEditRequest, QwenEditResult
 from .queue import ProgressCallback, QueueClient, RequestHandle, WaitSettings
 from .result_cache import ResultCache
 from .storage import Uploader
 from .transport import RetryPolicy, Transport
-from .waiting import CancelHook, JobSlots, SlotTicket, Waiter
+from .waiting import CancelHook, SlotTicket, Waiter
 from .way_memory import WayMemory
 
 log = logging.getLogger("fal_qwen_edit")
@@ -41,24 +45,20 @@ DEFAULT_TIMEOUT = 900.0  # seconds for the whole edit; fal jobs usually take 5-6
 
 
 @dataclass
-class EditOutcome:
-    result: QwenEditResult
-    images: np.ndarray  # IMAGE [B, H, W, 3] float32 0..1
-    mask: np.ndarray    # MASK [B, H, W]: 1 - alpha, and 1 where "pad" filled
-    handle: RequestHandle
-    timings: dict[str, float]  # client-side phases, seconds
-    source: str = "job"  # "job", "resumed" (journalled job from an earlier run) or "cache"
+class _Edit:
+    """One edit on its way: what it sends, how it waits, what it may cost."""
 
-    def info(self) -> dict[str, Any]:
-        info = self.result.info()
-        info["endpoint"] = self.handle.endpoint
-        info["source"] = self.source
-        info["client_timings"] = {k: round(v, 3) for k, v in self.timings.items()}
-        if any(self.result.has_nsfw_concepts):
-            flagged = [i for i, f in enumerate(self.result.has_nsfw_concepts) if f]
-            info["warning"] = (f"fal's safety checker flagged output(s) {flagged}: they are usually "
-                               "blacked out. Change the prompt or turn the safety checker off.")
-        return info
+    request: QwenEditRequest
+    spec: EndpointSpec
+    pngs: list[bytes]
+    digests: list[str]   # the PNGs' sha256 hex (also the upload cache's key)
+    waiter: Waiter
+    estimate: Estimate
+    journal_key: str
+    fresh: bool
+    slot: SlotTicket | None = None
+    charge: Charge | None = None
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 class _ResumedJobCancelled(Exception):
@@ -71,13 +71,14 @@ class FalEditClient:
     def __init__(self, config: FalConfig, *, retry: RetryPolicy | None = None,
                  wait_settings: WaitSettings | None = None, verify: bool | str = True,
                  journal: Journal | None = None, cache: ResultCache | None = None,
-                 ways: WayMemory | None = None):
+                 ways: WayMemory | None = None, budget: Budget | None = None):
         self.config = config
         self.transport = Transport(config, retry=retry, verify=verify)
         self.queue = QueueClient(config, self.transport, wait_settings, ways)
         self.uploader = Uploader(self.transport)
         self.journal = journal
         self.cache = cache
+        self.budget = budget or Budget()  # no cap unless one is configured
 
     def close(self) -> None:
         self.transport.close()
@@ -127,62 +128,72 @@ class FalEditClient:
                                cancel_job=False)
         return self._finish(handle, data, waiter, mismatch, {}, "fetched", key=None)
 
-    def edit(self, request: QwenEditRequest, images: Sequence[Any] = (), **options: Any) -> EditOutcome:
+    def edit(self, request: QwenEditRequest, images: Sequence[Any] = (), *, model: str | None = None,
+             endpoint: str = DEFAULT_ENDPOINT, **options: Any) -> EditOutcome:
         """Run one edit. ``images`` are IMAGE tensors whose frames are appended to
-        ``request.image_urls``. Options: endpoint, on_progress, should_cancel, timeout,
-        mismatch, and ``fresh`` (skip the result cache and journal resume)."""
-        request.validate(images_to_come=None)  # fields first: nothing is encoded for a bad request
+        ``request.image_urls``. ``model`` (a name of endpoints.py's table) or ``endpoint``
+        (any fal endpoint id) picks the endpoint. Options: on_progress, should_cancel,
+        timeout, mismatch, and ``fresh`` (skip the result cache and journal resume)."""
+        spec = spec_for(model, endpoint)
+        request.validate(spec, images_to_come=None)  # fields first: nothing is encoded for a bad request
         started = time.monotonic()
-        return self._edit_encoded(request, self.encode_frames(images), started=started, **options)
+        return self._edit_encoded(request, self.encode_frames(images), spec, started=started, **options)
 
-    def _edit_encoded(self, request: QwenEditRequest, pngs: list[bytes], *, started: float,
-                      endpoint: str = DEFAULT_ENDPOINT, on_progress: ProgressCallback = None,
-                      should_cancel: CancelHook = None, timeout: float = DEFAULT_TIMEOUT,
-                      mismatch: str = "pad", fresh: bool = False,
-                      slot: SlotTicket | None = None) -> EditOutcome:
-        request.validate(images_to_come=len(pngs))  # count and URLs too: nothing uploaded for a bad request
-        waiter = Waiter(should_cancel, timeout)
-        digests = [hashlib.sha256(png).hexdigest() for png in pngs]  # also the upload cache's key
+    def edit_each(self, request: QwenEditRequest, batch: Any, references: Sequence[Any] = (), *,
+                  concurrency: int = 8, **options: Any) -> list[EditOutcome]:
+        """One edit per frame of ``batch``, at most ``concurrency`` jobs at once (batch.py)."""
+        return edit_each(self, request, batch, references, concurrency=concurrency, **options)
+
+    def _edit_encoded(self, request: QwenEditRequest, pngs: list[bytes], spec: EndpointSpec, *, started: float,
+                      on_progress: ProgressCallback = None, should_cancel: CancelHook = None,
+                      timeout: float = DEFAULT_TIMEOUT, mismatch: str = "pad", fresh: bool = False,
+                      slot: SlotTicket | None = None, charge: Charge | None = None) -> EditOutcome:
+        request.validate(spec, images_to_come=len(pngs))  # count and URLs too: nothing uploaded for a bad request
+        digests = [hashlib.sha256(png).hexdigest() for png in pngs]
         identities = [hashlib.sha256(x.encode()).hexdigest() for x in request.image_urls] + digests
-        key = request_key(endpoint, request.arguments_without_images(), identities)
-        phases = {"encode": time.monotonic() - started}
+        key = request_key(spec.endpoint, request.arguments_without_images(spec), identities)
+        sizes = [None] * len(request.image_urls) + [png_size(png) for png in pngs]
+        edit = _Edit(request, spec, pngs, digests, Waiter(should_cancel, timeout),
+                     estimate(spec, request.image_size, request.num_images, sizes), self._journal_key(key), fresh,
+                     slot, charge, {"encode": time.monotonic() - started})
         # Pixels behind an http(s) URL may change, so only edits whose every input is content
         # (tensors, data URIs) are served from the cache; a fal_picks_seed edit asks for a new image.
         cacheable = self.cache is not None and request.seed is not None and \
             all(url.startswith("data:") for url in request.image_urls)
-        journal_key = self._journal_key(key)
         try:
             for _ in range(2):  # a second pass only when the journalled job turned out cancelled
                 with contextlib.ExitStack() as waiting:
                     # Under the claim, an identical edit started meanwhile (a duplicate frame, another
                     # process) finds this one's job in the journal, or its result in the cache, and shares it.
-                    with self.journal.claim(journal_key, waiter) if self.journal else contextlib.nullcontext():
-                        if cacheable and not fresh:
-                            outcome = self._from_cache(key, endpoint, mismatch, phases)
+                    with self.journal.claim(edit.journal_key, edit.waiter) if self.journal else contextlib.nullcontext():
+                        if cacheable and not edit.fresh:
+                            outcome = self._from_cache(key, spec.endpoint, mismatch, edit.phases)
                             if outcome is not None:
                                 return outcome
-                        handle, source = self._job(journal_key, request, (pngs, digests), endpoint, waiter,
-                                                   fresh, phases, slot)
-                        waiting.enter_context(WAITING.hold(journal_key))  # before the claim is released
+                        handle, source = self._job(edit)
+                        waiting.enter_context(WAITING.hold(edit.journal_key))  # before the claim is released
                     mark = time.monotonic()
                     try:
-                        data = self._wait(handle, source, journal_key, waiter, on_progress, should_cancel)
+                        data = self._wait(handle, source, edit.journal_key, edit.waiter, on_progress, should_cancel)
                     except _ResumedJobCancelled:
-                        fresh = True  # the journalled job was cancelled: this run submits a new one
+                        edit.fresh = True  # the journalled job was cancelled: this run submits a new one
                         continue
-                phases["wait"] = time.monotonic() - mark
+                edit.phases["wait"] = time.monotonic() - mark
                 break
         finally:
             if slot is not None:
                 slot.give_back()  # the job is over on fal (or never began): the next frame's may start
+            if edit.charge is not None:
+                edit.charge.release_unless_paid()  # cached, resumed, or never submitted: it cost nothing
         try:
-            outcome = self._finish(handle, data, waiter, mismatch, phases, source,
+            outcome = self._finish(handle, data, edit.waiter, mismatch, edit.phases, source,
                                    key=key if cacheable else None)
         except (JobFailedError, ImageDecodeError, OutputGoneError):
-            self._forget(journal_key)  # the job is over and its outputs are unusable: a re-run makes new ones
+            self._forget(edit.journal_key)  # the job is over and its outputs are unusable: a re-run makes new ones
             raise
-        self._forget(journal_key)
-        phases["total"] = time.monotonic() - started
+        self._forget(edit.journal_key)
+        outcome.estimate = edit.estimate
+        edit.phases["total"] = time.monotonic() - started
         return outcome
 
     def _wait(self, handle: RequestHandle, source: str, journal_key: str, waiter: Waiter,
@@ -234,17 +245,14 @@ class FalEditClient:
         log.info("fal: result of request %s served from the cache (no new job)", hit.request_id)
         return outcome
 
-    def _job(self, journal_key: str, request: QwenEditRequest, inputs: tuple[list[bytes], list[str]], endpoint: str,
-             waiter: Waiter, fresh: bool, phases: dict[str, float],
-             slot: SlotTicket | None) -> tuple[RequestHandle, str]:
+    def _job(self, edit: _Edit) -> tuple[RequestHandle, str]:
         """The job to wait on: the journalled one for this edit, or a newly submitted one.
-        Called under the journal's claim for ``journal_key``."""
+        Called under the journal's claim for the edit."""
         if self.journal is None:
-            arguments = self._upload(request, inputs, waiter, phases, slot)
-            return self._submit(endpoint, arguments, waiter, phases), "job"
-        entry = None if fresh else self.journal.pending(journal_key)
+            return self._submit(edit, self._upload(edit)), "job"
+        entry = None if edit.fresh else self.journal.pending(edit.journal_key)
         if entry is not None and entry.handle is not None:
-            if request.seed is None and WAITING.holds(journal_key):
+            if edit.request.seed is None and WAITING.holds(edit.journal_key):
                 # A fal-picks-the-seed edit already running in this process (a duplicate frame):
                 # the user asked for another random image, not for that job's.
                 entry = None
@@ -257,15 +265,14 @@ class FalEditClient:
             raise SubmitUncertainError(f"An earlier submit of this exact edit ({sent}) was sent but fal's "
                                        f"answer never arrived, so it may be running and billed: check your fal "
                                        f"dashboard. {FORCE_HINT}")
-        arguments = self._upload(request, inputs, waiter, phases, slot)
-        return self._submit_journalled(journal_key, endpoint, arguments, waiter, phases), "job"
+        return self._submit_journalled(edit, self._upload(edit)), "job"
 
-    def _submit_journalled(self, journal_key: str, endpoint: str, arguments: dict[str, Any], waiter: Waiter,
-                           phases: dict[str, float]) -> RequestHandle:
+    def _submit_journalled(self, edit: _Edit, arguments: dict[str, Any]) -> RequestHandle:
         """Submit with a "submitting" journal entry that stays whenever fal may have taken the job."""
-        self.journal.record_submitting(journal_key, endpoint)
+        endpoint = edit.spec.endpoint
+        self.journal.record_submitting(edit.journal_key, endpoint)
         try:
-            handle = self._submit(endpoint, arguments, waiter, phases)
+            handle = self._submit(edit, arguments)
         except SubmitUncertainError as exc:
             raise SubmitUncertainError(f"{exc} {FORCE_HINT}", request_id=exc.request_id) from None
         except HTTPStatusError as exc:
@@ -274,42 +281,47 @@ class FalEditClient:
                 log.warning("fal: submit answered HTTP %d but named request %s; waiting on it", exc.status,
                             exc.request_id)
                 handle = self.queue.handle_for(endpoint, exc.request_id)
-            elif exc.status >= 500 and exc.status != 503:  # only an ingress 503 certainly never reached the app
+            elif _may_have_been_taken(exc):
                 raise SubmitUncertainError(f"{exc} The job may have been accepted and billed: check your fal "
                                            f"dashboard. {FORCE_HINT}", request_id=exc.request_id) from None
             else:
-                self._forget(journal_key)  # refused (4xx, ingress 503): certainly not accepted
+                self._forget(edit.journal_key)  # refused (4xx, ingress 503): certainly not accepted
                 raise
         except FalError:
-            self._forget(journal_key)  # never connected, or cancelled / timed out before sending
+            self._forget(edit.journal_key)  # never connected, or cancelled / timed out before sending
             raise
         # Anything else (Ctrl-C mid-request, a crash) leaves the "submitting" entry: it may have been sent.
         try:
-            self.journal.record(journal_key, handle)
+            self.journal.record(edit.journal_key, handle)
         except OSError as exc:
             log.warning("fal: could not journal request %s (%s); waiting on it anyway", handle.request_id, exc)
         return handle
 
-    def _upload(self, request: QwenEditRequest, inputs: tuple[list[bytes], list[str]], waiter: Waiter,
-                phases: dict[str, float], slot: SlotTicket | None) -> dict[str, Any]:
-        """Upload the inputs (or inline them), take the batch slot if any, and return the
-        submit's JSON body. The slot comes before anything is journalled or sent, so a
-        Cancel while waiting for it leaves nothing behind."""
+    def _upload(self, edit: _Edit) -> dict[str, Any]:
+        """Count the edit against the spending cap, upload the inputs (or inline them), take
+        the batch slot if any, and return the submit's JSON body. The cap and the slot come
+        before anything is journalled or sent, so a refusal or a Cancel leaves nothing behind."""
+        if edit.charge is None:
+            edit.charge, = self.budget.reserve([edit.estimate.usd], f"{edit.estimate.text()} on {edit.spec.name}")
         mark = time.monotonic()
-        pngs, digests = inputs  # the PNGs and their sha256 hex
-        urls = list(request.image_urls) + self.upload_pngs(pngs, waiter=waiter, digests=digests)
-        arguments = dataclasses.replace(request, image_urls=urls).to_arguments()
-        phases["upload"] = time.monotonic() - mark
-        if slot is not None:
-            slot.take(waiter)
+        urls = list(edit.request.image_urls) + self.upload_pngs(edit.pngs, waiter=edit.waiter, digests=edit.digests)
+        arguments = dataclasses.replace(edit.request, image_urls=urls).to_arguments(edit.spec)
+        edit.phases["upload"] = time.monotonic() - mark
+        if edit.slot is not None:
+            edit.slot.take(edit.waiter)
         return arguments
 
-    def _submit(self, endpoint: str, arguments: dict[str, Any], waiter: Waiter,
-                phases: dict[str, float]) -> RequestHandle:
-        waiter.check()  # last chance to cancel for free
+    def _submit(self, edit: _Edit, arguments: dict[str, Any]) -> RequestHandle:
+        edit.waiter.check()  # last chance to cancel for free
         mark = time.monotonic()
-        handle = self.queue.submit(endpoint, arguments, waiter=waiter)
-        phases["submit"] = time.monotonic() - mark
+        try:
+            handle = self.queue.submit(edit.spec.endpoint, arguments, waiter=edit.waiter)
+        except BaseException as exc:
+            if _may_have_been_taken(exc):
+                edit.charge.mark_paid()  # fal may bill it: it stays counted against the cap
+            raise
+        edit.charge.mark_paid()
+        edit.phases["submit"] = time.monotonic() - mark
         return handle
 
     def _forget(self, key: str) -> None:
@@ -339,63 +351,12 @@ class FalEditClient:
                         sum(result.has_nsfw_concepts), len(result.has_nsfw_concepts))
         return EditOutcome(result, batch, mask, handle, phases, source)
 
-    def edit_each(self, request: QwenEditRequest, batch: Any, references: Sequence[Any] = (), *,
-                  concurrency: int = 8, **options: Any) -> list[EditOutcome]:
-        """One edit per frame of ``batch`` (each with ``references`` appended), at most
-        ``concurrency`` jobs on fal at a time. The references are encoded once.
 
-        Pipelined: up to ``concurrency`` more frames are encoded (in frame order, two at
-        a time) and uploaded while the jobs run, and a job's slot passes to the next
-        frame as soon as its result is in, before its outputs download. Every job is
-        waited for even when one fails, so no paid result is dropped; then the first
-        failure is raised with a summary."""
-        request.validate(images_to_come=None)
-        started = time.monotonic()
-        frames = split_batch(batch)
-        if not frames:
-            return []
-        shared = self.encode_frames(references)
-        concurrency = max(1, concurrency)
-        slots = JobSlots(concurrency)
-        tickets = [slots.ticket() for _ in frames]
-
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="fal-png") as encoder, \
-                ThreadPoolExecutor(max_workers=min(2 * concurrency, len(frames)),
-                                   thread_name_prefix="fal-edit") as pool:
-            def one(index: int) -> EditOutcome:
-                try:
-                    if index >= concurrency:
-                        # The next frames are prepared while the jobs run, not while the first
-                        # ones are still being uploaded and submitted (same cores, same uplink).
-                        tickets[index - concurrency].settled.wait()
-                    png = encoder.submit(encode_png, frames[index]).result()  # encoded in frame order
-                    return self._edit_encoded(request, [png, *shared], started=started, slot=tickets[index],
-                                              **options)
-                finally:
-                    tickets[index].give_back()  # also settles it when the edit failed before its submit
-
-            futures = [pool.submit(one, index) for index in range(len(frames))]
-            outcomes, failures = [], []
-            for index, future in enumerate(futures):
-                try:
-                    outcomes.append(future.result())
-                except FalError as exc:
-                    failures.append((index, exc))
-        if failures:
-            index, first = failures[0]
-            if isinstance(first, CancelledError):
-                raise first
-            done = ", ".join(o.handle.request_id for o in outcomes) or "none"
-            raise FalError(f"{len(failures)} of {len(frames)} edits failed; frame {index}: {first} "
-                           f"(finished request ids: {done})", request_id=first.request_id) from first
-        return outcomes
-
-
-def combine(outcomes: Sequence[EditOutcome], mismatch: str = "pad") -> tuple[np.ndarray, np.ndarray]:
-    """Several outcomes → one IMAGE batch and MASK (sizes reconciled like stack_batch)."""
-    if len({o.images.shape[1:] for o in outcomes}) == 1:  # one size: a plain copy, no temporaries
-        return np.concatenate([o.images for o in outcomes]), np.concatenate([o.mask for o in outcomes])
-    # Sizes differ: each MASK rides along as alpha, so padding and resizing treat it like the pixels.
-    frames = [np.concatenate([o.images[i], 1.0 - o.mask[i][..., None]], axis=-1)
-              for o in outcomes for i in range(o.images.shape[0])]
-    return stack_batch(frames, mismatch)
+def _may_have_been_taken(exc: BaseException) -> bool:
+    """Whether a failed submit may still have created a (paid) job: an uncertain answer, a 5xx
+    other than the ingress's 503, or anything that is not one of our errors (Ctrl-C, a crash)."""
+    if isinstance(exc, SubmitUncertainError):
+        return True
+    if isinstance(exc, HTTPStatusError):
+        return exc.status >= 500 and (exc.status != 503 or bool(exc.request_id))
+    return not isinstance(exc, FalError)

@@ -1,30 +1,62 @@
-"""The fal-ai/qwen-image-edit-plus request and response model.
+"""An edit request for fal's Qwen image edit endpoints, and the response model.
 
-Every input field of the endpoint, checked against its range *before* any
-upload or submit, with one message per bad field that says what to change.
-Fields left as ``None`` are not sent, so fal applies its own default.
+Every input field, checked against the chosen endpoint's ranges (endpoints.py)
+*before* any upload or submit, with one message per bad field that says what to
+change. The body carries only the fields that endpoint has; fields left as
+``None`` are not sent, so fal applies its own default.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
+from urllib.parse import parse_qsl, urlsplit
 
+from .endpoints import (DEFAULT_ENDPOINT, GENERIC, IMAGE_SIZE_PRESETS, MAX_REFERENCE_IMAGES,  # noqa: F401
+                        SIDE_MAX, SIDE_MIN, EndpointSpec, spec_for)
 from .errors import InputError
 
-DEFAULT_ENDPOINT = "fal-ai/qwen-image-edit-plus"
-IMAGE_SIZE_PRESETS = ("square_hd", "square", "portrait_4_3", "portrait_16_9",
-                      "landscape_4_3", "landscape_16_9")
-OUTPUT_FORMATS = ("png", "jpeg", "webp")
-ACCELERATIONS = ("none", "regular", "high")
-STEPS_RANGE = (2, 100)
-GUIDANCE_RANGE = (0.0, 20.0)
-NUM_IMAGES_RANGE = (1, 4)
-SIDE_RANGE = (64, 14142)  # fal's ImageSize allows up to 14142; below 64 px nothing useful comes back
+# The widest ranges of the table (the node's widgets and the CLI offer these; each endpoint checks its own).
+OUTPUT_FORMATS = GENERIC.output_formats
+ACCELERATIONS = GENERIC.accelerations
+STEPS_RANGE = GENERIC.steps
+GUIDANCE_RANGE = GENERIC.guidance
+NUM_IMAGES_RANGE = GENERIC.num_images
+SIDE_RANGE = (SIDE_MIN, SIDE_MAX)
 SEED_RANGE = (0, 2**63 - 1)
-MAX_REFERENCE_IMAGES = 10  # the model is built for 1-3; fal accepts a few more
+# A download link that carries a credential (Civitai's ?token=…) would put a key into the workflow.
+SECRET_QUERY = re.compile(r"(?i)^(token|api_?key|key|access_token|auth|signature|x-amz-signature)$")
 
 ImageSize = Union[str, tuple[int, int], None]
+
+
+@dataclass(frozen=True)
+class Lora:
+    """One LoRA for fal's ``loras`` list: a Hugging Face, Civitai or fal-hosted ``.safetensors``
+    URL (or a Hugging Face ``owner/repo`` path, which fal also takes) and its weight."""
+
+    path: str
+    scale: float = 1.0
+
+    def problems(self, spec: EndpointSpec) -> list[str]:
+        found = []
+        path = self.path.strip() if isinstance(self.path, str) else ""
+        parts = urlsplit(path)
+        if not path:
+            found.append("loras: a LoRA has no URL; give its .safetensors URL.")
+        elif parts.scheme not in ("https", "") or (parts.scheme == "" and not re.fullmatch(r"[\w.-]+/[\w.-]+", path)):
+            found.append(f"loras: {path[:80]!r} is neither an https URL nor a Hugging Face 'owner/repo' path.")
+        elif any(SECRET_QUERY.match(name) for name, _ in parse_qsl(parts.query)) or "@" in parts.netloc:
+            found.append("loras: this LoRA URL carries a token or password, which would be saved in the workflow; "
+                         "use a public URL (e.g. upload the file to fal storage or Hugging Face).")
+        low, high = spec.lora_scale
+        if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float)) or not low <= self.scale <= high:
+            found.append(f"loras: scale {self.scale!r} is out of range; use {low:g}-{high:g}.")
+        return found
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path.strip(), "scale": float(self.scale)}
 
 
 @dataclass
@@ -32,7 +64,7 @@ class QwenEditRequest:
     prompt: str
     image_urls: list[str] = field(default_factory=list)
     negative_prompt: Optional[str] = None
-    image_size: ImageSize = None  # preset name, (width, height), or None: derived from the inputs
+    image_size: ImageSize = None  # preset name, (width, height), or None: fal's default for the endpoint
     num_inference_steps: Optional[int] = None
     guidance_scale: Optional[float] = None
     num_images: int = 1
@@ -41,14 +73,18 @@ class QwenEditRequest:
     output_format: Optional[str] = None
     sync_mode: Optional[bool] = None
     acceleration: Optional[str] = None
+    loras: list[Lora] = field(default_factory=list)
 
-    def problems(self, *, images_to_come: int | None = 0) -> list[str]:
-        """Every out-of-range field, as sentences that say what to change.
+    def problems(self, spec: EndpointSpec | None = None, *, images_to_come: int | None = 0) -> list[str]:
+        """Every out-of-range field for ``spec``'s endpoint (the default endpoint when None),
+        as sentences that say what to change.
 
         ``images_to_come``: input images that will be appended to ``image_urls``
         after upload (counted now, so nothing is uploaded for a request that
         cannot be sent); None when that number is not known yet.
         """
+        spec = spec or spec_for(endpoint=DEFAULT_ENDPOINT)
+        on = f" for {spec.name}" if spec.name != GENERIC.name else ""
         found = []
         if not isinstance(self.prompt, str) or not self.prompt.strip():
             found.append("prompt: write what to change in the image(s); it is empty.")
@@ -56,57 +92,56 @@ class QwenEditRequest:
             count = len(self.image_urls) + images_to_come
             if not count:
                 found.append("image_urls: connect at least one input image.")
-            elif count > MAX_REFERENCE_IMAGES:
-                found.append(f"image_urls: {count} images given; use at most "
-                             f"{MAX_REFERENCE_IMAGES} (the model is built for 1-3).")
+            elif spec.image_field == "image_url" and count != 1:
+                found.append(f"image_url: {spec.name} edits exactly one image and {count} are given; connect "
+                             "one (a batch of one frame), or pick a model that takes several.")
+            elif count > spec.max_images:
+                found.append(f"image_urls: {count} images given; use at most {spec.max_images} "
+                             "(the model is built for 1-3).")
         for url in self.image_urls:
             if not isinstance(url, str) or not url.startswith(("https://", "http://", "data:image/")):
                 found.append(f"image_urls: {str(url)[:60]!r} is not an http(s) URL or data:image URI.")
-        size = self.image_size
-        if isinstance(size, str):
-            if size not in IMAGE_SIZE_PRESETS:
-                found.append(f"image_size: {size!r} is not a preset; use one of {', '.join(IMAGE_SIZE_PRESETS)}, "
-                             "or a custom width and height.")
-        elif isinstance(size, (tuple, list)):
-            if len(size) != 2 or not all(_is_int(v) for v in size):
-                found.append("image_size: a custom size needs two whole numbers, width and height.")
-            else:
-                for name, value in zip(("width", "height"), size):
-                    if not SIDE_RANGE[0] <= value <= SIDE_RANGE[1]:
-                        found.append(f"image_size: custom {name} {value} is out of range; use "
-                                     f"{SIDE_RANGE[0]}-{SIDE_RANGE[1]} pixels.")
-        elif size is not None:
-            found.append("image_size: use a preset name, (width, height), or leave it empty for auto.")
-        _check_range(found, "num_inference_steps", self.num_inference_steps, STEPS_RANGE, integer=True)
-        _check_range(found, "guidance_scale", self.guidance_scale, GUIDANCE_RANGE)
-        _check_range(found, "num_images", self.num_images, NUM_IMAGES_RANGE, integer=True)
-        _check_range(found, "seed", self.seed, SEED_RANGE, integer=True)
-        if self.output_format is not None and self.output_format not in OUTPUT_FORMATS:
-            found.append(f"output_format: {self.output_format!r} is not supported; use {', '.join(OUTPUT_FORMATS)}.")
-        if self.acceleration is not None and self.acceleration not in ACCELERATIONS:
-            found.append(f"acceleration: {self.acceleration!r} is not supported; use {', '.join(ACCELERATIONS)}.")
+        found += _size_problems(self.image_size)
+        _check_range(found, "num_inference_steps", self.num_inference_steps, spec.steps, on, integer=True)
+        _check_range(found, "guidance_scale", self.guidance_scale, spec.guidance, on)
+        _check_range(found, "num_images", self.num_images, spec.num_images, on, integer=True)
+        _check_range(found, "seed", self.seed, SEED_RANGE, "", integer=True)
+        for name, value, allowed in (("output_format", self.output_format, spec.output_formats),
+                                     ("acceleration", self.acceleration, spec.accelerations)):
+            if value is not None and value not in allowed:
+                found.append(f"{name}: {value!r} is not offered{on}; use {', '.join(allowed)}.")
         for name in ("enable_safety_checker", "sync_mode"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, bool):
                 found.append(f"{name}: use true or false, not {value!r}.")
         if self.negative_prompt is not None and not isinstance(self.negative_prompt, str):
             found.append("negative_prompt: must be text.")
+        if self.loras and not spec.takes_loras:
+            found.append(f"loras: {spec.name} ({spec.endpoint}) takes no LoRAs; pick a LoRA model "
+                         "(e.g. qwen-edit-plus-lora or qwen-edit-2511-lora), or disconnect the LoRAs.")
+        elif len(self.loras) > spec.max_loras:
+            found.append(f"loras: {len(self.loras)} given; {spec.name} merges at most {spec.max_loras}.")
+        for lora in self.loras:
+            found += lora.problems(spec)
         return found
 
-    def validate(self, *, images_to_come: int | None = 0) -> "QwenEditRequest":
-        found = self.problems(images_to_come=images_to_come)
+    def validate(self, spec: EndpointSpec | None = None, *, images_to_come: int | None = 0) -> "QwenEditRequest":
+        found = self.problems(spec, images_to_come=images_to_come)
         if found:
             raise InputError(found)
         return self
 
-    def to_arguments(self) -> dict[str, Any]:
-        """The JSON body fal expects; unset optional fields are left out."""
-        self.validate()
-        return {"prompt": self.prompt, "image_urls": list(self.image_urls), **self._fields()}
+    def to_arguments(self, spec: EndpointSpec | None = None) -> dict[str, Any]:
+        """The JSON body ``spec``'s endpoint expects: its fields only; unset optional fields left out."""
+        spec = spec or spec_for(endpoint=DEFAULT_ENDPOINT)
+        self.validate(spec)
+        urls = list(self.image_urls)
+        images = {"image_url": urls[0]} if spec.image_field == "image_url" and urls else {"image_urls": urls}
+        return {"prompt": self.prompt, **images, **self._fields()}
 
-    def arguments_without_images(self) -> dict[str, Any]:
-        """Every field but ``image_urls`` (what identifies an edit besides its pixels)."""
-        self.validate(images_to_come=None)
+    def arguments_without_images(self, spec: EndpointSpec | None = None) -> dict[str, Any]:
+        """Every field but the images (what identifies an edit besides its pixels)."""
+        self.validate(spec, images_to_come=None)
         return {"prompt": self.prompt, **self._fields()}
 
     def _fields(self) -> dict[str, Any]:
@@ -125,16 +160,33 @@ class QwenEditRequest:
             "output_format": self.output_format,
             "sync_mode": self.sync_mode,
             "acceleration": self.acceleration,
+            "loras": [lora.to_json() for lora in self.loras] or None,
         }
         args.update({k: v for k, v in optional.items() if v is not None})
         return args
+
+
+def _size_problems(size: ImageSize) -> list[str]:
+    if size is None:
+        return []
+    if isinstance(size, str):
+        if size in IMAGE_SIZE_PRESETS:
+            return []
+        return [f"image_size: {size!r} is not a preset; use one of {', '.join(IMAGE_SIZE_PRESETS)}, "
+                "or a custom width and height."]
+    if not isinstance(size, (tuple, list)):
+        return ["image_size: use a preset name, (width, height), or leave it empty for auto."]
+    if len(size) != 2 or not all(_is_int(v) for v in size):
+        return ["image_size: a custom size needs two whole numbers, width and height."]
+    return [f"image_size: custom {name} {value} is out of range; use {SIDE_RANGE[0]}-{SIDE_RANGE[1]} pixels."
+            for name, value in zip(("width", "height"), size) if not SIDE_RANGE[0] <= value <= SIDE_RANGE[1]]
 
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_range(found: list[str], name: str, value: Any, bounds: tuple, integer: bool = False) -> None:
+def _check_range(found: list[str], name: str, value: Any, bounds: tuple, on: str, integer: bool = False) -> None:
     if value is None:
         return
     low, high = bounds
@@ -142,10 +194,10 @@ def _check_range(found: list[str], name: str, value: Any, bounds: tuple, integer
         found.append(f"{name}: use a whole number between {low} and {high}, not {value!r}.")
         return
     if not integer and (isinstance(value, bool) or not isinstance(value, (int, float))):
-        found.append(f"{name}: use a number between {low} and {high}, not {value!r}.")
+        found.append(f"{name}: use a number between {low:g} and {high:g}, not {value!r}.")
         return
     if not low <= value <= high:
-        found.append(f"{name}: {value} is out of range; use {low}-{high}.")
+        found.append(f"{name}: {value} is out of range{on}; use {low:g}-{high:g}.")
 
 
 @dataclass

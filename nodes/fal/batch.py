@@ -1,0 +1,78 @@
+"""Per-frame batch mode: one edit per frame of ``image_1``, at most ``concurrency`` jobs on fal at once.
+
+Pipelined: up to ``concurrency`` more frames are encoded (in frame order, two
+at a time) and uploaded while the jobs run, and a job's slot passes to the
+next frame as soon as its result is in, before its outputs download. The whole
+batch is counted against the spending cap before its first upload. Every job is
+waited for even when one fails, so no paid result is dropped; then the first
+failure is raised with a summary.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Sequence
+
+from .endpoints import DEFAULT_ENDPOINT, spec_for
+from .errors import CancelledError, FalError
+from .images import encode_png, split_batch
+from .outcome import EditOutcome
+from .pricing import estimate
+from .qwen import QwenEditRequest
+from .waiting import JobSlots
+
+if TYPE_CHECKING:
+    from .pipeline import FalEditClient
+
+
+def edit_each(client: "FalEditClient", request: QwenEditRequest, batch: Any, references: Sequence[Any] = (), *,
+              concurrency: int = 8, **options: Any) -> list[EditOutcome]:
+    """One edit per frame of ``batch`` (each with ``references`` appended); options as ``client.edit``."""
+    spec = spec_for(options.pop("model", None), options.pop("endpoint", DEFAULT_ENDPOINT))
+    request.validate(spec, images_to_come=None)
+    started = time.monotonic()
+    frames = split_batch(batch)
+    if not frames:
+        return []
+    request.validate(spec, images_to_come=1 + sum(len(split_batch(r)) for r in references))
+    reference_frames = [frame for reference in references for frame in split_batch(reference)]
+    sizes = [None] * len(request.image_urls) + [(f.shape[1], f.shape[0]) for f in (frames[0], *reference_frames)]
+    cost = estimate(spec, request.image_size, request.num_images, sizes, jobs=len(frames))
+    # Counted whole, before the first upload: a batch that would cross the cap starts nothing.
+    charges = client.budget.reserve([cost.usd / len(frames)] * len(frames), f"{cost.text()} on {spec.name}")
+    shared = client.encode_frames(references)
+    concurrency = max(1, concurrency)
+    slots = JobSlots(concurrency)
+    tickets = [slots.ticket() for _ in frames]
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="fal-png") as encoder, \
+            ThreadPoolExecutor(max_workers=min(2 * concurrency, len(frames)), thread_name_prefix="fal-edit") as pool:
+        def one(index: int) -> EditOutcome:
+            try:
+                if index >= concurrency:
+                    # The next frames are prepared while the jobs run, not while the first
+                    # ones are still being uploaded and submitted (same cores, same uplink).
+                    tickets[index - concurrency].settled.wait()
+                png = encoder.submit(encode_png, frames[index]).result()  # encoded in frame order
+                return client._edit_encoded(request, [png, *shared], spec, started=started, slot=tickets[index],
+                                            charge=charges[index], **options)
+            finally:
+                tickets[index].give_back()  # also settles it when the edit failed before its submit
+                charges[index].release_unless_paid()
+
+        futures = [pool.submit(one, index) for index in range(len(frames))]
+        outcomes, failures = [], []
+        for index, future in enumerate(futures):
+            try:
+                outcomes.append(future.result())
+            except FalError as exc:
+                failures.append((index, exc))
+    if failures:
+        index, first = failures[0]
+        if isinstance(first, CancelledError):
+            raise first
+        done = ", ".join(o.handle.request_id for o in outcomes) or "none"
+        raise FalError(f"{len(failures)} of {len(frames)} edits failed; frame {index}: {first} "
+                       f"(finished request ids: {done})", request_id=first.request_id) from first
+    return outcomes

@@ -1,0 +1,145 @@
+"""The spending cap: what paid edits cost in the last 24 hours (rolling), and refusing the one too many.
+
+Every paid submit is entered, with its estimate (pricing.py), in ``spend.jsonl``
+in the state folder, beside the job journal: so the sum holds across restarts
+and is shared by ComfyUI and the CLI on one machine. An edit is entered
+*before* its first upload, under a file lock, after the sum was checked: an
+edit (or a per-frame batch, counted whole) that would cross the cap is refused
+with nothing uploaded and nothing submitted. An entry whose job was certainly
+never submitted (refused, cancelled before the submit, served from the cache,
+resumed from the journal) is released again; one whose submit may have reached
+fal stays. The cap comes from ``[budget] daily_usd`` in config.ini, or
+``FAL_DAILY_BUDGET_USD`` (the CLI's ``--budget-usd`` for one run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from .atomic_write import write_atomic
+from .errors import FalError
+
+log = logging.getLogger("fal_qwen_edit")
+
+WINDOW = 24 * 3600.0
+COMPACT_AT = 2000  # lines; older entries are dropped when the file grows past this
+RAISE_HINT = ("Raise the cap ([budget] daily_usd in config.ini, or FAL_DAILY_BUDGET_USD; --budget-usd on the "
+              "CLI), or wait until earlier edits leave the 24-hour window.")
+
+
+class BudgetError(FalError):
+    """This edit would take the last 24 hours' spend past the cap; nothing was uploaded or submitted."""
+
+
+class Charge:
+    """One edit's entry in the ledger. ``mark_paid`` once its submit may have reached fal; until
+    then ``release_unless_paid`` takes the entry back (once)."""
+
+    def __init__(self, budget: "Budget", entry_id: str, usd: float):
+        self.budget, self.entry_id, self.usd = budget, entry_id, usd
+        self.paid = False
+        self.released = False
+
+    def mark_paid(self) -> None:
+        self.paid = True
+
+    def release_unless_paid(self) -> None:
+        if not self.paid and not self.released:
+            self.released = True
+            self.budget._release(self.entry_id)
+
+
+class Budget:
+    def __init__(self, path: Path | None = None, cap_usd: float | None = None):
+        self.path = Path(path) if path is not None else None
+        self.cap_usd = cap_usd
+        self._memory: list[dict] = []  # the ledger when there is no state folder
+        self._lock = threading.Lock()
+
+    def spent(self) -> float:
+        with self._locked():
+            return self._sum(self._read())
+
+    def reserve(self, amounts: Sequence[float], what: str) -> list[Charge]:
+        """Enter one charge per amount, all or none: BudgetError if their sum would cross the cap."""
+        total = round(sum(amounts), 4)
+        with self._locked():
+            entries = self._read()
+            spent = self._sum(entries)
+            if self.cap_usd is not None and spent + total > self.cap_usd + 1e-9:
+                raise BudgetError(
+                    f"Spending cap: this would cost {what}, and ${spent:.2f} of your ${self.cap_usd:.2f} daily cap "
+                    f"is already spent in the last 24 h (${max(self.cap_usd - spent, 0):.2f} left). Nothing was "
+                    f"uploaded or submitted. {RAISE_HINT}")
+            now = time.time()
+            new = [{"id": uuid.uuid4().hex, "t": now, "usd": round(amount, 4), "what": what[:120]}
+                   for amount in amounts]
+            self._append(new, entries)
+        return [Charge(self, entry["id"], entry["usd"]) for entry in new]
+
+    def _release(self, entry_id: str) -> None:
+        with self._locked():
+            self._append([{"id": entry_id, "t": time.time(), "release": True}], None)
+
+    # -- the ledger file ---------------------------------------------------------------
+    @staticmethod
+    def _sum(entries: list[dict]) -> float:
+        released = {e["id"] for e in entries if e.get("release")}
+        cutoff = time.time() - WINDOW
+        return round(sum(e["usd"] for e in entries if not e.get("release") and e["id"] not in released
+                         and e["t"] >= cutoff), 4)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        with self._lock:
+            if self.path is None:
+                yield
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(str(self.path) + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # ComfyUI and the CLI may check the cap at the same moment
+                yield
+            finally:
+                os.close(fd)
+
+    def _read(self) -> list[dict]:
+        if self.path is None:
+            return list(self._memory)
+        try:
+            lines = self.path.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        entries = []
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by a crash: the rest still counts
+            if isinstance(entry, dict) and isinstance(entry.get("id"), str) and isinstance(entry.get("t"), (int, float)) \
+                    and (entry.get("release") or isinstance(entry.get("usd"), (int, float))):
+                entries.append(entry)
+        return entries
+
+    def _append(self, new: list[dict], entries: list[dict] | None) -> None:
+        if self.path is None:
+            self._memory.extend(new)
+            return
+        if entries is not None and len(entries) > COMPACT_AT:
+            cutoff = time.time() - WINDOW
+            kept = [e for e in entries if e["t"] >= cutoff] + new
+            write_atomic(self.path, "".join(json.dumps(e) + "\n" for e in kept).encode())
+            return
+        with open(self.path, "a", encoding="utf-8") as ledger:
+            ledger.write("".join(json.dumps(e) + "\n" for e in new))
+            ledger.flush()
+            os.fsync(ledger.fileno())
