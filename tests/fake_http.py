@@ -27,9 +27,9 @@ def pixels(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)))
 
 
-def submit(http, srv, headers=KEY, **body):
+def submit(http, srv, headers=KEY, endpoint=EP, **body):
     body = {"prompt": "invert it", "image_urls": [data_uri(RGB)], **body}
-    return http.post(f"{srv.url}/{EP}", json=body, headers=headers, timeout=5)
+    return http.post(f"{srv.url}/{endpoint}", json=body, headers=headers, timeout=5)
 
 
 def answer(r: requests.Response) -> tuple[int, object]:

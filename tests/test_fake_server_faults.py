@@ -22,12 +22,12 @@ BAD = {"prompt": ["", 5, None], "image_urls": ["x.png", [], [5], None],
        "num_inference_steps": [1, 101, 5.0, "5", True], "guidance_scale": [-0.1, 20.5, "4", True, float("nan")],
        "num_images": [0, 5, 1.0, None], "seed": [1.5, "7", True],
        "enable_safety_checker": ["true", 1, None], "sync_mode": ["false", 0, None],
-       "output_format": ["gif", "PNG", None], "acceleration": ["turbo", "", None, 1]}
+       "output_format": ["gif", "PNG", None, "webp"], "acceleration": ["turbo", "", None, 1, "high"],
+       "loras": [[{"path": "https://x/l.safetensors"}]], "unknown_field": ["fal ignores it; the fake refuses it"]}
 GOOD = {"negative_prompt": ["", " "], "image_size": [None, {"width": 14142, "height": 1}, *sorted(PRESETS)],
         "num_inference_steps": [2, 100], "guidance_scale": [0, 20, 4.5], "num_images": [1, 4],
         "seed": [0, 2**40, None], "enable_safety_checker": [True, False], "sync_mode": [True, False],
-        "output_format": ["png", "jpeg", "webp"], "acceleration": ["none", "regular", "high"],
-        "unknown_field": ["fal ignores it"]}
+        "output_format": ["png", "jpeg"], "acceleration": ["none", "regular"]}
 
 
 def post_raw(http, srv, body) -> requests.Response:

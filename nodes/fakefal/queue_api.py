@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 
-from .edit import validate
+from .schemas import validate
 from .wire import Reply, detail, json_reply
 
 # How long a result or final status may wait for the edit thread. Outputs of
@@ -24,7 +24,7 @@ def submit(fake, endpoint: str, body: bytes) -> Reply:
     except ValueError:
         return json_reply(422, {"detail": [{"loc": ["body"], "msg": "Invalid JSON body",
                                             "type": "value_error.jsondecode"}]})
-    errors = validate(arguments)
+    errors = validate(endpoint, arguments)
     if errors:
         return json_reply(422, {"detail": errors})
     job = fake._create_job(endpoint, arguments)

@@ -281,7 +281,7 @@ class FakeFal:
         job = Job(request_id=str(uuid.uuid4()), endpoint=endpoint, app=owner_app,
                   arguments=arguments, submitted_at=time.monotonic(), submitted_wall=time.time(),
                   queue_time=float(self.queue_time), run_time=float(self.run_time),
-                  queue_positions=int(self.queue_positions), log_lines=tuple(self.logs),
+                  queue_positions=int(self.queue_positions), log_lines=_lora_lines(arguments) + tuple(self.logs),
                   queue_base=base, nsfw=bool(self.nsfw), fail_text=self.fail_job)
         with self._cond:
             self.jobs[job.request_id] = job
@@ -327,3 +327,9 @@ class FakeFal:
                     return "ping"
                 deadlines = [d for d in (next_change, ping_at) if d is not None]
                 self._cond.wait(min(deadlines) - now if deadlines else None)
+
+
+def _lora_lines(arguments: dict) -> tuple[str, ...]:
+    """The LoRAs a job got, echoed as its first log lines, so tests see what reached the endpoint."""
+    return tuple(f"loading LoRA {lora.get('path')} (scale {lora.get('scale', 1.0)})"
+                 for lora in arguments.get("loras") or [] if isinstance(lora, dict))

@@ -139,7 +139,11 @@ class Budget:
             kept = [e for e in entries if e["t"] >= cutoff] + new
             write_atomic(self.path, "".join(json.dumps(e) + "\n" for e in kept).encode())
             return
-        with open(self.path, "a", encoding="utf-8") as ledger:
-            ledger.write("".join(json.dumps(e) + "\n" for e in new))
+        with open(self.path, "a+b") as ledger:
+            cut_short = False  # a line a crash cut short must not swallow the next entry
+            if ledger.seek(0, os.SEEK_END):
+                ledger.seek(-1, os.SEEK_END)
+                cut_short = ledger.read(1) != b"\n"
+            ledger.write((b"\n" if cut_short else b"") + "".join(json.dumps(e) + "\n" for e in new).encode())
             ledger.flush()
             os.fsync(ledger.fileno())

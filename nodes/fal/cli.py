@@ -4,6 +4,8 @@
     fal-qwen-edit --demo --out edited/      # offline: a fake fal server on 127.0.0.1
     fal-qwen-edit --result-of REQUEST_ID --out edited/   # outputs of an earlier job, free
     fal-qwen-edit --check                    # mode, hosts, key and storage: no job, no cost
+    fal-qwen-edit --list-models              # the Qwen edit endpoints, their LoRA support and price
+    fal-qwen-edit in.png -p "…" --model qwen-edit-2511-lora --lora https://…/x.safetensors:0.8
 
 Keys come from the environment or config.ini (see config.py), never from the
 command line, so they stay out of shell history and process lists.
@@ -26,12 +28,14 @@ from pathlib import Path
 import numpy as np
 
 from .check import run_checks
-from .config import load_config, state_dir
+from .config import budget_cap, load_config, state_dir
+from .endpoints import BY_ENDPOINT, CUSTOM, DEFAULT_ENDPOINT, ENDPOINTS, MODEL_NAMES, spec_for
 from .connection import persistent_client
 from .errors import CancelledError, FalError
 from .images import decode_image, encode_png
 from .pipeline import DEFAULT_TIMEOUT
-from .qwen import ACCELERATIONS, DEFAULT_ENDPOINT, IMAGE_SIZE_PRESETS, OUTPUT_FORMATS, QwenEditRequest
+from .pricing import estimate
+from .qwen import ACCELERATIONS, IMAGE_SIZE_PRESETS, OUTPUT_FORMATS, Lora, QwenEditRequest
 from .queue import Progress, WaitSettings
 from .way_memory import WayMemory
 
@@ -48,15 +52,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output size preset; 'auto' lets fal derive it from the inputs")
     p.add_argument("--width", type=int, help="custom output width (with --height)")
     p.add_argument("--height", type=int, help="custom output height (with --width)")
-    p.add_argument("--steps", type=int, help="num_inference_steps, 2-100 (fal default 50)")
-    p.add_argument("--guidance", type=float, help="guidance_scale, 0-20 (fal default 4)")
+    p.add_argument("--steps", type=int, help="num_inference_steps (the model's range: see --list-models)")
+    p.add_argument("--guidance", type=float, help="guidance_scale (the model's range: see --list-models)")
     p.add_argument("--num-images", type=int, default=1, help="1-4")
     p.add_argument("--seed", type=int, help="fixed seed; omit to let fal choose")
     p.add_argument("--no-safety-checker", action="store_true")
     p.add_argument("--format", choices=OUTPUT_FORMATS, help="output_format (fal default png)")
     p.add_argument("--sync", action="store_true", help="sync_mode: images inline, not kept in fal's history")
     p.add_argument("--acceleration", choices=ACCELERATIONS)
-    p.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help=f"fal endpoint id (default {DEFAULT_ENDPOINT})")
+    p.add_argument("--model", choices=MODEL_NAMES, help=f"which Qwen edit endpoint (--list-models); default "
+                   f"{BY_ENDPOINT[DEFAULT_ENDPOINT].name}")
+    p.add_argument("--endpoint", help="any other fal endpoint id (generic rules; --model is for the known ones)")
+    p.add_argument("--lora", action="append", default=[], metavar="URL[:SCALE]",
+                   help="a LoRA (.safetensors URL from Hugging Face, Civitai or fal storage; scale 0-4, default "
+                        "1); repeat for up to 3, on a model that takes LoRAs")
+    p.add_argument("--budget-usd", type=float, metavar="N",
+                   help="daily spending cap for this run (overrides FAL_DAILY_BUDGET_USD / [budget] daily_usd)")
+    p.add_argument("--list-models", action="store_true",
+                   help="print the known models: name, endpoint id, images, LoRAs, price rule, source")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--gateway", metavar="BASE_URL",
                        help="use a gateway with a Bearer token (FAL_GATEWAY_TOKEN) instead of fal direct; "
@@ -119,7 +132,27 @@ def _request_from(args: argparse.Namespace) -> QwenEditRequest:
         prompt=args.prompt or "", negative_prompt=args.negative_prompt, image_size=size,
         num_inference_steps=args.steps, guidance_scale=args.guidance, num_images=args.num_images,
         seed=args.seed, enable_safety_checker=False if args.no_safety_checker else None,
-        output_format=args.format, sync_mode=True if args.sync else None, acceleration=args.acceleration)
+        output_format=args.format, sync_mode=True if args.sync else None, acceleration=args.acceleration,
+        loras=[parse_lora(text) for text in args.lora])
+
+
+def parse_lora(text: str) -> Lora:
+    """``URL[:SCALE]``: the scale is what follows the last colon, when it is a number."""
+    url, sep, scale = text.rpartition(":")
+    try:
+        return Lora(url, float(scale)) if sep and url and not scale.startswith("//") else Lora(text)
+    except ValueError:
+        return Lora(text)
+
+
+def list_models() -> int:
+    for spec in ENDPOINTS:
+        images = "1 image" if spec.image_field == "image_url" else f"1-{spec.max_images} images"
+        loras = f"LoRAs: up to {spec.max_loras}" if spec.takes_loras else "LoRAs: no"
+        print(f"{spec.name:<22} {spec.endpoint:<34} {images:<12} {loras:<15} {spec.price_rule():<36} "
+              f"source: {spec.sources[0] if spec.sources else 'none'}")
+    print(f"{CUSTOM:<22} {'--endpoint ID':<34} generic rules; fal's own 422 decides")
+    return 0
 
 
 def _install_cancel_handler() -> threading.Event:
@@ -177,7 +210,7 @@ def check(args: argparse.Namespace) -> int:
     except FalError as exc:
         print(f"FAIL connection: {exc}")
         return 1
-    checks = run_checks(config, args.endpoint, WayMemory(state_dir(environ) / "ways.json"))
+    checks = run_checks(config, spec_for(args.model, args.endpoint).endpoint, WayMemory(state_dir(environ) / "ways.json"))
     for item in checks:
         print(item.line())
     return 0 if all(item.ok is not False for item in checks) else 1
@@ -191,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         args.prompt = DEMO_PROMPT
     if args.check:
         return check(args)
+    if args.list_models:
+        return list_models()
     if not args.prompt and not args.result_of:
         print("error: --prompt is required (what should change in the image?)", file=sys.stderr)
         return 2
@@ -206,24 +241,32 @@ def main(argv: list[str] | None = None) -> int:
         try:
             config = _config(args, environ)
             request = _request_from(args)
+            spec = spec_for(args.model, args.endpoint)
             if not args.result_of:
-                request.validate(images_to_come=None)
+                request.validate(spec, images_to_come=None)
             inputs = [decode_image(path.read_bytes(), source=str(path)) for path in args.images] \
                 if args.images or args.result_of else [demo_input()]
+            if not args.result_of:
+                request.validate(spec, images_to_come=len(inputs))
+                cost = estimate(spec, request.image_size, request.num_images, [(i.shape[1], i.shape[0]) for i in inputs])
+                print(f"{spec.name}: {cost.text()}, an estimate", file=sys.stderr)
         except (FalError, OSError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
 
-        client = stack.enter_context(persistent_client(
-            config, state_dir(environ), wait_settings=WaitSettings(use_sse=not args.no_stream)))
         try:
+            client = stack.enter_context(persistent_client(
+                config, state_dir(environ), budget_usd=args.budget_usd if args.budget_usd is not None else
+                budget_cap(environ), wait_settings=WaitSettings(use_sse=not args.no_stream)))
             if args.result_of:
-                outcome = client.result_by_id(args.result_of, endpoint=args.endpoint, on_progress=Terminal(),
+                outcome = client.result_by_id(args.result_of, endpoint=spec.endpoint, on_progress=Terminal(),
                                               should_cancel=cancel.is_set, timeout=args.timeout)
             else:
-                outcome = client.edit(request, [img[None] for img in inputs], endpoint=args.endpoint,
+                outcome = client.edit(request, [img[None] for img in inputs], endpoint=spec.endpoint,
                                       on_progress=Terminal(), should_cancel=cancel.is_set,
                                       timeout=args.timeout, fresh=args.fresh)
+            run = {"cost_usd_estimate": outcome.cost_usd_estimate, "spent_24h_usd": client.budget.spent(),
+                   "daily_cap_usd": client.budget.cap_usd}
         except CancelledError as exc:
             print(f"cancelled: {exc}", file=sys.stderr)
             return 130
@@ -239,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         path = args.out / f"edit-{outcome.handle.request_id[:8]}-{i}.png"
         path.write_bytes(encode_png(frame))
         written.append(str(path))
-    print(json.dumps({**outcome.info(), "files": written}, indent=2))
+    print(json.dumps({**outcome.info(), "files": written, "run": run}, indent=2))
     return 0
 
 

@@ -46,10 +46,10 @@ class Estimate:
         return round(self.usd / self.jobs, 4) if self.jobs else 0.0
 
     def text(self) -> str:
-        count = f"{self.jobs} jobs × " if self.jobs > 1 else ""
-        images = f"{self.images} images × " if self.images > 1 else ""
+        count = f"{self.jobs} jobs x " if self.jobs > 1 else ""
+        images = f"{self.images} images x " if self.images > 1 else ""
         note = "" if self.confirmed else ", price or size assumed"
-        return f"about ${self.usd:.3f} ({count}{images}{self.megapixels} MP × ${self.rate:g}/MP{note})"
+        return f"about ${self.usd:.3f} ({count}{images}{self.megapixels} MP x ${self.rate:g}/MP{note})"
 
 
 def output_pixels(spec: EndpointSpec, image_size, input_sizes: Sequence[tuple[int, int] | None]) -> \

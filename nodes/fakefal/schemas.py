@@ -1,0 +1,175 @@
+"""What each fake endpoint accepts: fal's input schemas for the Qwen image edit family, written
+from fal's OpenAPI as fal-js's generated zod schemas carry it (``libs/client/src/types/image/zod.gen.ts``
+@ 53241327), independently of the pack's own table (nodes/fal/endpoints.py), so the tests compare two
+readings of fal rather than one with itself.
+
+Stricter than fal on purpose, where that shows a client's bug: a field the endpoint does not have
+is a 422 here (fal's pydantic models ignore it), and "5", 5.0 or "true" are not coerced. Messages
+and types follow pydantic v2 / FastAPI. An endpoint id outside the family gets the plus schema and
+its unknown fields pass, as at fal.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .edit import FORMATS, PRESETS, resolve_size, MAX_SIDE
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _choices(values) -> str:
+    quoted = [f"'{v}'" for v in values]
+    return ", ".join(quoted[:-1]) + f" or {quoted[-1]}"
+
+
+STRING = (lambda v: isinstance(v, str), "string_type", "Input should be a valid string")
+BOOL = (lambda v: isinstance(v, bool), "bool_type", "Input should be a valid boolean")
+INT = (_is_int, "int_type", "Input should be a valid integer")
+NUMBER = (_is_number, "float_type", "Input should be a valid finite number")
+
+
+@dataclass(frozen=True)
+class Num:
+    check: tuple
+    low: float | None = None
+    high: float | None = None
+    nullable: bool = False
+
+
+@dataclass(frozen=True)
+class Schema:
+    images: str                           # "image_urls" (a list) or "image_url" (one)
+    steps: tuple[int, int]
+    guidance: tuple[float, float]
+    formats: tuple[str, ...]
+    accelerations: tuple[str, ...]
+    loras: bool = False
+    strict: bool = True                   # a field outside the schema is a 422
+    extra: dict = field(default_factory=dict)
+
+    def numbers(self) -> dict[str, Num]:
+        return {"num_inference_steps": Num(INT, *self.steps), "guidance_scale": Num(NUMBER, *self.guidance),
+                "num_images": Num(INT, 1, 4), "seed": Num(INT, nullable=True)}
+
+    def known(self) -> set[str]:
+        return {"prompt", self.images, "negative_prompt", "image_size", "enable_safety_checker", "sync_mode",
+                "output_format", "acceleration", *self.numbers(), *(["loras"] if self.loras else [])}
+
+
+_PLUS = dict(images="image_urls", steps=(2, 100), guidance=(0, 20), formats=("jpeg", "png"),
+             accelerations=("none", "regular"))
+_2511 = dict(images="image_urls", steps=(1, 50), guidance=(1, 20), formats=("jpeg", "png", "webp"),
+             accelerations=("none", "regular", "high"))
+_FIRST = dict(images="image_url", steps=(2, 50), guidance=(0, 20), formats=("jpeg", "png"),
+              accelerations=("none", "regular", "high"))
+SCHEMAS = {
+    "fal-ai/qwen-image-edit-plus": Schema(**_PLUS),
+    "fal-ai/qwen-image-edit-plus-lora": Schema(**{**_PLUS, "steps": (2, 50)}, loras=True),
+    "fal-ai/qwen-image-edit-2511": Schema(**_2511),
+    "fal-ai/qwen-image-edit-2511/lora": Schema(**_2511, loras=True),
+    "fal-ai/qwen-image-edit": Schema(**_FIRST),
+    "fal-ai/qwen-image-edit-lora": Schema(**_FIRST, loras=True),
+}
+OTHER = Schema(**{**_PLUS, "formats": tuple(FORMATS), "accelerations": ("none", "regular", "high")}, loras=True,
+               strict=False)
+
+
+def schema_for(endpoint: str) -> Schema:
+    return SCHEMAS.get(endpoint, OTHER)
+
+
+def validate(endpoint: str, body: Any) -> list[dict]:
+    """fal-style 422 entries (``{"loc": ["body", field, ...], "msg", "type"}``), one per bad field
+    of ``endpoint``'s schema; empty when the input is fine."""
+    if not isinstance(body, dict):
+        return [{"loc": ["body"], "msg": "Input should be a valid dictionary", "type": "dict_type"}]
+    schema = schema_for(endpoint)
+    errors: list[dict] = []
+
+    def bad(loc: list, msg: str, kind: str) -> None:
+        errors.append({"loc": ["body", *loc], "msg": msg, "type": kind})
+
+    if schema.strict:
+        for name in sorted(set(body) - schema.known()):
+            bad([name], "Extra inputs are not permitted", "extra_forbidden")
+    prompt = body.get("prompt")
+    if "prompt" not in body:
+        bad(["prompt"], "Field required", "missing")
+    elif not isinstance(prompt, str):
+        bad(["prompt"], STRING[2], STRING[1])
+    elif not prompt:
+        bad(["prompt"], "String should have at least 1 character", "string_too_short")
+    _check_images(schema, body, bad)
+    # Optional: null (or leaving it out) means the endpoint's default size.
+    if body.get("image_size") is not None and resolve_size(body["image_size"]) is None:
+        bad(["image_size"], f"Input should be {_choices(PRESETS)}, or an object with integer width "
+            f"and height in 1..{MAX_SIDE}", "value_error")
+    for name, check in (("negative_prompt", STRING), ("enable_safety_checker", BOOL), ("sync_mode", BOOL)):
+        if name in body and not check[0](body[name]):
+            bad([name], check[2], check[1])
+    for name, num in schema.numbers().items():
+        if name not in body or (num.nullable and body[name] is None):
+            continue
+        _check_number(name, body[name], num, bad)
+    for name, choices in (("output_format", schema.formats), ("acceleration", schema.accelerations)):
+        if name in body and (not isinstance(body[name], str) or body[name] not in choices):
+            bad([name], f"Input should be {_choices(choices)}", "enum")
+    if "loras" in body and schema.loras:
+        _check_loras(body["loras"], bad)
+    return errors
+
+
+def _check_images(schema: Schema, body: dict, bad: Callable) -> None:
+    name = schema.images
+    value = body.get(name)
+    if name not in body:
+        bad([name], "Field required", "missing")
+    elif name == "image_url":
+        if not isinstance(value, str):
+            bad([name], STRING[2], STRING[1])
+    elif not isinstance(value, list):
+        bad([name], "Input should be a valid list", "list_type")
+    elif not value:
+        bad([name], "List should have at least 1 item after validation, not 0", "too_short")
+    else:
+        for i, url in enumerate(value):
+            if not isinstance(url, str):
+                bad([name, i], STRING[2], STRING[1])
+
+
+def _check_number(name: str, value: Any, num: Num, bad: Callable) -> None:
+    check, kind, msg = num.check
+    if not check(value):
+        bad([name], msg, kind)
+    elif num.low is not None and value < num.low:
+        bad([name], f"Input should be greater than or equal to {num.low}", "greater_than_equal")
+    elif num.high is not None and value > num.high:
+        bad([name], f"Input should be less than or equal to {num.high}", "less_than_equal")
+
+
+def _check_loras(loras: Any, bad: Callable) -> None:
+    """``LoraWeight``: ``path`` (string, required), ``scale`` (0-4, default 1). No maxItems in fal's
+    schema ("up to 3" is only its description), so the count is not checked here."""
+    if not isinstance(loras, list):
+        bad(["loras"], "Input should be a valid list", "list_type")
+        return
+    for i, lora in enumerate(loras):
+        if not isinstance(lora, dict):
+            bad(["loras", i], "Input should be a valid dictionary", "dict_type")
+            continue
+        if not isinstance(lora.get("path"), str):
+            bad(["loras", i, "path"], "Field required" if "path" not in lora else STRING[2], "missing")
+        if "scale" in lora:
+            _check_number("scale", lora["scale"], Num(NUMBER, 0, 4),
+                          lambda loc, msg, kind: bad(["loras", i, *loc], msg, kind))
+        for extra in sorted(set(lora) - {"path", "scale"}):
+            bad(["loras", i, extra], "Extra inputs are not permitted", "extra_forbidden")

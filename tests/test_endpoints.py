@@ -1,0 +1,151 @@
+"""The endpoint table: each Qwen edit endpoint gets exactly its own fields, checked against its own
+ranges before anything is uploaded; LoRAs go only where they are taken and are part of an edit's
+identity. The fake fal server refuses any field an endpoint does not have (422), so the bodies
+asserted here are the ones fal's schemas accept."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal
+from comfyui_fal_qwen_edit.nodes.fal.connection import persistent_client
+from comfyui_fal_qwen_edit.nodes.fal.endpoints import ENDPOINTS, GENERIC, MODEL_NAMES, spec_for
+from comfyui_fal_qwen_edit.nodes.fal.errors import InputError
+from comfyui_fal_qwen_edit.nodes.fal.qwen import Lora, QwenEditRequest
+
+from conftest import FAST_RETRY, KEY, client_environ, config_for, gradient, to_u8
+
+IMAGE = gradient(20, 24, seed=3)
+LORA = "https://huggingface.co/dx8152/Qwen-Edit-2509-Multiple-angles/resolve/main/angles.safetensors"
+COMMON = {"prompt", "negative_prompt", "image_size", "num_inference_steps", "guidance_scale", "num_images", "seed",
+          "enable_safety_checker", "output_format", "acceleration"}
+
+
+def full_request(spec, loras=()) -> QwenEditRequest:
+    """Every field set, to a value inside this endpoint's own ranges."""
+    return QwenEditRequest(prompt="p", negative_prompt="blur", image_size="square", num_inference_steps=spec.steps[0],
+                           guidance_scale=spec.guidance[1], num_images=1, seed=5, enable_safety_checker=False,
+                           output_format=spec.output_formats[-1], acceleration=spec.accelerations[-1],
+                           loras=list(loras))
+
+
+def expected_fields(spec) -> set[str]:
+    return COMMON | {spec.image_field} | ({"loras"} if spec.takes_loras else set())
+
+
+@pytest.fixture
+def fal():
+    server = FakeFal(key=KEY, max_lifetime=120).start()
+    yield server
+    server.stop()
+    assert server.errors == []
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_each_endpoint_gets_exactly_its_fields_through_the_client(name, fal, tmp_path):
+    spec = spec_for(name)
+    loras = [Lora(LORA, 0.8)] if spec.takes_loras else []
+    updates = []
+    with persistent_client(config_for(fal), tmp_path, retry=FAST_RETRY) as client:
+        outcome = client.edit(full_request(spec, loras), [torch.from_numpy(IMAGE)[None]], model=name,
+                              on_progress=updates.append, timeout=20)
+    [job] = fal.jobs.values()
+    assert job.endpoint == spec.endpoint and set(job.arguments) == expected_fields(spec)
+    if spec.takes_loras:
+        assert job.arguments["loras"] == [{"path": LORA, "scale": 0.8}]
+        assert any(f"loading LoRA {LORA} (scale 0.8)" in line for u in updates for line in u.new_logs)
+    assert outcome.images.shape == (1, 512, 512, 3)  # "square", inverted then scaled by the fake
+    assert outcome.handle.endpoint == spec.endpoint and fal.submissions == 1
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_each_endpoint_gets_exactly_its_fields_through_the_cli(name, fal, tmp_path):
+    spec = spec_for(name)
+    source = tmp_path / "in.png"
+    Image.fromarray(to_u8(IMAGE)).save(source)
+    args = [str(source), "--prompt", "p", "--model", name, "--seed", "9", "--steps", str(spec.steps_default),
+            "--format", "png", "--out", str(tmp_path / "o")]
+    if spec.takes_loras:
+        args += ["--lora", f"{LORA}:1.5", "--lora", "owner/repo"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAL_")}
+    env.update(HOME=str(tmp_path), FAL_QWEN_EDIT_CONFIG="/nonexistent.ini", **client_environ(fal))
+    done = subprocess.run([sys.executable, "-m", "comfyui_fal_qwen_edit.nodes.fal.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    [job] = fal.jobs.values()
+    sent = {"prompt", spec.image_field, "seed", "num_inference_steps", "output_format", "num_images"}
+    assert job.endpoint == spec.endpoint and set(job.arguments) == sent | ({"loras"} if spec.takes_loras else set())
+    if spec.takes_loras:
+        assert job.arguments["loras"] == [{"path": LORA, "scale": 1.5}, {"path": "owner/repo", "scale": 1.0}]
+    info = json.loads(done.stdout)
+    edited = np.asarray(Image.open(info["files"][0]))
+    assert np.array_equal(edited, 255 - to_u8(IMAGE))
+    assert info["cost_usd_estimate"] > 0 and info["run"]["cost_usd_estimate"] == info["cost_usd_estimate"]
+    assert f"{spec.name}: about $" in done.stderr
+
+
+@pytest.mark.parametrize("name, change, text", [
+    ("qwen-edit-2511", {"num_inference_steps": 60}, "num_inference_steps: 60 is out of range for qwen-edit-2511; use 1-50"),
+    ("qwen-edit-2511", {"guidance_scale": 0.5}, "use 1-20"),
+    ("qwen-edit-plus-lora", {"num_inference_steps": 80}, "use 2-50"),
+    ("qwen-edit-plus", {"output_format": "webp"}, "not offered for qwen-edit-plus"),
+    ("qwen-edit-plus", {"loras": [Lora(LORA)]}, "takes no LoRAs"),
+    ("qwen-edit-2511", {"loras": [Lora(LORA)]}, "takes no LoRAs"),
+    ("qwen-edit-2511-lora", {"loras": [Lora(LORA)] * 4}, "at most 3"),
+    ("qwen-edit-2511-lora", {"loras": [Lora(LORA, 4.5)]}, "scale 4.5 is out of range; use 0-4"),
+    ("qwen-edit-2511-lora", {"loras": [Lora("https://civitai.com/api/download/models/1?token=abc")]},
+     "carries a token"),
+    ("qwen-edit-2511-lora", {"loras": [Lora("ftp://x/y.safetensors")]}, "neither an https URL"),
+])
+def test_a_bad_field_for_the_endpoint_stops_before_any_request(name, change, text, fal, tmp_path):
+    request = QwenEditRequest(**{"prompt": "p", "seed": 1, **change})
+    with persistent_client(config_for(fal), tmp_path, retry=FAST_RETRY) as client:
+        with pytest.raises(InputError) as info:
+            client.edit(request, [torch.from_numpy(IMAGE)[None]], model=name)
+    assert text in str(info.value) and fal.requests == []
+    assert "abc" not in str(info.value)  # a token in a LoRA URL is not echoed either
+
+
+def test_a_one_image_endpoint_refuses_two_before_any_upload(fal, tmp_path):
+    with persistent_client(config_for(fal), tmp_path, retry=FAST_RETRY) as client:
+        with pytest.raises(InputError, match="edits exactly one image and 2 are given"):
+            client.edit(QwenEditRequest(prompt="p"), [torch.from_numpy(IMAGE)[None]] * 2, model="qwen-edit")
+    assert fal.requests == []
+
+
+def test_a_custom_endpoint_id_keeps_the_generic_rules(fal, tmp_path):
+    request = QwenEditRequest(prompt="p", seed=2, num_inference_steps=100, acceleration="high", loras=[Lora(LORA)])
+    with persistent_client(config_for(fal), tmp_path, retry=FAST_RETRY) as client:
+        client.edit(request, [torch.from_numpy(IMAGE)[None]], endpoint="someone/qwen-edit-next")
+    [job] = fal.jobs.values()
+    assert job.endpoint == "someone/qwen-edit-next" and job.arguments["loras"] == [{"path": LORA, "scale": 1.0}]
+    assert spec_for(endpoint="someone/qwen-edit-next").steps == GENERIC.steps
+    assert spec_for(endpoint="fal-ai/qwen-image-edit-2511/lora").name == "qwen-edit-2511-lora"  # a known id
+
+
+def test_loras_are_part_of_an_edits_identity(fal, tmp_path):
+    def run(client, *loras):
+        request = QwenEditRequest(prompt="p", seed=4, loras=list(loras))
+        return client.edit(request, [torch.from_numpy(IMAGE)[None]], model="qwen-edit-plus-lora")
+
+    with persistent_client(config_for(fal), tmp_path, retry=FAST_RETRY) as client:
+        assert run(client, Lora(LORA, 1.0)).source == "job"
+        assert run(client, Lora(LORA, 1.0)).source == "cache"
+        assert run(client, Lora(LORA, 0.5)).source == "job"  # another weight: another edit
+        assert run(client).source == "job"
+    assert fal.submissions == 3
+
+
+def test_every_table_entry_names_its_sources_and_what_is_unconfirmed():
+    for spec in ENDPOINTS:
+        assert spec.sources and spec.endpoint.startswith("fal-ai/qwen-image-edit")
+        if spec.price_per_mp is None:
+            assert any("price" in note for note in spec.unconfirmed), spec.name
