@@ -51,6 +51,7 @@ class NodeProgress:
         self.step_fraction: float | None = None
         self._ticker: asyncio.Task | None = None
         self.summary: str | None = None  # the final text, once the work succeeded
+        self.estimate: str | None = None  # what the run will cost, shown until it ends
 
     # --- called on the worker thread
     def __call__(self, progress: Progress) -> None:
@@ -85,8 +86,9 @@ class NodeProgress:
 
     def text(self) -> str:
         elapsed = self.elapsed()
+        cost = [f"estimate: {self.estimate}"] if self.estimate else []
         if not self.states:
-            return f"fal: uploading inputs… {elapsed:.0f}s"
+            return "\n".join([f"fal: uploading inputs… {elapsed:.0f}s", *cost])
         lines = []
         if self.jobs > 1:
             done = sum(p.status == "COMPLETED" for p in self.states.values())
@@ -98,7 +100,7 @@ class NodeProgress:
         lines.append(f"fal {latest.request_id[:8]}: {state} · {elapsed:.0f}s")
         if self.last_log:
             lines.append(self.last_log[:200])
-        return "\n".join(lines)
+        return "\n".join(lines + cost)
 
     def fraction(self) -> float:
         if not self.states:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import ComfyExtension, io
 
 from .connection_node import FalConnectionNode
+from .lora_node import FalLoraNode
 from .qwen_edit_node import QwenImageEditPlusNode
 from .url_nodes import FalResultByRequestIdNode, FalUploadImageNode, LoadImageFromUrlNode
 
@@ -12,4 +13,4 @@ from .url_nodes import FalResultByRequestIdNode, FalUploadImageNode, LoadImageFr
 class FalQwenEditExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         return [QwenImageEditPlusNode, FalUploadImageNode, LoadImageFromUrlNode, FalResultByRequestIdNode,
-                FalConnectionNode]
+                FalConnectionNode, FalLoraNode]

@@ -20,10 +20,14 @@ import comfy.model_management
 from .comfy_progress import node_progress
 from .connection_node import FalConnection
 from .fal.connection import client_for
+from .fal.endpoints import CUSTOM, MODEL_NAMES, spec_for
 from .fal.images import MISMATCH_MODES
+from .fal.outcome import run_info
 from .fal.pipeline import DEFAULT_TIMEOUT, EditOutcome, combine
+from .fal.pricing import estimate
 from .fal.qwen import (ACCELERATIONS, DEFAULT_ENDPOINT, GUIDANCE_RANGE, IMAGE_SIZE_PRESETS, NUM_IMAGES_RANGE,
                        OUTPUT_FORMATS, SIDE_RANGE, STEPS_RANGE, QwenEditRequest)
+from .lora_node import FalLoras
 
 CATEGORY = "fal/Qwen Edit"
 BATCH_MODES = ("all images in one edit", "one edit per image_1 frame")
@@ -31,10 +35,13 @@ SEED_MAX = 2**32 - 1
 
 
 def done_text(outcomes: list[EditOutcome], seconds: float) -> str:
-    """The node's final text: where the images came from, and the request ids to find them again."""
+    """The node's final text: where the images came from, what they cost, and the request ids."""
     how = {"job": "done", "resumed": "resumed an earlier run's job", "cache": "from the result cache (free)"}
     lines = [f"fal: {len(outcomes)} edits in {seconds:.1f} s" if len(outcomes) > 1 else
              f"fal: {how.get(outcomes[0].source, outcomes[0].source)} in {seconds:.1f} s"]
+    cost = sum(o.cost_usd_estimate for o in outcomes)
+    if cost:
+        lines.append(f"cost: about ${cost:.3f} (an estimate)")
     lines += [f"request {o.handle.request_id}" for o in outcomes[:4]]
     flagged = sum(sum(o.result.has_nsfw_concepts) for o in outcomes)
     if flagged:  # the picture itself is usually just black: say why on the node, not only in info
@@ -113,12 +120,20 @@ class QwenImageEditPlusNode(io.ComfyNode):
                                  tooltip="Submit a new (paid) job even when this exact edit is in the result "
                                          "cache or an earlier run's job can be resumed."),
                 io.String.Input("endpoint", default=DEFAULT_ENDPOINT,
-                                tooltip="fal endpoint id (same queue protocol), e.g. fal-ai/qwen-image-edit-plus."),
+                                tooltip="fal endpoint id, used when model is 'custom' (a known id gets its own "
+                                        "fields and ranges; any other id the generic rules)."),
                 io.String.Input("image_urls", multiline=True, default="", optional=True,
                                 tooltip="Extra already-hosted image URLs, one per line (e.g. from fal Upload "
                                         "Image); sent before the image inputs."),
                 FalConnection.Input("connection", optional=True,
                                     tooltip="From a fal Connection node. Empty: FAL_KEY / config.ini."),
+                io.Combo.Input("model", options=[CUSTOM, *MODEL_NAMES], default=CUSTOM, optional=True,
+                               tooltip="Which Qwen edit endpoint on fal: plus (2509), 2511, their LoRA versions, "
+                                       "or the first one-image release; each gets its own fields, ranges and "
+                                       "price. custom: the endpoint field (fal-ai/qwen-image-edit-plus unless "
+                                       "changed). Run fal-qwen-edit --list-models for the table."),
+                FalLoras.Input("loras", optional=True,
+                               tooltip="From fal LoRA nodes; only for models that take LoRAs (…-lora)."),
             ],
             outputs=[
                 io.Image.Output(display_name="images", tooltip="All outputs as one batch."),
@@ -137,7 +152,8 @@ class QwenImageEditPlusNode(io.ComfyNode):
                       concurrency: int, size_mismatch: str, timeout: int, force_new_job: bool,
                       endpoint: str,
                       image_2: torch.Tensor | None = None, image_3: torch.Tensor | None = None,
-                      image_urls: str = "", connection=None) -> io.NodeOutput:
+                      image_urls: str = "", connection=None, model: str | None = None,
+                      loras=None) -> io.NodeOutput:
         size = (width, height) if image_size == "custom" else None if image_size == "auto" else image_size
         request = QwenEditRequest(
             prompt=prompt, image_urls=parse_urls(image_urls), negative_prompt=negative_prompt.strip() or None,
@@ -145,15 +161,21 @@ class QwenImageEditPlusNode(io.ComfyNode):
             num_images=num_images, seed=None if fal_picks_seed else seed,
             enable_safety_checker=enable_safety_checker, output_format=output_format,
             sync_mode=True if sync_mode else None,
-            acceleration=None if acceleration == "default" else acceleration)
+            acceleration=None if acceleration == "default" else acceleration, loras=list(loras or ()))
+        spec = spec_for(model, endpoint)  # None (a prompt saved before this input existed): the endpoint field
         references = [image for image in (image_2, image_3) if image is not None]
         per_frame = batch_mode == BATCH_MODES[1]
         frames_per_edit = (1 if per_frame else image_1.shape[0]) + sum(r.shape[0] for r in references)
         # A bad field (or too many images) fails here, before any key lookup or upload.
-        request.validate(images_to_come=frames_per_edit)
+        request.validate(spec, images_to_come=frames_per_edit)
+        jobs = image_1.shape[0] if per_frame else 1
+        frames = [image_1[:1] if per_frame else image_1, *references]
+        sizes = [None] * len(request.image_urls) + [(t.shape[2], t.shape[1]) for t in frames for _ in range(t.shape[0])]
+        cost = estimate(spec, request.image_size, request.num_images, sizes, jobs=jobs)
         client = await asyncio.to_thread(client_for, connection)
-        with node_progress(cls.hidden.unique_id, jobs=image_1.shape[0] if per_frame else 1) as progress:
-            options = dict(endpoint=endpoint.strip(), on_progress=progress, timeout=float(timeout),
+        with node_progress(cls.hidden.unique_id, jobs=jobs) as progress:
+            progress.estimate = f"{cost.text()} on {spec.name}"
+            options = dict(endpoint=spec.endpoint, on_progress=progress, timeout=float(timeout),
                            should_cancel=comfy.model_management.processing_interrupted, mismatch=size_mismatch,
                            fresh=force_new_job)
             if per_frame:
@@ -164,8 +186,6 @@ class QwenImageEditPlusNode(io.ComfyNode):
             progress.summary = done_text(outcomes, progress.elapsed())
         images, mask = combine(outcomes, size_mismatch) if len(outcomes) > 1 else \
             (outcomes[0].images, outcomes[0].mask)
-        info = [outcome.info() for outcome in outcomes]
         used_seed = outcomes[0].result.seed if isinstance(outcomes[0].result.seed, int) else seed
-        return io.NodeOutput(torch.from_numpy(images), used_seed,
-                             json.dumps(info[0] if len(info) == 1 else info, indent=1),
+        return io.NodeOutput(torch.from_numpy(images), used_seed, json.dumps(run_info(outcomes), indent=1),
                              torch.from_numpy(mask))

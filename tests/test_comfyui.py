@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -31,9 +32,12 @@ pytestmark = pytest.mark.skipif(
 WORKFLOWS = ROOT / "example_workflows"
 # Paid jobs each example should cause: the batch one edits its two frames separately.
 EXPECTED_SUBMISSIONS = {"qwen_edit_single": 1, "qwen_edit_three_images": 1, "qwen_edit_batch": 2,
-                        "qwen_edit_mixed_core": 1}
+                        "qwen_edit_mixed_core": 1, "qwen_edit_lora_chain": 1, "qwen_edit_2511": 1}
+EXPECTED_ENDPOINTS = {"qwen_edit_lora_chain": "fal-ai/qwen-image-edit-plus-lora",
+                      "qwen_edit_2511": "fal-ai/qwen-image-edit-2511"}
 OUR_NODES = ("FalQwenImageEditPlus", "FalQwenUploadImage", "FalQwenLoadImageFromUrl", "FalQwenResultByRequestId",
-             "FalQwenConnection")
+             "FalQwenConnection", "FalQwenLora")
+RELEASED = ROOT / "tests" / "fixtures" / "workflows_0_1_0"  # the examples as release 0.1.0 saved them
 
 
 @pytest.fixture(scope="module")
@@ -97,10 +101,19 @@ def test_nodes_are_registered_with_tooltips(comfy):
 @pytest.mark.parametrize("name", sorted(EXPECTED_SUBMISSIONS))
 def test_example_workflow_runs(name, comfy, fal):
     workflow = load(name)
-    before = fal.submissions
+    before, jobs_before = fal.submissions, set(fal.jobs)
     prompt_id, entry = run(comfy, workflow)
     assert entry["status"]["status_str"] == "success", entry["status"]
     assert fal.submissions - before == EXPECTED_SUBMISSIONS[name]
+    new_jobs = [fal.jobs[r] for r in set(fal.jobs) - jobs_before]
+    assert {job.endpoint for job in new_jobs} == {EXPECTED_ENDPOINTS.get(name, "fal-ai/qwen-image-edit-plus")}
+    if name == "qwen_edit_lora_chain":  # the chain's order and weights reach the LoRA endpoint
+        [job] = new_jobs
+        assert [(lora["path"].rsplit("/", 1)[1], lora["scale"]) for lora in job.arguments["loras"]] == [
+            ("Qwen-Edit-Relight.safetensors", 0.8), ("next-scene_lora_v1-3000.safetensors", 1.0)]
+    if name in EXPECTED_ENDPOINTS:
+        info = json.loads(entry["outputs"][node_id_of(workflow, "PreviewAny")]["text"][0])
+        assert info["cost_usd_estimate"] > 0 and info["endpoint"] == EXPECTED_ENDPOINTS[name]
     save_ids = [str(n["id"]) for n in workflow["nodes"] if n["type"] == "SaveImage"]
     for save_id in save_ids:
         files = saved_images(entry, comfy, save_id)
@@ -120,6 +133,46 @@ def test_example_workflow_runs(name, comfy, fal):
         assert len(saved_images(entry, comfy, save_id)) == 2
 
 
+@pytest.mark.parametrize("path", sorted(RELEASED.glob("*.json")), ids=lambda p: p.stem)
+def test_a_workflow_saved_by_the_last_release_runs_with_the_same_values(path, comfy, fal):
+    """As an API prompt saved back then (no model or loras input): same endpoint, same fields."""
+    workflow = json.loads(path.read_text())
+    prompt = ui_to_api(workflow, comfy.get("/object_info"), saved_before_optional=True)
+    edits = [node for node in prompt.values() if node["class_type"] == "FalQwenImageEditPlus"]
+    assert edits and all("model" not in node["inputs"] for node in edits)
+    shutil.rmtree(Path(comfy.env["FAL_QWEN_EDIT_STATE_DIR"]) / "results", ignore_errors=True)  # a real run
+    jobs_before = set(fal.jobs)
+    entry = comfy.wait(comfy.queue(prompt, workflow))
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    new_jobs = [fal.jobs[r] for r in set(fal.jobs) - jobs_before]
+    assert len(new_jobs) == EXPECTED_SUBMISSIONS[path.stem]
+    widgets = edits[0]["inputs"]
+    for job in new_jobs:
+        assert job.endpoint == "fal-ai/qwen-image-edit-plus" and "loras" not in job.arguments
+        assert (job.arguments["prompt"], job.arguments["seed"], job.arguments["num_inference_steps"]) == (
+            widgets["prompt"], widgets["seed"], widgets["num_inference_steps"])
+
+
+@pytest.mark.parametrize("model", ["qwen-edit-plus", "qwen-edit-plus-lora", "qwen-edit-2511", "qwen-edit-2511-lora",
+                                   "qwen-edit", "qwen-edit-lora"])
+def test_every_model_of_the_table_from_the_node(model, comfy, fal):
+    from comfyui_fal_qwen_edit.nodes.fal.endpoints import spec_for
+    spec = spec_for(model)
+    workflow = load("qwen_edit_single")
+    edit = next(n for n in workflow["nodes"] if n["type"] == "FalQwenImageEditPlus")
+    edit["widgets_values"][-1] = model
+    edit["widgets_values"][8] = 7000 + len(model)  # a seed of its own: a real job, not a cache hit
+    jobs_before = set(fal.jobs)
+    _, entry = run(comfy, workflow)
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    [request_id] = set(fal.jobs) - jobs_before
+    job = fal.jobs[request_id]
+    [other_field] = {"image_url", "image_urls"} - {spec.image_field}
+    assert job.endpoint == spec.endpoint and spec.image_field in job.arguments and other_field not in job.arguments
+    info = json.loads(entry["outputs"][node_id_of(workflow, "PreviewAny")]["text"][0])
+    assert info["endpoint"] == spec.endpoint and info["cost_usd_estimate"] > 0
+
+
 def test_progress_text_and_bar_reach_the_node(comfy, fal):
     workflow = load("qwen_edit_single")
     workflow["nodes"][1]["widgets_values"][8] = 4242  # a new seed: a new edit
@@ -129,6 +182,7 @@ def test_progress_text_and_bar_reach_the_node(comfy, fal):
     texts = [text for node, text in comfy.progress_texts if node == edit_id]
     assert any("in queue (position" in t for t in texts), texts
     assert any("step 30/30" in t for t in texts)
+    assert any("estimate: about $0.030 (1 MP x $0.03/MP) on qwen-edit-plus" in t for t in texts), texts
     assert any(t.startswith("fal: done in") and info_request_id(entry, workflow) in t for t in texts)
     bars = [e for e in comfy.events("progress", prompt_id) if e["node"] == edit_id]
     assert bars and bars[-1]["value"] == bars[-1]["max"]

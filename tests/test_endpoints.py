@@ -149,3 +149,17 @@ def test_every_table_entry_names_its_sources_and_what_is_unconfirmed():
         assert spec.sources and spec.endpoint.startswith("fal-ai/qwen-image-edit")
         if spec.price_per_mp is None:
             assert any("price" in note for note in spec.unconfirmed), spec.name
+
+
+def test_list_models_and_the_readme_tell_the_same_table(capsys):
+    from pathlib import Path
+    from comfyui_fal_qwen_edit.nodes.fal import cli
+    assert cli.main(["--list-models"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for spec, line in zip(ENDPOINTS, printed):
+        assert line.split()[:2] == [spec.name, spec.endpoint] and spec.price_rule() in line
+        row = next(r for r in readme.splitlines() if r.startswith(f"| {spec.name} |"))
+        assert f"`{spec.endpoint}`" in row
+        assert (f"${spec.price_per_mp:g} per megapixel" if spec.price_per_mp else "unconfirmed") in row
+    assert printed[len(ENDPOINTS)].startswith("custom")

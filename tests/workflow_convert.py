@@ -29,7 +29,9 @@ def _extra_widget_values(name: str, kind, options: dict) -> int:
     return extra
 
 
-def ui_to_api(workflow: dict, object_info: dict) -> dict:
+def ui_to_api(workflow: dict, object_info: dict, *, saved_before_optional: bool = False) -> dict:
+    """``saved_before_optional``: the workflow predates some optional widgets; their inputs are left
+    out of the prompt, as in an API prompt saved back then (the node must take their absence)."""
     links = {link[0]: link for link in workflow["links"]}
     prompt = {}
     for node in workflow["nodes"]:
@@ -43,10 +45,13 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
         values = list(node.get("widgets_values") or [])
         linked = {i["name"]: links[i["link"]] for i in node.get("inputs", []) if i.get("link") is not None}
         inputs = {}
+        optional = set(info.get("optional", {}))
         for name, spec in order:
             input_kind = spec[0]
             options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
             if _is_widget(input_kind, options):
+                if not values and saved_before_optional and name in optional and name not in linked:
+                    continue
                 if not values:
                     raise WorkflowMismatch(f"{kind} node {node['id']}: no widget value left for {name!r}")
                 value = values.pop(0)

@@ -58,13 +58,18 @@ def load_image(g: Graph, name: str, x: int, y: int) -> dict:
 
 
 def qwen(g: Graph, prompt: str, x: int, y: int, *, num_images=1, seed=42, batch_mode="all images in one edit",
-         image_size="auto", width=1024, height=1024) -> dict:
-    widgets = [prompt, "", image_size, width, height, 30, 4.0, num_images, seed, "fixed", False, True, "png",
-               "default", False, batch_mode, 4, "pad", 900, False, "fal-ai/qwen-image-edit-plus", ""]
+         image_size="auto", width=1024, height=1024, model="custom", steps=30, guidance=4.0) -> dict:
+    widgets = [prompt, "", image_size, width, height, steps, guidance, num_images, seed, "fixed", False, True, "png",
+               "default", False, batch_mode, 4, "pad", 900, False, "fal-ai/qwen-image-edit-plus", "", model]
     inputs = [("image_1", "IMAGE"), ("image_2", "IMAGE"), ("image_3", "IMAGE"),
-              ("image_urls", "STRING", True), ("connection", "FAL_CONNECTION")]
+              ("image_urls", "STRING", True), ("connection", "FAL_CONNECTION"), ("loras", "FAL_LORAS")]
     outputs = [("images", "IMAGE"), ("seed", "INT"), ("info", "STRING"), ("mask", "MASK")]
     return g.node("FalQwenImageEditPlus", widgets, inputs, outputs, x=x, y=y, w=400, h=720)
+
+
+def lora(g: Graph, url: str, scale: float, x: int, y: int, title: str) -> dict:
+    return g.node("FalQwenLora", [url, scale], inputs=[("loras", "FAL_LORAS")], outputs=[("loras", "FAL_LORAS")],
+                  x=x, y=y, w=420, h=110, title=title)
 
 
 def save(g: Graph, prefix: str, x: int, y: int) -> dict:
@@ -147,6 +152,44 @@ def mixed_with_core_nodes() -> Graph:
     return g
 
 
+# Community LoRAs for Qwen-Image-Edit-2509, on Hugging Face (public "resolve" links fal can download).
+RELIGHT = "https://huggingface.co/dx8152/Qwen-Image-Edit-2509-Relight/resolve/main/Qwen-Edit-Relight.safetensors"
+NEXT_SCENE = ("https://huggingface.co/lovis93/next-scene-qwen-image-lora-2509/resolve/main/"
+              "next-scene_lora_v1-3000.safetensors")
+
+
+def lora_chain() -> Graph:
+    g = Graph()
+    src = load_image(g, INPUTS["highway"], 0, 0)
+    relight = lora(g, RELIGHT, 0.8, 0, 360, "fal LoRA: relight")
+    next_scene = lora(g, NEXT_SCENE, 1.0, 0, 500, "fal LoRA: next scene")
+    edit = qwen(g, "Next Scene: the camera pulls back to show the whole highway at sunset, warm low light from "
+                   "the left.", 460, 0, model="qwen-edit-plus-lora", steps=28)
+    out = save(g, "qwen_edit/lora_chain", 900, 0)
+    info = preview_text(g, 900, 460)
+    g.link(src, 0, edit, "image_1")
+    g.link(relight, 0, next_scene, "loras")
+    g.link(next_scene, 0, edit, "loras")
+    g.link(edit, 0, out, "images")
+    g.link(edit, 2, info, "source")
+    return g
+
+
+def edit_2511() -> Graph:
+    g = Graph()
+    person = load_image(g, INPUTS["person"], 0, 0)
+    car = load_image(g, INPUTS["car"], 0, 360)
+    edit = qwen(g, "The woman from image 1 leans on the car from image 2; keep her face and the car's colour.",
+                340, 0, model="qwen-edit-2511", steps=28, guidance=4.5)
+    out = save(g, "qwen_edit/2511", 780, 0)
+    info = preview_text(g, 780, 460)
+    g.link(person, 0, edit, "image_1")
+    g.link(car, 0, edit, "image_2")
+    g.link(edit, 0, out, "images")
+    g.link(edit, 2, info, "source")
+    return g
+
+
 def sample_inputs() -> dict[str, Image.Image]:
     """Simple drawn stand-ins for a person, a car and a highway (no downloads needed)."""
     person = Image.new("RGB", (384, 512), (196, 214, 230))
@@ -178,6 +221,9 @@ EXAMPLES = {
     "qwen_edit_mixed_core": (mixed_with_core_nodes, "Edit, then scale and composite the result with core "
                                                     "nodes; fal Upload Image → Load Image from URL shows the "
                                                     "hosted input round trip."),
+    "qwen_edit_lora_chain": (lora_chain, "Two community LoRAs (relight, next scene) chained into the LoRA "
+                                         "endpoint, qwen-edit-plus-lora."),
+    "qwen_edit_2511": (edit_2511, "Two references on Qwen Image Edit 2511 (model qwen-edit-2511)."),
 }
 
 
