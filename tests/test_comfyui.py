@@ -167,8 +167,12 @@ def test_every_model_of_the_table_from_the_node(model, comfy, fal):
     assert entry["status"]["status_str"] == "success", entry["status"]
     [request_id] = set(fal.jobs) - jobs_before
     job = fal.jobs[request_id]
-    [other_field] = {"image_url", "image_urls"} - {spec.image_field}
-    assert job.endpoint == spec.endpoint and spec.image_field in job.arguments and other_field not in job.arguments
+    assert job.endpoint == spec.endpoint
+    assert set(job.arguments) == {"prompt", spec.image_field, "num_inference_steps", "guidance_scale", "num_images",
+                                  "seed", "enable_safety_checker", "output_format"}  # what the example's widgets set
+    [output] = saved_images(entry, comfy, node_id_of(workflow, "SaveImage"))
+    source = np.asarray(Image.open(WORKFLOWS / "inputs" / "qwen_example_person.png").convert("RGB"))
+    assert np.array_equal(np.asarray(Image.open(output).convert("RGB")), 255 - source)
     info = json.loads(entry["outputs"][node_id_of(workflow, "PreviewAny")]["text"][0])
     assert info["endpoint"] == spec.endpoint and info["cost_usd_estimate"] > 0
 
