@@ -146,8 +146,9 @@ def test_the_cli_refuses_past_its_budget_and_says_how_to_raise_it(fal, tmp_path)
 def test_the_estimate_follows_the_endpoints_price_rule():
     plus, lora, first = spec_for("qwen-edit-plus"), spec_for("qwen-edit-plus-lora"), spec_for("qwen-edit-lora")
     assert estimate(plus, None, 2, [(4000, 3000)]).usd == 0.06  # square_hd when no size: 1 MP each
-    assert estimate(lora, None, 1, [(4000, 3000)]).usd == 0.42  # the final input's size: 12 MP x $0.035
-    assert estimate(plus, (1536, 1024), 1, []).megapixels == 2   # 1.5 MP, rounded up
-    assert estimate(plus, "landscape_16_9", 3, [], jobs=4).usd == pytest.approx(0.36)
+    assert estimate(lora, None, 1, [(4000, 3000)]).megapixels == 1.01  # 1184 x 896, derived from the final input
+    assert estimate(lora, None, 1, [(4000, 3000)]).usd == 0.0354
+    assert estimate(plus, (1536, 1024), 1, []).megapixels == 1.5
+    assert estimate(plus, "landscape_16_9", 3, [], jobs=4).usd == pytest.approx(0.03 * 0.56 * 3 * 4)
     unknown = estimate(first, "square_hd", 1, [])
     assert not unknown.confirmed and unknown.rate == 0.035 and "assumed" in unknown.text()

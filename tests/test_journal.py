@@ -4,7 +4,6 @@ server's submission counter saying exactly how many jobs were paid for."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -18,7 +17,7 @@ from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal, Fault
 from comfyui_fal_qwen_edit.nodes.fal.connection import persistent_client
 from comfyui_fal_qwen_edit.nodes.fal.errors import (CancelledError, FalTimeoutError, OutputGoneError,
                                                      SubmitUncertainError, TransportError)
-from comfyui_fal_qwen_edit.nodes.fal.images import encode_png
+from comfyui_fal_qwen_edit.nodes.fal.inputs import prepare
 from comfyui_fal_qwen_edit.nodes.fal.journal import Journal, request_key
 from comfyui_fal_qwen_edit.nodes.fal.qwen import QwenEditRequest
 
@@ -192,7 +191,7 @@ def _key_of(c) -> str:
     """The request key ``edit(c)`` computes for IMAGE."""
     request = QwenEditRequest(prompt="make it night", seed=7)
     return request_key("fal-ai/qwen-image-edit-plus", request.arguments_without_images(),
-                       [hashlib.sha256(encode_png(IMAGE)).hexdigest()])
+                       [prepare(IMAGE, None).digest, "input_resize=fit model", "upload_format=png"])
 
 
 def test_a_failed_journal_write_after_submit_still_returns_the_paid_result(fake_fal, tmp_path, monkeypatch,

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from .endpoints import DEFAULT_ENDPOINT, spec_for
 from .errors import CancelledError, FalError
-from .images import encode_png, split_batch
+from .images import split_batch
+from .inputs import check_modes, keep_output_size, prepare, prepare_all
 from .outcome import EditOutcome
 from .pricing import estimate
 from .qwen import QwenEditRequest
@@ -30,18 +31,21 @@ def edit_each(client: "FalEditClient", request: QwenEditRequest, batch: Any, ref
               concurrency: int = 8, **options: Any) -> list[EditOutcome]:
     """One edit per frame of ``batch`` (each with ``references`` appended); options as ``client.edit``."""
     spec = spec_for(options.pop("model", None), options.pop("endpoint", DEFAULT_ENDPOINT))
+    resize = options.pop("input_resize", "fit model")
+    check_modes(resize, options.get("upload_format", "png"))
     request.validate(spec, images_to_come=None)
     started = time.monotonic()
     frames = split_batch(batch)
     if not frames:
         return []
     request.validate(spec, images_to_come=1 + sum(len(split_batch(r)) for r in references))
-    reference_frames = [frame for reference in references for frame in split_batch(reference)]
-    sizes = [None] * len(request.image_urls) + [(f.shape[1], f.shape[0]) for f in (frames[0], *reference_frames)]
-    cost = estimate(spec, request.image_size, request.num_images, sizes, jobs=len(frames))
+    shared = prepare_all(references, spec.reads_area, resize)
+    first = prepare(frames[0], spec.reads_area, resize)
+    sizes = [None] * len(request.image_urls) + [image.size for image in (first, *shared)]
+    sized = keep_output_size(request, spec, [first, *shared])
+    cost = estimate(spec, sized.image_size, request.num_images, sizes, jobs=len(frames))
     # Counted whole, before the first upload: a batch that would cross the cap starts nothing.
     charges = client.budget.reserve([cost.usd / len(frames)] * len(frames), f"{cost.text()} on {spec.name}")
-    shared = client.encode_frames(references)
     concurrency = max(1, concurrency)
     slots = JobSlots(concurrency)
     tickets = [slots.ticket() for _ in frames]
@@ -54,9 +58,10 @@ def edit_each(client: "FalEditClient", request: QwenEditRequest, batch: Any, ref
                     # The next frames are prepared while the jobs run, not while the first
                     # ones are still being uploaded and submitted (same cores, same uplink).
                     tickets[index - concurrency].settled.wait()
-                png = encoder.submit(encode_png, frames[index]).result()  # encoded in frame order
-                return client._edit_encoded(request, [png, *shared], spec, started=started, slot=tickets[index],
-                                            charge=charges[index], **options)
+                image = first if index == 0 else \
+                    encoder.submit(prepare, frames[index], spec.reads_area, resize).result()  # in frame order
+                return client._edit_encoded(request, [image, *shared], spec, started=started, resize=resize,
+                                            slot=tickets[index], charge=charges[index], **options)
             finally:
                 tickets[index].give_back()  # also settles it when the edit failed before its submit
                 charges[index].release_unless_paid()

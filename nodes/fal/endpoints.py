@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from .sizing import VAE_AREA
+
 DEFAULT_ENDPOINT = "fal-ai/qwen-image-edit-plus"
 CUSTOM = "custom"
 IMAGE_SIZE_PRESETS = ("square_hd", "square", "portrait_4_3", "portrait_16_9", "landscape_4_3", "landscape_16_9")
@@ -51,6 +53,7 @@ class EndpointSpec:
     max_loras: int = 0              # 0: the endpoint takes no LoRAs
     lora_scale: tuple[float, float] = (0.0, 4.0)
     size_when_omitted: str = "square_hd"  # a preset, or "input": from the final input image's size
+    reads_area: int | None = VAE_AREA     # input pixels the model reads (sizing.py); None: unknown, send all
     price_per_mp: float | None = None     # USD per megapixel of output; None: no source states it
     sources: tuple[str, ...] = ()
     unconfirmed: tuple[str, ...] = field(default=())
@@ -117,7 +120,8 @@ GENERIC = EndpointSpec(
     CUSTOM, "", "any other endpoint id (generic rules: fal's 422 has the last word)",
     steps=(1, 100), steps_default=50, guidance=(0.0, 20.0), guidance_default=4.0,
     output_formats=("jpeg", "png", "webp"), accelerations=("none", "regular", "high"), max_loras=3,
-    size_when_omitted="input", price_per_mp=None, unconfirmed=("everything: not in the pack's table",))
+    size_when_omitted="input", price_per_mp=None, reads_area=None,
+    unconfirmed=("everything: not in the pack's table",))
 
 BY_NAME = {spec.name: spec for spec in ENDPOINTS}
 BY_ENDPOINT = {spec.endpoint: spec for spec in ENDPOINTS}

@@ -26,7 +26,8 @@ from .downloads import decode_all, download_all
 from .endpoints import DEFAULT_ENDPOINT, EndpointSpec, spec_for
 from .errors import (AuthError, CancelledError, FalError, HTTPStatusError, ImageDecodeError, JobFailedError,
                      JobUnknownError, OutputGoneError, SubmitUncertainError, ValidationError)
-from .images import encode_png, png_size, split_batch, stack_batch
+from .images import encode_png, split_batch, stack_batch
+from .inputs import PreparedImage, check_modes, encode, keep_output_size, prepare_all
 from .journal import WAITING, Journal, request_key
 from .outcome import EditOutcome, combine  # noqa: F401 - importable from here as before
 from .pricing import Estimate, estimate
@@ -50,8 +51,8 @@ class _Edit:
 
     request: QwenEditRequest
     spec: EndpointSpec
-    pngs: list[bytes]
-    digests: list[str]   # the PNGs' sha256 hex (also the upload cache's key)
+    inputs: list[PreparedImage]
+    upload_format: str
     waiter: Waiter
     estimate: Estimate
     journal_key: str
@@ -116,6 +117,22 @@ class FalEditClient:
         """IMAGE tensors (each may be a batch) → one URL per image, in order."""
         return self.upload_pngs(self.encode_frames(images), waiter=waiter)
 
+    def upload_prepared(self, inputs: Sequence[PreparedImage], upload_format: str = "png", *,
+                        waiter: Waiter | None = None) -> list[str]:
+        """One URL per prepared input, in order. Each input is encoded and sent on its own thread, so
+        the first one's bytes are on the wire while the later ones still encode."""
+        waiter = waiter or Waiter()
+
+        def one(image: PreparedImage) -> str:
+            waiter.check()
+            data, content_type = encode(image, upload_format)
+            return self.uploader.url_for(data, content_type, waiter=waiter, digest=f"{image.digest}:{upload_format}")
+
+        if len(inputs) <= 1:
+            return [one(image) for image in inputs]
+        with ThreadPoolExecutor(max_workers=min(4, len(inputs)), thread_name_prefix="fal-up") as pool:
+            return list(pool.map(one, inputs))
+
     def result_by_id(self, request_id: str, *, endpoint: str = DEFAULT_ENDPOINT, mismatch: str = "pad",
                      should_cancel: CancelHook = None, timeout: float = 120.0,
                      on_progress: ProgressCallback = None) -> EditOutcome:
@@ -129,31 +146,37 @@ class FalEditClient:
         return self._finish(handle, data, waiter, mismatch, {}, "fetched", key=None)
 
     def edit(self, request: QwenEditRequest, images: Sequence[Any] = (), *, model: str | None = None,
-             endpoint: str = DEFAULT_ENDPOINT, **options: Any) -> EditOutcome:
+             endpoint: str = DEFAULT_ENDPOINT, input_resize: str = "fit model", **options: Any) -> EditOutcome:
         """Run one edit. ``images`` are IMAGE tensors whose frames are appended to
         ``request.image_urls``. ``model`` (a name of endpoints.py's table) or ``endpoint``
-        (any fal endpoint id) picks the endpoint. Options: on_progress, should_cancel,
-        timeout, mismatch, and ``fresh`` (skip the result cache and journal resume)."""
+        (any fal endpoint id) picks the endpoint; ``input_resize`` ("fit model" or "off",
+        inputs.py). Options: upload_format, on_progress, should_cancel, timeout, mismatch,
+        and ``fresh`` (skip the result cache and journal resume)."""
         spec = spec_for(model, endpoint)
-        request.validate(spec, images_to_come=None)  # fields first: nothing is encoded for a bad request
+        check_modes(input_resize, options.get("upload_format", "png"))
+        request.validate(spec, images_to_come=None)  # fields first: nothing is prepared for a bad request
         started = time.monotonic()
-        return self._edit_encoded(request, self.encode_frames(images), spec, started=started, **options)
+        inputs = prepare_all(images, spec.reads_area, input_resize)
+        return self._edit_encoded(request, inputs, spec, started=started, resize=input_resize, **options)
 
     def edit_each(self, request: QwenEditRequest, batch: Any, references: Sequence[Any] = (), *,
                   concurrency: int = 8, **options: Any) -> list[EditOutcome]:
         """One edit per frame of ``batch``, at most ``concurrency`` jobs at once (batch.py)."""
         return edit_each(self, request, batch, references, concurrency=concurrency, **options)
 
-    def _edit_encoded(self, request: QwenEditRequest, pngs: list[bytes], spec: EndpointSpec, *, started: float,
+    def _edit_encoded(self, request: QwenEditRequest, inputs: list[PreparedImage], spec: EndpointSpec, *,
+                      started: float, resize: str = "fit model", upload_format: str = "png",
                       on_progress: ProgressCallback = None, should_cancel: CancelHook = None,
                       timeout: float = DEFAULT_TIMEOUT, mismatch: str = "pad", fresh: bool = False,
                       slot: SlotTicket | None = None, charge: Charge | None = None) -> EditOutcome:
-        request.validate(spec, images_to_come=len(pngs))  # count and URLs too: nothing uploaded for a bad request
-        digests = [hashlib.sha256(png).hexdigest() for png in pngs]
-        identities = [hashlib.sha256(x.encode()).hexdigest() for x in request.image_urls] + digests
+        request.validate(spec, images_to_come=len(inputs))  # count and URLs too: nothing uploaded for a bad request
+        request = keep_output_size(request, spec, inputs)
+        # Identity: the pixels as sent, and how they were made (another resize or format is another edit).
+        identities = [hashlib.sha256(x.encode()).hexdigest() for x in request.image_urls] + \
+            [image.digest for image in inputs] + [f"input_resize={resize}", f"upload_format={upload_format}"]
         key = request_key(spec.endpoint, request.arguments_without_images(spec), identities)
-        sizes = [None] * len(request.image_urls) + [png_size(png) for png in pngs]
-        edit = _Edit(request, spec, pngs, digests, Waiter(should_cancel, timeout),
+        sizes = [None] * len(request.image_urls) + [image.size for image in inputs]
+        edit = _Edit(request, spec, inputs, upload_format, Waiter(should_cancel, timeout),
                      estimate(spec, request.image_size, request.num_images, sizes), self._journal_key(key), fresh,
                      slot, charge, {"encode": time.monotonic() - started})
         # Pixels behind an http(s) URL may change, so only edits whose every input is content
@@ -304,7 +327,7 @@ class FalEditClient:
         if edit.charge is None:
             edit.charge, = self.budget.reserve([edit.estimate.usd], f"{edit.estimate.text()} on {edit.spec.name}")
         mark = time.monotonic()
-        urls = list(edit.request.image_urls) + self.upload_pngs(edit.pngs, waiter=edit.waiter, digests=edit.digests)
+        urls = list(edit.request.image_urls) + self.upload_prepared(edit.inputs, edit.upload_format, waiter=edit.waiter)
         arguments = dataclasses.replace(edit.request, image_urls=urls).to_arguments(edit.spec)
         edit.phases["upload"] = time.monotonic() - mark
         if edit.slot is not None:
@@ -360,3 +383,4 @@ def _may_have_been_taken(exc: BaseException) -> bool:
     if isinstance(exc, HTTPStatusError):
         return exc.status >= 500 and (exc.status != 503 or bool(exc.request_id))
     return not isinstance(exc, FalError)
+

@@ -6,13 +6,15 @@ endpoint's rate and source). The rule the pack applies, and why:
 
 * output pixels: the custom width × height; a preset's pixels (PRESET_PIXELS);
   with no image_size, the endpoint's documented fallback: ``square_hd`` for
-  qwen-image-edit-plus, otherwise the final input image's size ("If not
-  provided, the size of the final input image will be used"). An input given
-  only as a URL has no known size: 1 MP is assumed there;
-* megapixels are counted as 1024 × 1024 pixels and rounded up per image, as
-  fal's only stated rounding rule in this family says (fal-ai/qwen-image-2512:
-  "rounded up to the nearest megapixel"); fal does not say how the edit
-  endpoints round, so this may overstate by up to one megapixel per image;
+  qwen-image-edit-plus, otherwise the size the pipeline derives from the final
+  input image ("If not provided, the size of the final input image will be
+  used to calculate the size of the output image": about 1 MP in its aspect,
+  sizing.derived_output_size). An input known only by its URL: 1 MP assumed;
+* a megapixel is 1024 × 1024 pixels (so fal's "1 MP" presets count as one), not
+  rounded: fal does not say how the edit endpoints round. (Its only stated rule in
+  the family, fal-ai/qwen-image-2512's "rounded up to the nearest megapixel",
+  would double the price of the pipeline's ~1 MP outputs, such as 1184 × 896;
+  the pack does not assume it.) Per image, at least a tenth of a megapixel;
 * × num_images, × jobs (frames, in per-frame batch mode); inputs are not priced;
 * an endpoint whose price no source states is estimated at the family's highest
   rate, $0.035/MP, and marked unconfirmed.
@@ -22,11 +24,11 @@ It is an estimate: fal's invoice is the truth.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
 from .endpoints import ENDPOINTS, PRESET_PIXELS, EndpointSpec
+from .sizing import derived_output_size
 
 MEGAPIXEL = 1024 * 1024
 FALLBACK_RATE = max(spec.price_per_mp for spec in ENDPOINTS if spec.price_per_mp is not None)
@@ -36,7 +38,7 @@ ASSUMED_SIZE = (1024, 1024)  # an input known only by its URL
 @dataclass(frozen=True)
 class Estimate:
     usd: float            # the whole run
-    megapixels: int       # billed per output image
+    megapixels: float     # billed per output image
     images: int           # outputs per job
     jobs: int
     rate: float           # USD per megapixel
@@ -49,7 +51,7 @@ class Estimate:
         count = f"{self.jobs} jobs x " if self.jobs > 1 else ""
         images = f"{self.images} images x " if self.images > 1 else ""
         note = "" if self.confirmed else ", price or size assumed"
-        return f"about ${self.usd:.3f} ({count}{images}{self.megapixels} MP x ${self.rate:g}/MP{note})"
+        return f"about ${self.usd:.3f} ({count}{images}{self.megapixels:g} MP x ${self.rate:g}/MP{note})"
 
 
 def output_pixels(spec: EndpointSpec, image_size, input_sizes: Sequence[tuple[int, int] | None]) -> \
@@ -61,14 +63,14 @@ def output_pixels(spec: EndpointSpec, image_size, input_sizes: Sequence[tuple[in
         return PRESET_PIXELS[image_size], True
     if spec.size_when_omitted in PRESET_PIXELS:
         return PRESET_PIXELS[spec.size_when_omitted], True
-    final = input_sizes[-1] if input_sizes else None
-    return (final, True) if final else (ASSUMED_SIZE, False)
+    derived = derived_output_size(input_sizes)
+    return (derived, True) if derived else (ASSUMED_SIZE, False)
 
 
 def estimate(spec: EndpointSpec, image_size, num_images: int, input_sizes: Sequence[tuple[int, int] | None],
              jobs: int = 1) -> Estimate:
     (width, height), size_known = output_pixels(spec, image_size, input_sizes)
-    megapixels = max(1, math.ceil(width * height / MEGAPIXEL))
+    megapixels = max(0.1, round(width * height / MEGAPIXEL, 2))
     rate = spec.price_per_mp if spec.price_per_mp is not None else FALLBACK_RATE
     usd = round(rate * megapixels * num_images * jobs, 4)
     return Estimate(usd, megapixels, num_images, jobs, rate, size_known and spec.price_per_mp is not None)
