@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
+from .fal.config import DEFAULT_UPLOAD_EXPIRY, UPLOAD_EXPIRIES
 from .fal.connection import ConnectionSettings
 
 FalConnection = io.Custom("FAL_CONNECTION")
@@ -35,13 +36,19 @@ class FalConnectionNode(io.ComfyNode):
                 io.Combo.Input("upload", options=["auto", "storage", "data_uri"], default="auto",
                                tooltip="How input images reach fal: storage uploads (fal direct, proxy) or "
                                        "inline data URIs (gateways). auto picks by mode."),
+                io.Combo.Input("upload_expiry", options=["default", *UPLOAD_EXPIRIES], default="default",
+                               optional=True,
+                               tooltip="How long fal storage keeps uploaded inputs (your photos are public at "
+                                       f"their URL until then). default: FAL_UPLOAD_EXPIRY or config.ini, else "
+                                       f"{DEFAULT_UPLOAD_EXPIRY}. never: fal's own retention."),
             ],
             outputs=[FalConnection.Output(display_name="connection")],
         )
 
     @classmethod
-    def execute(cls, mode: str, base_url: str, key_env: str, upload: str) -> io.NodeOutput:
+    def execute(cls, mode: str, base_url: str, key_env: str, upload: str,
+                upload_expiry: str | None = None) -> io.NodeOutput:
         settings = ConnectionSettings(mode=mode, base_url=base_url.strip(), key_env=key_env.strip(),
-                                      upload=upload)
+                                      upload=upload, upload_expiry=upload_expiry or "default")
         settings.load()  # fail here, on this node, when the key is missing or the URL is unusable
         return io.NodeOutput(settings)

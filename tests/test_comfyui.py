@@ -160,7 +160,7 @@ def test_every_model_of_the_table_from_the_node(model, comfy, fal):
     spec = spec_for(model)
     workflow = load("qwen_edit_single")
     edit = next(n for n in workflow["nodes"] if n["type"] == "FalQwenImageEditPlus")
-    edit["widgets_values"][-1] = model
+    edit["widgets_values"][-3] = model
     edit["widgets_values"][8] = 7000 + len(model)  # a seed of its own: a real job, not a cache hit
     jobs_before = set(fal.jobs)
     _, entry = run(comfy, workflow)

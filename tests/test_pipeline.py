@@ -86,7 +86,7 @@ def test_remembered_uploads_are_bounded_in_number_and_age(fake_fal, make_client,
     assert uploader.uploads == 3 and len(uploader._urls) == 2
     uploader.url_for(pngs[0])  # the least recently used one was forgotten: uploaded again
     assert uploader.uploads == 4
-    monkeypatch.setattr(storage, "UPLOAD_REUSE_SECONDS", 0.0)
+    uploader.reuse_seconds = 0.0
     uploader.url_for(pngs[0])  # too old to trust: fal's storage may have dropped it
     assert uploader.uploads == 5 and len(fake_fal.uploads) == 5
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import random
 import uuid
 from typing import Any, Callable
@@ -43,6 +44,23 @@ def resolve_size(value: Any) -> tuple[int, int] | None:
         if _is_int(w) and _is_int(h) and 1 <= w <= MAX_SIDE and 1 <= h <= MAX_SIDE:
             return (w, h)
     return None
+
+
+def omitted_size(endpoint: str, input_sizes: list[tuple[int, int]], rule: str) -> tuple[int, int] | None:
+    """The output size of a request without image_size. "pipeline": what fal documents, read as
+    diffusers' QwenImageEdit(Plus)Pipeline computes it (diffusers 58eb52c0): qwen-image-edit-plus's
+    schema default is square_hd; the others take the final input's aspect at 1024*1024 pixels, each
+    side rounded to a multiple of 32, then floored to 16. "per input": None (each output keeps the
+    size of the input it came from)."""
+    if rule != "pipeline":
+        return None
+    if endpoint == "fal-ai/qwen-image-edit-plus":
+        return PRESETS["square_hd"]
+    width, height = input_sizes[-1]
+    ratio = width / height
+    exact_width = math.sqrt(1024 * 1024 * ratio)
+    side_w, side_h = round(exact_width / 32) * 32, round(exact_width / ratio / 32) * 32
+    return side_w // 16 * 16, side_h // 16 * 16
 
 
 def decode_data_uri(url: str) -> bytes:
@@ -106,7 +124,8 @@ def run_edit(job, load: Callable[[str], bytes], store: Callable[[str, bytes, str
                 job.error = f"Failed to download image: {short(url)}"
                 return
             inputs.append(img)
-        size = resolve_size(args["image_size"]) if "image_size" in args else None
+        size = resolve_size(args["image_size"]) if "image_size" in args else \
+            omitted_size(job.endpoint, [img.size for img in inputs], job.size_rule)
         output_format = args.get("output_format", "png")
         images = []
         for k in range(args.get("num_images", 1)):

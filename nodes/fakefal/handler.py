@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from . import proxy, queue_api, storage
 from .faults import BOMB_PNG, MALFORMED_JSON, NOT_IMAGE_HTML, Fault, hard_reset
+from .throttle import PIECE
 from .wire import NOT_FOUND, UNAUTHORIZED, RecordedRequest, Reply, json_reply
 
 _REQUESTS = re.compile(r"^/([^/]+)/([^/]+)/requests/([^/]+)(/status/stream|/status|/cancel)?/?$")
@@ -102,7 +103,19 @@ class Handler(BaseHTTPRequestHandler):
         return self._read_exactly(length)
 
     def _read_exactly(self, n: int) -> bytes:
-        data = self.rfile.read(n)
+        uplink = self.fake.uplink
+        if uplink is None:
+            data = self.rfile.read(n)
+        else:  # a piece at a time, each after its tokens: the client's socket fills and it waits
+            pieces, left = [], n
+            while left:
+                uplink.take(min(left, PIECE), self.fake._stop_event)
+                piece = self.rfile.read1(min(left, PIECE))
+                if not piece:
+                    break
+                pieces.append(piece)
+                left -= len(piece)
+            data = b"".join(pieces)
         if len(data) != n:
             raise ConnectionError("client closed mid-body")
         return data
@@ -231,7 +244,14 @@ class Handler(BaseHTTPRequestHandler):
         if partial:
             self.wfile.write(reply.body[: len(reply.body) // 2])
             return self._reset()
-        self.wfile.write(reply.body)
+        downlink = self.fake.downlink
+        if downlink is None:
+            self.wfile.write(reply.body)
+            return
+        view = memoryview(reply.body)
+        for start in range(0, len(view), PIECE):
+            downlink.take(min(PIECE, len(view) - start), self.fake._stop_event)
+            self.wfile.write(view[start:start + PIECE])
 
     # -- SSE ----------------------------------------------------------------------
     def _stream(self, params, query, fault: Fault | None, headers) -> None:

@@ -34,6 +34,7 @@ class Job:
     queue_base: str               # host the returned URLs name (srv.url or https://queue.fal.run)
     nsfw: bool = False
     fail_text: str | None = None
+    size_rule: str = "per input"  # see FakeFal.size_rule
     cancelled: bool = False
     cancelled_at: float | None = None
     result_fetches: int = 0

@@ -20,6 +20,7 @@ from .faults import Fault, FaultBook
 from .handler import Handler
 from .jobs import Job
 from .storage import Storage, load_input
+from .throttle import RECEIVE_BUFFER, TokenBucket
 from .wire import authorized
 
 GATEWAY_QUEUE_BASE = "https://queue.fal.run"
@@ -57,6 +58,8 @@ class _HTTPServer(ThreadingHTTPServer):
 
     def get_request(self):
         sock, addr = super().get_request()
+        if self.fake.uplink is not None:  # a small receive buffer: the client feels the throttle at once
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         if self.ssl_context is not None:
             # Handshake later, in the connection's own thread (Handler.setup).
             sock = self.ssl_context.wrap_socket(sock, server_side=True,
@@ -87,7 +90,9 @@ class FakeFal:
                  logs=("loading model", "denoising"), sse: bool = True, storage_v3: bool = True,
                  tls: bool = False, keepalive_interval: float | None = None,
                  max_lifetime: float = 900.0, port: int = 0, cdn_port: int = 0,
-                 proxy_token: str | None = None, proxy_fal_key: str | None = None):
+                 proxy_token: str | None = None, proxy_fal_key: str | None = None,
+                 uplink_mbps: float | None = None, downlink_mbps: float | None = None,
+                 size_rule: str = "per input"):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}")
         # Plain attributes: tests may change them between requests. Job
@@ -104,6 +109,12 @@ class FakeFal:
         self.proxy_path = "/api/fal/proxy"  # @fal-ai/server-proxy's default route
         self.proxy_token = proxy_token      # proxy mode: a Bearer token the proxy checks itself
         self.proxy_fal_key = key if proxy_fal_key is None else proxy_fal_key  # the key the proxy adds
+        # Request bodies in, reply bodies out, through a shared token bucket each (throttle.py).
+        self.uplink = TokenBucket(uplink_mbps) if uplink_mbps else None
+        self.downlink = TokenBucket(downlink_mbps) if downlink_mbps else None
+        # Output size when a request has no image_size: "per input" (each output the size of the input it
+        # inverts: handy for pixel checks) or "pipeline" (what fal documents per endpoint, see edit.py).
+        self.size_rule = size_rule
         self.nsfw = False
         self.fail_job: str | None = None
 
@@ -282,7 +293,7 @@ class FakeFal:
                   arguments=arguments, submitted_at=time.monotonic(), submitted_wall=time.time(),
                   queue_time=float(self.queue_time), run_time=float(self.run_time),
                   queue_positions=int(self.queue_positions), log_lines=_lora_lines(arguments) + tuple(self.logs),
-                  queue_base=base, nsfw=bool(self.nsfw), fail_text=self.fail_job)
+                  queue_base=base, nsfw=bool(self.nsfw), fail_text=self.fail_job, size_rule=self.size_rule)
         with self._cond:
             self.jobs[job.request_id] = job
             self.submissions += 1

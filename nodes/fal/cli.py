@@ -28,13 +28,14 @@ from pathlib import Path
 import numpy as np
 
 from .check import run_checks
-from .config import budget_cap, load_config, state_dir
+from .config import DEFAULT_UPLOAD_EXPIRY, UPLOAD_EXPIRIES, budget_cap, input_defaults, load_config, state_dir
 from .endpoints import BY_ENDPOINT, CUSTOM, DEFAULT_ENDPOINT, ENDPOINTS, MODEL_NAMES, spec_for
 from .connection import persistent_client
 from .errors import CancelledError, FalError
 from .images import decode_image, encode_png
 from .pipeline import DEFAULT_TIMEOUT
-from .pricing import estimate
+from .inputs import UPLOAD_FORMATS, check_modes, estimate_run
+from .sizing import RESIZE_MODES
 from .qwen import ACCELERATIONS, IMAGE_SIZE_PRESETS, OUTPUT_FORMATS, Lora, QwenEditRequest
 from .queue import Progress, WaitSettings
 from .way_memory import WayMemory
@@ -66,6 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lora", action="append", default=[], metavar="URL[:SCALE]",
                    help="a LoRA (.safetensors URL from Hugging Face, Civitai or fal storage; scale 0-4, default "
                         "1); repeat for up to 3, on a model that takes LoRAs")
+    p.add_argument("--input-resize", type=lambda text: text.replace("-", " "), choices=RESIZE_MODES,
+                   help="fit-model (default): downscale inputs larger than the model reads (about 1 MP), keeping "
+                        "the output size; off: send every pixel")
+    p.add_argument("--upload-format", choices=UPLOAD_FORMATS,
+                   help="how inputs are encoded: png (default, lossless), webp_lossless, jpeg_95")
+    p.add_argument("--upload-expiry", choices=tuple(UPLOAD_EXPIRIES),
+                   help=f"how long fal storage keeps uploaded inputs (default {DEFAULT_UPLOAD_EXPIRY}; "
+                        "never: fal's own retention)")
     p.add_argument("--budget-usd", type=float, metavar="N",
                    help="daily spending cap for this run (overrides FAL_DAILY_BUDGET_USD / [budget] daily_usd)")
     p.add_argument("--list-models", action="store_true",
@@ -198,8 +207,8 @@ def demo_environment(stack: ExitStack, args: argparse.Namespace) -> dict[str, st
 def _config(args: argparse.Namespace, environ: dict[str, str]):
     mode = "gateway" if args.gateway else "proxy" if args.proxy else ("fal" if args.demo else None)
     return load_config(mode=mode, base_url=args.gateway or args.proxy,
-                       key_env=None if args.demo else args.key_env,
-                       upload="auto" if args.demo else None, environ=environ)
+                       key_env=None if args.demo else args.key_env, upload="auto" if args.demo else None,
+                       upload_expiry=args.upload_expiry, environ=environ)
 
 
 def check(args: argparse.Namespace) -> int:
@@ -240,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
             environ = demo_environment(stack, args)
         try:
             config = _config(args, environ)
+            default_resize, default_format = input_defaults(environ)
+            args.input_resize, args.upload_format = args.input_resize or default_resize, \
+                args.upload_format or default_format
             request = _request_from(args)
             spec = spec_for(args.model, args.endpoint)
             if not args.result_of:
@@ -248,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
                 if args.images or args.result_of else [demo_input()]
             if not args.result_of:
                 request.validate(spec, images_to_come=len(inputs))
-                cost = estimate(spec, request.image_size, request.num_images, [(i.shape[1], i.shape[0]) for i in inputs])
+                check_modes(args.input_resize, args.upload_format)
+                cost = estimate_run(spec, request, [(i.shape[1], i.shape[0]) for i in inputs], args.input_resize)
                 print(f"{spec.name}: {cost.text()}, an estimate", file=sys.stderr)
         except (FalError, OSError) as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -263,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
                                               should_cancel=cancel.is_set, timeout=args.timeout)
             else:
                 outcome = client.edit(request, [img[None] for img in inputs], endpoint=spec.endpoint,
+                                      input_resize=args.input_resize, upload_format=args.upload_format,
                                       on_progress=Terminal(), should_cancel=cancel.is_set,
                                       timeout=args.timeout, fresh=args.fresh)
             run = {"cost_usd_estimate": outcome.cost_usd_estimate, "spent_24h_usd": client.budget.spent(),

@@ -47,6 +47,9 @@ FAL_REST_BASE = "https://rest.fal.ai"
 PACK_DIR = Path(__file__).resolve().parents[2]
 UPLOAD_MODES = ("auto", "storage", "data_uri")
 MODES = ("fal", "gateway", "proxy")
+# How long fal storage keeps an uploaded input (fal-client 1.0.3's presets; "never": fal's own retention).
+UPLOAD_EXPIRIES = {"1h": 3600, "1d": 86400, "7d": 604800, "30d": 2592000, "never": None}
+DEFAULT_UPLOAD_EXPIRY = "1d"  # private photos off fal's CDN within a day; jobs start within minutes
 
 
 class Secret:
@@ -86,12 +89,15 @@ class FalConfig:
     upload: str = "auto"  # auto = fal storage (direct or through the proxy), data URIs through a gateway
     key_source: str = ""  # where the key came from, safe to print ("env FAL_KEY")
     proxy_url: str = ""   # proxy mode: every fal API call goes here, with x-fal-target-url
+    upload_expiry: str = DEFAULT_UPLOAD_EXPIRY  # how long fal storage keeps uploaded inputs (UPLOAD_EXPIRIES)
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ConfigError(f"Unknown connection mode {self.mode!r}: use one of {', '.join(MODES)}.")
         if self.upload not in UPLOAD_MODES:
             raise ConfigError(f"Unknown upload mode {self.upload!r}: use one of {', '.join(UPLOAD_MODES)}.")
+        if self.upload_expiry not in UPLOAD_EXPIRIES:
+            raise ConfigError(f"Unknown upload_expiry {self.upload_expiry!r}: use one of {', '.join(UPLOAD_EXPIRIES)}.")
         if self.mode == "proxy" and not self.proxy_url:
             raise ConfigError("Proxy mode needs the proxy's URL.")
         for base in (self.queue_base, self.rest_base, *([self.proxy_url] if self.proxy_url else [])):
@@ -166,6 +172,17 @@ def cache_limit_bytes(environ: Mapping[str, str] | None = None) -> int:
         raise ConfigError("FAL_QWEN_EDIT_CACHE_MB must be a number of megabytes.") from None
 
 
+def input_defaults(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """(input_resize, upload_format) where an edit names neither: ``FAL_INPUT_RESIZE`` /
+    ``FAL_UPLOAD_FORMAT``, else ``[inputs] resize`` / ``upload_format`` in the config file, else
+    ("fit model", "png"). Checked where they are used (inputs.check_modes)."""
+    env = os.environ if environ is None else environ
+    parser, _ = _read_config_file(env)
+    resize = env.get("FAL_INPUT_RESIZE", "") or parser.get("inputs", "resize", fallback="") or "fit model"
+    upload_format = env.get("FAL_UPLOAD_FORMAT", "") or parser.get("inputs", "upload_format", fallback="") or "png"
+    return resize.strip().lower().replace("-", " "), upload_format.strip().lower()
+
+
 def budget_cap(environ: Mapping[str, str] | None = None) -> float | None:
     """The daily spending cap in USD (budget.py): ``FAL_DAILY_BUDGET_USD``, else ``[budget] daily_usd``
     in the config file; None when neither is set (no cap)."""
@@ -209,7 +226,7 @@ def _read_config_file(environ: Mapping[str, str]) -> tuple[configparser.ConfigPa
 
 
 def load_config(*, mode: str | None = None, base_url: str | None = None,
-                key_env: str | None = None, upload: str | None = None,
+                key_env: str | None = None, upload: str | None = None, upload_expiry: str | None = None,
                 environ: Mapping[str, str] | None = None) -> FalConfig:
     """Build a FalConfig from arguments, the environment and the config file."""
     env = os.environ if environ is None else environ
@@ -223,6 +240,8 @@ def load_config(*, mode: str | None = None, base_url: str | None = None,
     mode = (mode or env.get("FAL_MODE", "") or from_file("connection", "mode")
             or ("gateway" if base_url or gateway_url else "proxy" if proxy_url else "fal")).strip().lower()
     upload = (upload or env.get("FAL_UPLOAD", "") or from_file("connection", "upload") or "auto").strip().lower()
+    upload_expiry = (upload_expiry or env.get("FAL_UPLOAD_EXPIRY", "") or from_file("connection", "upload_expiry")
+                     or DEFAULT_UPLOAD_EXPIRY).strip().lower()
     if mode not in MODES:
         raise ConfigError(f"Unknown connection mode {mode!r}: use one of {', '.join(MODES)}.")
 
@@ -266,4 +285,5 @@ def load_config(*, mode: str | None = None, base_url: str | None = None,
         raise MissingKeyError(f"No {what} found. Put it in {where}.")
 
     return FalConfig(key=Secret(key), mode=mode, queue_base=queue_base, rest_base=rest_base,
-                     upload=upload, key_source=source, proxy_url=proxy_url if mode == "proxy" else "")
+                     upload=upload, key_source=source, proxy_url=proxy_url if mode == "proxy" else "",
+                     upload_expiry=upload_expiry)

@@ -32,6 +32,7 @@ class ConnectionSettings:
     base_url: str = ""      # gateway base URL; empty: from FAL_GATEWAY_URL / config.ini
     key_env: str = ""       # NAME of the environment variable holding the key; empty: defaults
     upload: str = "auto"
+    upload_expiry: str = "default"  # default: FAL_UPLOAD_EXPIRY / config.ini, else config.DEFAULT_UPLOAD_EXPIRY
 
     def __post_init__(self):
         key_env = self.key_env.strip()
@@ -47,7 +48,8 @@ class ConnectionSettings:
         return load_config(mode=None if self.mode in ("", "auto") else self.mode,
                            base_url=self.base_url.strip() or None,
                            key_env=self.key_env.strip() or None,
-                           upload=None if self.upload in ("", "auto") else self.upload)
+                           upload=None if self.upload in ("", "auto") else self.upload,
+                           upload_expiry=None if self.upload_expiry in ("", "default") else self.upload_expiry)
 
 
 def persistent_client(config: FalConfig, directory: Path | None = None, *, budget_usd: float | None = None,
@@ -70,7 +72,7 @@ _lock = threading.Lock()
 def client_for(settings: ConnectionSettings | None = None) -> FalEditClient:
     """The shared client for these settings; a changed key gets a new client."""
     config = (settings or ConnectionSettings()).load()
-    identity = (config.mode, config.queue_base, config.rest_base, config.proxy_url, config.upload,
+    identity = (config.mode, config.queue_base, config.rest_base, config.proxy_url, config.upload, config.upload_expiry,
                 config.key_source, hash(config.key.reveal()), budget_cap())
     with _lock:
         client = _clients.get(identity)

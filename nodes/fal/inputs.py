@@ -27,6 +27,7 @@ from PIL import Image
 from .endpoints import EndpointSpec
 from .errors import ConfigError
 from .images import encode_png, split_batch, to_uint8
+from .pricing import Estimate, estimate
 from .qwen import QwenEditRequest
 from .sizing import RESIZE_MODES, derived_output_size, fit_size
 
@@ -119,3 +120,15 @@ def keep_output_size(request: QwenEditRequest, spec: EndpointSpec, inputs: Seque
         return request
     original = [None] * len(request.image_urls) + [image.original_size for image in inputs]
     return replace(request, image_size=derived_output_size(original))
+
+
+def estimate_run(spec: EndpointSpec, request: QwenEditRequest, input_sizes: Sequence[tuple[int, int]],
+                 resize: str = "fit model", jobs: int = 1) -> Estimate:
+    """The estimate an edit will carry, from its inputs' sizes before any resize (the node and the CLI
+    show it before anything is prepared)."""
+    sent = [(fit_size(size, spec.reads_area) or size) if resize == "fit model" else size for size in input_sizes]
+    urls = [None] * len(request.image_urls)
+    image_size = request.image_size
+    if image_size is None and spec.size_when_omitted == "input" and sent and sent[-1] != input_sizes[-1]:
+        image_size = derived_output_size(urls + list(input_sizes))  # what keep_output_size will send
+    return estimate(spec, image_size, request.num_images, urls + sent, jobs)

@@ -7,7 +7,13 @@ fal storage (what fal-client does): get a short-lived CDN token from
 initiate route is on the proxy's allow-list (``@fal-ai/server-proxy`` 1.2.1,
 ``libs/proxy/src/config.ts``: ``rest.fal.ai/storage/upload/initiate?storage_type=fal-cdn-v3``),
 so the upload goes as fal-js does it: initiate through the proxy, then ``PUT``
-the bytes straight to the presigned URL it returns (``libs/client/src/storage.ts``). The same bytes are uploaded once per
+the bytes straight to the presigned URL it returns (``libs/client/src/storage.ts``).
+
+Uploads expire: as fal-client 1.0.3 does (``client.py``, ``_normalize_upload_lifecycle``), the CDN
+upload and the initiate request carry ``X-Fal-Object-Lifecycle`` and
+``X-Fal-Object-Lifecycle-Preference`` with ``{"expiration_duration_seconds": N}`` (the
+connection's ``upload_expiry``; none for "never"). A remembered URL is handed out again only in
+the first quarter of its life, so a job that gets it still has three quarters left to start. The same bytes are uploaded once per
 process: a content hash maps to the URL already returned (the most recent
 ``REMEMBERED_UPLOADS`` of them, for ``UPLOAD_REUSE_SECONDS``).
 """
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import logging
 import threading
 import time
@@ -23,6 +30,7 @@ from collections import OrderedDict
 from concurrent.futures import Future
 from datetime import datetime
 
+from .config import UPLOAD_EXPIRIES
 from .errors import CancelledError, FalError, FalTimeoutError, HTTPStatusError
 from .transport import Transport, json_body
 from .waiting import Waiter
@@ -51,6 +59,11 @@ class Uploader:
         self._token: tuple[str, str, float] | None = None  # (authorization, base_url, expiry)
         self._lock = threading.Lock()
         self.uploads = 0  # real uploads made (cache hits excluded), for tests and the CLI
+        expiry = UPLOAD_EXPIRIES[self.config.upload_expiry] if self.config is not None else None
+        self.lifecycle = {} if expiry is None else dict.fromkeys(
+            ("X-Fal-Object-Lifecycle", "X-Fal-Object-Lifecycle-Preference"),
+            json.dumps({"expiration_duration_seconds": expiry}))
+        self.reuse_seconds = UPLOAD_REUSE_SECONDS if expiry is None else min(UPLOAD_REUSE_SECONDS, expiry / 4)
 
     def url_for(self, data: bytes, content_type: str = "image/png", *, waiter: Waiter | None = None,
                 digest: str | None = None) -> str:
@@ -64,7 +77,7 @@ class Uploader:
                 pending = self._urls.get(digest)
                 if isinstance(pending, tuple):
                     url, uploaded_at = pending
-                    if time.monotonic() - uploaded_at < UPLOAD_REUSE_SECONDS:
+                    if time.monotonic() - uploaded_at < self.reuse_seconds:
                         self._urls.move_to_end(digest)
                         return url
                     pending = None
@@ -110,7 +123,7 @@ class Uploader:
                 "POST", f"{base_url}/files/upload", what="Upload to fal storage", waiter=waiter,
                 auth=False, data=data,
                 headers={"Authorization": authorization, "Content-Type": content_type,
-                         "X-Fal-File-Name": file_name})
+                         "X-Fal-File-Name": file_name, **self.lifecycle})
             return _url_from(json_body(resp, "Upload to fal storage"), "access_url")
         return self._upload_initiate(data, content_type, file_name, waiter)
 
@@ -142,7 +155,7 @@ class Uploader:
         resp = self.transport.request(
             "POST", f"{self.config.rest_base}/storage/upload/initiate", what="fal storage upload",
             params={"storage_type": storage_type}, json={"file_name": file_name, "content_type": content_type},
-            waiter=waiter)
+            headers=dict(self.lifecycle), waiter=waiter)
         body = json_body(resp, "fal storage upload")
         upload_url = _url_from(body, "upload_url")
         file_url = _url_from(body, "file_url")
