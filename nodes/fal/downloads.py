@@ -106,14 +106,28 @@ def download_all(transport: Transport, urls: Sequence[str], *, waiter: Waiter | 
                  request_id: str | None = None, max_workers: int = 4) -> list[bytes]:
     """Fetch every URL concurrently; results keep the input order."""
     waiter = waiter or Waiter()
+    return _each(urls, lambda url: fetch_bytes(transport, url, waiter=waiter, request_id=request_id), max_workers)
 
-    def one(url: str) -> bytes:
-        return fetch_bytes(transport, url, waiter=waiter, request_id=request_id)
 
+def download_decoded(transport: Transport, urls: Sequence[str], *, waiter: Waiter | None = None,
+                     request_id: str | None = None, max_workers: int = 4) -> tuple[list[bytes], list[np.ndarray]]:
+    """Fetch and decode every URL: each one is decoded as soon as it is in, while the others still
+    download (on a thin downlink the last bytes, not the decoding, end the wait)."""
+    waiter = waiter or Waiter()
+
+    def one(url: str) -> tuple[bytes, np.ndarray]:
+        blob = fetch_bytes(transport, url, waiter=waiter, request_id=request_id)
+        return blob, decode_all([blob], [url], request_id=request_id)[0]
+
+    pairs = _each(urls, one, max_workers)
+    return [blob for blob, _ in pairs], [pixels for _, pixels in pairs]
+
+
+def _each(urls: Sequence[str], work, max_workers: int) -> list:
     if len(urls) <= 1:
-        return [one(url) for url in urls]
+        return [work(url) for url in urls]
     with ThreadPoolExecutor(max_workers=min(max_workers, len(urls)), thread_name_prefix="fal-dl") as pool:
-        return list(pool.map(one, urls))
+        return list(pool.map(work, urls))
 
 
 def decode_all(blobs: Sequence[bytes], sources: Sequence[str], *, request_id: str | None = None,

@@ -98,7 +98,7 @@ def encode(image: PreparedImage, upload_format: str = "png") -> tuple[bytes, str
         picture = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
         buffer = io.BytesIO()
         if upload_format == "webp_lossless":
-            picture.save(buffer, "WEBP", lossless=True, quality=50, method=2)
+            picture.save(buffer, "WEBP", lossless=True, quality=50, method=0)  # fastest: ~13 % under PNG
         else:  # jpeg_95: no alpha in JPEG
             picture.convert("RGB" if pixels.shape[2] != 1 else "L").save(buffer, "JPEG", quality=95)
         data = buffer.getvalue()

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 from .batch import edit_each
 from .budget import Budget, Charge
 from .config import FalConfig
-from .downloads import decode_all, download_all
+from .downloads import decode_all, download_decoded
 from .endpoints import DEFAULT_ENDPOINT, EndpointSpec, spec_for
 from .errors import (AuthError, CancelledError, FalError, HTTPStatusError, ImageDecodeError, JobFailedError,
                      JobUnknownError, OutputGoneError, SubmitUncertainError, ValidationError)
@@ -259,8 +259,9 @@ class FalEditClient:
             return None
         handle = self.queue.handle_for(endpoint, hit.request_id)
         try:
-            outcome = self._decoded(handle, QwenEditResult.from_json(hit.result, hit.request_id), hit.blobs,
-                                    mismatch, phases, "cache")
+            result = QwenEditResult.from_json(hit.result, hit.request_id)
+            decoded = decode_all(hit.blobs, [img.url for img in result.images], request_id=hit.request_id)
+            outcome = self._decoded(handle, result, decoded, mismatch, phases, "cache")
         except FalError as exc:
             log.warning("fal: cached result of request %s is unusable (%s); running the edit", hit.request_id, exc)
             self.cache.drop(key)
@@ -357,17 +358,16 @@ class FalEditClient:
         if not result.images:
             raise JobFailedError("The job finished but returned no images.", request_id=handle.request_id)
         mark = time.monotonic()
-        blobs = download_all(self.transport, [img.url for img in result.images], waiter=waiter,
-                             request_id=handle.request_id)
+        blobs, decoded = download_decoded(self.transport, [img.url for img in result.images], waiter=waiter,
+                                          request_id=handle.request_id)
         phases["download"] = time.monotonic() - mark
-        outcome = self._decoded(handle, result, blobs, mismatch, phases, source)
+        outcome = self._decoded(handle, result, decoded, mismatch, phases, source)
         if key is not None and self.cache is not None:
             self.cache.put(key, handle.request_id, data, blobs)
         return outcome
 
-    def _decoded(self, handle: RequestHandle, result: QwenEditResult, blobs: list[bytes], mismatch: str,
+    def _decoded(self, handle: RequestHandle, result: QwenEditResult, decoded: list, mismatch: str,
                  phases: dict[str, float], source: str) -> EditOutcome:
-        decoded = decode_all(blobs, [img.url for img in result.images], request_id=handle.request_id)
         batch, mask = stack_batch(decoded, mismatch)
         if any(result.has_nsfw_concepts):
             log.warning("fal [%s]: the safety checker flagged %d of %d outputs", handle.request_id,
