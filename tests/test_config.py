@@ -154,3 +154,17 @@ def test_proxy_mode_refuses_what_it_cannot_use(tmp_path):
         cfg.load_config(mode="proxy", key_env="MY_PROXY_TOKEN", environ=env(tmp_path, FAL_PROXY_URL="https://a.b/p"))
     with pytest.raises(ConfigError, match="Unknown connection mode"):
         cfg.load_config(mode="carrier-pigeon", environ=env(tmp_path, FAL_KEY=KEY))
+
+
+def test_input_and_upload_settings_from_the_environment_or_config_ini(tmp_path):
+    ini = tmp_path / "config.ini"
+    ini.write_text("[inputs]\nresize = off\nupload_format = jpeg_95\n[connection]\nupload_expiry = 7d\n")
+    base = env(tmp_path, FAL_QWEN_EDIT_CONFIG=str(ini), FAL_KEY=KEY)
+    assert cfg.input_defaults(base) == ("off", "jpeg_95")
+    assert cfg.input_defaults({**base, "FAL_INPUT_RESIZE": "fit-model"}) == ("fit model", "jpeg_95")
+    assert cfg.input_defaults(env(tmp_path)) == ("fit model", "png")
+    assert cfg.load_config(environ=base).upload_expiry == "7d"
+    assert cfg.load_config(environ={**base, "FAL_UPLOAD_EXPIRY": "1h"}).upload_expiry == "1h"
+    assert cfg.load_config(environ=env(tmp_path, FAL_KEY=KEY)).upload_expiry == cfg.DEFAULT_UPLOAD_EXPIRY == "1d"
+    with pytest.raises(ConfigError, match="upload_expiry"):
+        cfg.load_config(environ={**base, "FAL_UPLOAD_EXPIRY": "forever"})

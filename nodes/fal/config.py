@@ -18,6 +18,13 @@ widget and never travels inside a workflow:
        [proxy]
        url = https://your-app.example.com/api/fal/proxy   # fal's server proxy
        token = …               # only for a proxy that checks a token of its own
+       [connection]
+       upload_expiry = 1d      # how long fal storage keeps uploads (FAL_UPLOAD_EXPIRY)
+       [inputs]
+       resize = fit model      # or off (FAL_INPUT_RESIZE)
+       upload_format = png     # webp_lossless, jpeg_95 (FAL_UPLOAD_FORMAT)
+       [budget]
+       daily_usd = 5           # spending cap (FAL_DAILY_BUDGET_USD)
 
 Mode: explicit argument, else ``FAL_MODE`` (``fal``/``gateway``/``proxy``), else
 ``[connection] mode`` in the file, else gateway when a gateway base URL is
