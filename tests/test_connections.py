@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from comfyui_fal_qwen_edit.nodes.fal import transport
+from comfyui_fal_qwen_edit.nodes.fal import sending, transport
 
 from test_queue import ENDPOINT, arguments
 
@@ -38,7 +38,7 @@ def test_a_submit_reuses_a_connection_used_moments_ago(fake_fal, make_client, co
 
 
 def test_a_submit_never_rides_an_idle_connection(fake_fal, make_client, connects, monkeypatch):
-    monkeypatch.setattr(transport, "SUBMIT_REUSE_IDLE", 0.0)  # every pooled connection counts as idle
+    monkeypatch.setattr(sending, "SUBMIT_REUSE_IDLE", 0.0)  # every pooled connection counts as idle
     client = make_client(fake_fal)
     handle = client.queue.submit(ENDPOINT, arguments())
     client.queue.status(handle)

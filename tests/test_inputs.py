@@ -187,3 +187,25 @@ def test_the_fake_uplink_is_a_real_throttle():
         requests.post(f"{server.url}/storage/upload/initiate", data=b"x" * 2_000_000, timeout=30)
         took = time.monotonic() - started
     assert took >= 2_000_000 * 8 / 40e6 * 0.9
+
+
+@pytest.mark.parametrize("how", ["upload bytes", "submit JSON"])
+def test_a_body_longer_on_the_wire_than_the_connect_timeout_still_goes(how):
+    """Python bounds a whole sendall by the socket timeout (the 10 s connect timeout while sending):
+    a big body on a thin uplink must go out in pieces. Here 8 MB at 32 Mbit/s takes 2 s (socket
+    buffers hold a few MB of it), the connect timeout is 0.3 s."""
+    from comfyui_fal_qwen_edit.nodes.fal.transport import Transport
+    with FakeFal(key=KEY, uplink_mbps=32, max_lifetime=30).start() as server:
+        transport = Transport(config_for(server), timeout=(0.3, 10.0))
+        try:
+            if how == "upload bytes":
+                resp = transport.request("POST", f"{server.url}/storage/upload/initiate", what="upload",
+                                         data=b"x" * 8_000_000, ok=(200, 422))
+            else:
+                resp = transport.request("POST", f"{server.url}/fal-ai/qwen-image-edit-plus", what="submit",
+                                         submit=True, json={"prompt": "p", "image_urls": ["data:," + "x" * 8_000_000]})
+            assert resp.status_code in (200, 422)
+        finally:
+            transport.close()
+        [received] = [r for r in server.requests if r.method == "POST"]
+        assert len(received.body) >= 8_000_000

@@ -10,7 +10,7 @@ import ssl
 import pytest
 
 from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal
-from comfyui_fal_qwen_edit.nodes.fal import transport
+from comfyui_fal_qwen_edit.nodes.fal import sending, transport
 from comfyui_fal_qwen_edit.nodes.fal.errors import TransportError
 from comfyui_fal_qwen_edit.nodes.fal.pipeline import FalEditClient
 
@@ -62,7 +62,7 @@ def submit_on_new_connections(server, verify, count):
 
 
 def test_new_connections_share_one_parsed_bundle(tls_fal, tmp_path, monkeypatch, loads, contexts):
-    monkeypatch.setattr(transport, "SUBMIT_REUSE_IDLE", -1.0)  # each submit opens a new connection
+    monkeypatch.setattr(sending, "SUBMIT_REUSE_IDLE", -1.0)  # each submit opens a new connection
     bundle = str(tmp_path / "bundle.pem")
     shutil.copy(tls_fal.cert_path, bundle)
     submit_on_new_connections(tls_fal, bundle, 3)

@@ -11,10 +11,7 @@ Retry rules (the money rule first):
   saw it"). A submit whose answer is lost raises ``SubmitUncertainError``
   instead, because resending it could pay twice.
 
-Whether a request "went out" is not guessed from the exception type: the
-connection classes below note the first byte of the request handed to the
-socket (the TLS handshake and a proxy's CONNECT do not count), so a TLS,
-proxy or connect failure is known to have cost nothing.
+Whether a request "went out" is told by the tracked connections of sending.py.
 
 Every call runs through ``Waiter.run``: Cancel and the deadline abandon a call
 stalled on a silent server within 250 ms, and its socket is shut down so the
@@ -25,31 +22,27 @@ already gone out is never abandoned: its answer names the job to cancel.
 from __future__ import annotations
 
 import email.utils
+import io
+import json
 import logging
 import random
-import socket
-import ssl
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from .config import FalConfig
 from .errors import FalError, SubmitUncertainError, TransportError, error_for_response, redact
 from .errors import HTTPStatusError, response_detail  # noqa: F401 - importable from here as before
 from .routing import route_call
-from .trust import share_context
+from .sending import _CallState, _local, _never_connected, _Tracked, _TrackingAdapter  # noqa: F401 - tests patch _Tracked
 from .waiting import BodyWatch, Waiter
 
 log = logging.getLogger("fal_qwen_edit")
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
-SUBMIT_REUSE_IDLE = 2.0  # seconds a pooled connection may have been idle and still carry a submit
+PIECES_FROM = 256 * 1024  # bodies above this are sent a block at a time (see _in_pieces)
 USER_AGENT = "comfyui-fal-qwen-edit/0.1"
 
 
@@ -79,167 +72,6 @@ def parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
-
-
-class _CallState:
-    """What one HTTP call did on the wire, shared by its thread and the one waiting for it."""
-
-    def __init__(self, submit: bool = False) -> None:
-        self.lock = threading.Lock()
-        self.submit = submit
-        self.conn: HTTPConnection | None = None  # the connection while this call holds it
-        self.sent = False      # a byte of the request reached the socket
-        self.aborted = False
-        self.used = False      # a tracked connection served the call (so ``sent`` can be trusted)
-
-    def use(self, conn: HTTPConnection, sending: bool) -> None:
-        with self.lock:
-            if self.aborted:  # abandoned: never send anything more
-                raise ConnectionAbortedError("call abandoned")
-            self.conn, conn._fal_state, self.used = conn, self, True
-            self.sent = self.sent or sending
-
-    def release(self, conn: HTTPConnection) -> None:
-        """The pool takes the connection back: from now on it may serve another call."""
-        with self.lock:
-            if self.conn is conn:
-                self.conn = None
-            conn._fal_state = None
-
-    def abort(self, unsent_only: bool = False) -> bool:
-        """Stop the call now; with ``unsent_only``, only if nothing was sent (else False)."""
-        with self.lock:  # held while shutting down, so the pool cannot hand the socket on meanwhile
-            if unsent_only and self.sent:
-                return False
-            self.aborted = True
-            _shutdown(getattr(self.conn, "sock", None))
-        return True
-
-
-_local = threading.local()
-
-
-def _shutdown(sock: socket.socket | None) -> None:
-    """Wake a thread blocked on ``sock`` (close() alone does not on Linux). The plain socket
-    method is used on TLS sockets too, so the SSL object stays intact for its reader."""
-    if sock is not None:
-        try:
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-
-class _Tracked:
-    """Mixed into urllib3's connections: reports them to the current call's _CallState."""
-
-    _fal_connecting = False
-    _fal_state = None
-
-    def connect(self) -> None:
-        state = getattr(_local, "state", None)
-        if state is not None:
-            state.use(self, sending=False)
-        self._fal_connecting = True  # a proxy CONNECT sent from here is not the request
-        try:
-            super().connect()
-        finally:
-            self._fal_connecting = False
-
-    def send(self, data) -> None:
-        state = getattr(_local, "state", None)
-        if state is not None and not self._fal_connecting:
-            if self.sock is None and self.auto_open:
-                self.connect()  # http.client would connect lazily here; that is not sending
-            state.use(self, sending=True)
-        super().send(data)
-
-
-class _TrackedHTTPConnection(_Tracked, HTTPConnection):
-    pass
-
-
-class _TrackedHTTPSConnection(_Tracked, HTTPSConnection):
-    pass
-
-
-class _ReleasingPool:
-    def _put_conn(self, conn) -> None:
-        state = getattr(conn, "_fal_state", None)
-        if state is not None:
-            state.release(conn)
-        if conn is not None:
-            conn._fal_idle_since = time.monotonic()
-        super()._put_conn(conn)
-
-    def _get_conn(self, timeout=None):
-        conn = super()._get_conn(timeout)
-        state = getattr(_local, "state", None)
-        idle_since = getattr(conn, "_fal_idle_since", None)
-        if state is not None and state.submit and idle_since is not None \
-                and time.monotonic() - idle_since > SUBMIT_REUSE_IDLE:
-            # A keep-alive connection the server may be closing right now would fail *after*
-            # the POST went out: "maybe billed". Servers keep idle connections for 5 s or more,
-            # so only one used moments ago carries a submit; otherwise it reconnects.
-            conn.close()
-        return conn
-
-
-class _TrackedHTTPPool(_ReleasingPool, HTTPConnectionPool):
-    ConnectionCls = _TrackedHTTPConnection
-
-
-class _TrackedHTTPSPool(_ReleasingPool, HTTPSConnectionPool):
-    ConnectionCls = _TrackedHTTPSConnection
-
-    def _new_conn(self):
-        connection = super()._new_conn()
-        share_context(connection)  # see trust.py: not 15 ms of CA parsing per new connection
-        return connection
-
-
-_POOLS = {"http": _TrackedHTTPPool, "https": _TrackedHTTPSPool}
-
-
-class _TrackingAdapter(HTTPAdapter):
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = _POOLS
-
-    def proxy_manager_for(self, proxy: str, **kwargs: Any):
-        manager = super().proxy_manager_for(proxy, **kwargs)
-        if not proxy.lower().startswith("socks"):
-            manager.pool_classes_by_scheme = _POOLS
-        return manager
-
-
-def _never_connected(exc: requests.RequestException, state: _CallState | None = None) -> bool:
-    """True when the request certainly never reached the server."""
-    if state is not None and state.used:
-        return not state.sent  # a tracked connection saw the call: no guessing needed
-    # Untracked (e.g. a SOCKS proxy): judge by the failure, counting only connect-phase kinds.
-    if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.ProxyError)):
-        return True
-    if isinstance(exc, requests.exceptions.SSLError):
-        return _is_handshake_failure(exc)
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        reason = exc.args[0] if exc.args else None
-        reason = getattr(reason, "reason", reason)  # urllib3 MaxRetryError wraps the cause
-        name = type(reason).__name__
-        return name in ("NewConnectionError", "NameResolutionError", "ConnectTimeoutError")
-    return False
-
-
-def _is_handshake_failure(exc: BaseException) -> bool:
-    """A certificate the client refused can only fail the handshake; other TLS errors may
-    come from reading a reply, after the request went out."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, ssl.SSLCertVerificationError) or type(exc).__name__ == "CertificateError":
-            return True
-        inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
-        exc = getattr(exc, "reason", None) or inner or exc.__cause__ or exc.__context__
-    return False
 
 
 class Transport:
@@ -290,7 +122,7 @@ class Transport:
         def call() -> requests.Response:
             _local.state = state
             try:
-                return session.request(method, url, verify=self.verify, **kwargs)
+                return session.request(method, url, verify=self.verify, **_in_pieces(kwargs))
             finally:
                 _local.state = None
 
@@ -388,6 +220,23 @@ class Transport:
             return True
         # A 503 from the ingress never reached the app; 502/504 might have.
         return resp.status_code == 503 and "x-fal-request-id" not in resp.headers
+
+
+def _in_pieces(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A large body goes out as a file, a block at a time, each block under the socket timeout.
+
+    Given as bytes (or as ``json``), urllib3 hands the whole body to one ``sendall``, and since
+    Python 3.5 a socket timeout bounds that whole call: on a 20 Mbit/s uplink, any body over
+    ~25 MB (three 12 MP PNGs as data URIs) failed after the 10 s connect timeout. A fresh file
+    per attempt, so a retry sends the body again from its start."""
+    body, payload = kwargs.get("data"), kwargs.get("json")
+    if payload is not None and body is None:
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        kwargs = {**kwargs, "headers": {"Content-Type": "application/json", **(kwargs.get("headers") or {})}}
+    if isinstance(body, (bytes, bytearray)) and len(body) > PIECES_FROM:
+        kwargs = {**kwargs, "data": io.BytesIO(body)}
+        kwargs.pop("json", None)
+    return kwargs
 
 
 def json_body(resp: requests.Response, what: str, request_id: str | None = None) -> Any:
