@@ -44,12 +44,12 @@ SIZES = {1: (1224, 816), 4: (2448, 1632), 12: (4240, 2832), 24: (6000, 4000)}  #
 PATHS = {"storage": "storage", "gateway data URIs": "data_uri"}
 
 
-def photos(megapixels: int) -> list[torch.Tensor]:
-    """Three different IMAGE tensors of that size: one photo at three exposures (-2, 0, +2 levels), so
-    they stay different after a downscale (no upload is deduplicated) and compress alike."""
+def photos(megapixels: int, count: int = 3) -> list[torch.Tensor]:
+    """``count`` different IMAGE tensors of that size: one photo at as many exposures, 2 levels apart,
+    so they stay different after a downscale (no upload is deduplicated) and compress alike."""
     width, height = SIZES[megapixels]
     base = torch.from_numpy(synthetic_photo(width, height, seed=megapixels).astype(np.float32) / 255.0)[None]
-    return [(base + (i - 1) * 2.0 / 255.0).clamp_(0.0, 1.0) for i in range(3)]
+    return [(base + (i - count // 2) * 2.0 / 255.0).clamp_(0.0, 1.0) for i in range(count)]
 
 
 def client_for(fake: FakeFal, upload: str) -> FalEditClient:
@@ -153,7 +153,7 @@ def batch_pipe(report) -> None:
     """Per-frame batch mode on a thin pipe: 6 frames of 12 MP, fit model, 2 jobs of 1 s at a time,
     20 Mbit/s. The uplink is kept full when the frames' bytes take about as long as the run until
     the last submit: the next frames upload while jobs run."""
-    frames = torch.cat([image for image in photos(12)] * 2)
+    frames = torch.cat(photos(12, count=6))
     fake = FakeFal(key=KEY, uplink_mbps=20, run_time=1.0, size_rule="pipeline", max_lifetime=600).start()
     try:
         with client_for(fake, "storage") as client:
@@ -222,8 +222,6 @@ def memory(report) -> None:
 
 
 def _memory_child(url: str, how: str) -> dict:
-    import resource
-
     width, height = SIZES[24]
     tile = synthetic_photo(width // 4, height // 4, seed=3).astype(np.float32) / 255.0
     images = []
@@ -239,7 +237,9 @@ def _memory_child(url: str, how: str) -> dict:
                "FAL_QUEUE_BASE": url, "FAL_REST_BASE": url}
     with FalEditClient(load_config(environ=environ)) as client:
         client.edit(QwenEditRequest(prompt=PROMPT, seed=5), images, input_resize=how, timeout=600)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: a child started from the (large) bench process inherits its ru_maxrss.
+    with open("/proc/self/status", encoding="ascii") as status:
+        peak = int(next(line.split()[1] for line in status if line.startswith("VmHWM:"))) / 1024
     return {"tensors_mb": tensors_mb, "peak_mb": peak}
 
 
