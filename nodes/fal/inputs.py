@@ -113,13 +113,21 @@ def _digest(pixels: np.ndarray) -> str:
     digest.update(memoryview(np.ascontiguousarray(pixels)).cast("B"))
     return digest.hexdigest()
 
+
+
+def output_size_to_ask(request: QwenEditRequest, spec: EndpointSpec, sent: Sequence[tuple[int, int]],
+                       original: Sequence[tuple[int, int]]):
+    """The image_size to send: the request's own; or, when fal derives the output size from the final
+    input and that input was downscaled, the size fal would have derived from the original
+    (sizing.py), so the resize never changes the output."""
+    if request.image_size is not None or spec.size_when_omitted != "input" or not sent or sent[-1] == original[-1]:
+        return request.image_size
+    return derived_output_size([None] * len(request.image_urls) + list(original))
+
+
 def keep_output_size(request: QwenEditRequest, spec: EndpointSpec, inputs: Sequence[PreparedImage]) -> QwenEditRequest:
-    """When fal derives the output size from the final input and that input was downscaled, ask for
-    the size fal would have derived from the original (sizing.py): the resize never changes the output."""
-    if request.image_size is not None or spec.size_when_omitted != "input" or not inputs or not inputs[-1].resized:
-        return request
-    original = [None] * len(request.image_urls) + [image.original_size for image in inputs]
-    return replace(request, image_size=derived_output_size(original))
+    size = output_size_to_ask(request, spec, [i.size for i in inputs], [i.original_size for i in inputs])
+    return request if size == request.image_size else replace(request, image_size=size)
 
 
 def estimate_run(spec: EndpointSpec, request: QwenEditRequest, input_sizes: Sequence[tuple[int, int]],
@@ -127,8 +135,5 @@ def estimate_run(spec: EndpointSpec, request: QwenEditRequest, input_sizes: Sequ
     """The estimate an edit will carry, from its inputs' sizes before any resize (the node and the CLI
     show it before anything is prepared)."""
     sent = [(fit_size(size, spec.reads_area) or size) if resize == "fit model" else size for size in input_sizes]
-    urls = [None] * len(request.image_urls)
-    image_size = request.image_size
-    if image_size is None and spec.size_when_omitted == "input" and sent and sent[-1] != input_sizes[-1]:
-        image_size = derived_output_size(urls + list(input_sizes))  # what keep_output_size will send
-    return estimate(spec, image_size, request.num_images, urls + sent, jobs)
+    image_size = output_size_to_ask(request, spec, sent, input_sizes)
+    return estimate(spec, image_size, request.num_images, [None] * len(request.image_urls) + sent, jobs)
