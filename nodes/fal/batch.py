@@ -1,6 +1,6 @@
 """Per-frame batch mode: one edit per frame of ``image_1``, at most ``concurrency`` jobs on fal at once.
 
-Pipelined: up to ``concurrency`` more frames are encoded (in frame order, two
+Pipelined: up to ``concurrency`` more frames are prepared (in frame order, two
 at a time) and uploaded while the jobs run, and a job's slot passes to the
 next frame as soon as its result is in, before its outputs download. The whole
 batch is counted against the spending cap before its first upload. Every job is
@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 from .endpoints import DEFAULT_ENDPOINT, spec_for
 from .errors import CancelledError, FalError
 from .images import split_batch
-from .inputs import check_modes, keep_output_size, prepare, prepare_all
+from .inputs import check_modes, estimate_run, prepare, prepare_all
 from .outcome import EditOutcome
-from .pricing import estimate
 from .qwen import QwenEditRequest
 from .waiting import JobSlots
 
@@ -41,9 +40,7 @@ def edit_each(client: "FalEditClient", request: QwenEditRequest, batch: Any, ref
     request.validate(spec, images_to_come=1 + sum(len(split_batch(r)) for r in references))
     shared = prepare_all(references, spec.reads_area, resize)
     first = prepare(frames[0], spec.reads_area, resize)
-    sizes = [None] * len(request.image_urls) + [image.size for image in (first, *shared)]
-    sized = keep_output_size(request, spec, [first, *shared])
-    cost = estimate(spec, sized.image_size, request.num_images, sizes, jobs=len(frames))
+    cost = estimate_run(spec, request, [image.original_size for image in (first, *shared)], resize, len(frames))
     # Counted whole, before the first upload: a batch that would cross the cap starts nothing.
     charges = client.budget.reserve([cost.usd / len(frames)] * len(frames), f"{cost.text()} on {spec.name}")
     concurrency = max(1, concurrency)

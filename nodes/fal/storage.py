@@ -12,10 +12,12 @@ the bytes straight to the presigned URL it returns (``libs/client/src/storage.ts
 Uploads expire: as fal-client 1.0.3 does (``client.py``, ``_normalize_upload_lifecycle``), the CDN
 upload and the initiate request carry ``X-Fal-Object-Lifecycle`` and
 ``X-Fal-Object-Lifecycle-Preference`` with ``{"expiration_duration_seconds": N}`` (the
-connection's ``upload_expiry``; none for "never"). A remembered URL is handed out again only in
-the first quarter of its life, so a job that gets it still has three quarters left to start. The same bytes are uploaded once per
-process: a content hash maps to the URL already returned (the most recent
-``REMEMBERED_UPLOADS`` of them, for ``UPLOAD_REUSE_SECONDS``).
+connection's ``upload_expiry``; none for "never").
+
+The same bytes are uploaded once per process: a content hash maps to the URL
+already returned (the most recent ``REMEMBERED_UPLOADS`` of them), handed out
+again only in the first quarter of its life (at most ``UPLOAD_REUSE_SECONDS``),
+so a job that gets it still has three quarters of it left to start.
 """
 
 from __future__ import annotations
