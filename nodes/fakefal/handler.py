@@ -141,15 +141,14 @@ class Handler(BaseHTTPRequestHandler):
         fake._record(RecordedRequest(self.command, path, query, dict(self.headers.items()),
                                      body, time.monotonic(), fake.origin_of(role)))
         headers = self.headers
-        if fake.mode == "proxy" and role == "queue" and path == fake.proxy_path:
+        through_proxy = fake.mode == "proxy" and role == "queue" and path == fake.proxy_path
+        if through_proxy:
             path, query, headers, rejection = proxy.unwrap(fake, self.headers)
             if rejection is not None:
                 return self._send(rejection)
-            route, params = resolve(self.command, path)
-        else:
-            route, params = resolve(self.command, path)
-            if fake.mode == "proxy" and route not in (None, "files", "put_upload"):
-                route, params = None, ()  # fal's API is only reachable through the proxy
+        route, params = resolve(self.command, path)
+        if fake.mode == "proxy" and not through_proxy and route not in (None, "files", "put_upload"):
+            route, params = None, ()  # fal's API is only reachable through the proxy
         if role == "cdn" and route != "files":
             route, params = None, ()  # the CDN host knows nothing of queues or uploads
         if route == "cancel":
