@@ -168,3 +168,11 @@ def test_input_and_upload_settings_from_the_environment_or_config_ini(tmp_path):
     assert cfg.load_config(environ=env(tmp_path, FAL_KEY=KEY)).upload_expiry == cfg.DEFAULT_UPLOAD_EXPIRY == "1d"
     with pytest.raises(ConfigError, match="upload_expiry"):
         cfg.load_config(environ={**base, "FAL_UPLOAD_EXPIRY": "forever"})
+
+
+def test_a_url_with_credentials_is_refused_without_echoing_them(tmp_path):
+    for name in ("FAL_PROXY_URL", "FAL_GATEWAY_URL"):
+        with pytest.raises(ConfigError, match="credentials") as info:
+            cfg.load_config(environ=env(tmp_path, **{name: "https://me:s3cretpass@app.example.com/p"},
+                                        FAL_GATEWAY_TOKEN=KEY))
+        assert "s3cretpass" not in str(info.value)

@@ -153,6 +153,9 @@ def is_loopback(host: str) -> bool:
 
 def check_base_url(url: str) -> None:
     parts = urlsplit(url)
+    if "@" in parts.netloc:  # user:password@ would go into logs, --check and the way memory: refused unechoed
+        raise ConfigError("A base or proxy URL must not contain credentials (user:password@); put the token "
+                          "in the environment or config.ini.")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"Base URL {url!r} must be an http(s) URL like https://queue.fal.run.")
     if parts.scheme == "http" and not is_loopback(parts.hostname):
