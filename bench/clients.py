@@ -21,10 +21,10 @@ import numpy as np
 import requests
 from PIL import Image
 
-from comfyui_fal_qwen_edit.nodes.fal.images import encode_png, split_batch, to_uint8
-from comfyui_fal_qwen_edit.nodes.fal.connection import persistent_client
-from comfyui_fal_qwen_edit.nodes.fal.qwen import QwenEditRequest
-from comfyui_fal_qwen_edit.nodes.fal.queue import WaitSettings
+from comfyui_fal_qwen_edit.nodes.fal.media.images import encode_png, split_batch, to_uint8
+from comfyui_fal_qwen_edit.nodes.fal.edit.connection import persistent_client
+from comfyui_fal_qwen_edit.nodes.fal.models.qwen import QwenEditRequest
+from comfyui_fal_qwen_edit.nodes.fal.queue.client import WaitSettings
 
 from common import ENDPOINT, KEY, PROMPT, Server, pack_config
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal
-from comfyui_fal_qwen_edit.nodes.fal.config import load_config
+from comfyui_fal_qwen_edit.nodes.fal.wire.config import load_config
 
 # Shaped like a real fal key (id:secret); only ever sent to the fake server.
 KEY = "0b1e2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d:fedcba9876543210fedcba9876543210"
@@ -79,7 +79,7 @@ def lighten_fake_outputs() -> None:
     pixels PNGs either way (same decoded pixels, about the same size).
     """
     from comfyui_fal_qwen_edit.nodes.fakefal import edit
-    from comfyui_fal_qwen_edit.nodes.fal.images import encode_png
+    from comfyui_fal_qwen_edit.nodes.fal.media.images import encode_png
 
     pillow_encode = edit.encode
 
@@ -193,7 +193,7 @@ def precomputed_edits(width: int, height: int):
     work is not on the same 2 cores (as with real fal). Clients get valid outputs of the
     usual size; only their pixels no longer depend on the input."""
     from comfyui_fal_qwen_edit.nodes.fakefal import server as fake_server
-    from comfyui_fal_qwen_edit.nodes.fal.images import encode_png
+    from comfyui_fal_qwen_edit.nodes.fal.media.images import encode_png
 
     png = encode_png(picture(width, height, seed=99))
     original = fake_server.run_edit

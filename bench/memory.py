@@ -47,10 +47,10 @@ def child(mode: str, directory: str) -> dict:
     import numpy as np
     from PIL import Image
 
-    from comfyui_fal_qwen_edit.nodes.fal.downloads import download_images
-    from comfyui_fal_qwen_edit.nodes.fal.images import stack_batch
-    from comfyui_fal_qwen_edit.nodes.fal.pipeline import combine
-    from comfyui_fal_qwen_edit.nodes.fal.transport import Transport
+    from comfyui_fal_qwen_edit.nodes.fal.media.downloads import download_images
+    from comfyui_fal_qwen_edit.nodes.fal.media.images import stack_batch
+    from comfyui_fal_qwen_edit.nodes.fal.edit.pipeline import combine
+    from comfyui_fal_qwen_edit.nodes.fal.wire.transport import Transport
 
     blobs = [open(p, "rb").read() for p in sorted(glob.glob(os.path.join(directory, "*.png")))]
     uris = ["data:image/png;base64," + base64.b64encode(b).decode("ascii") for b in blobs]
@@ -84,7 +84,7 @@ def measure(report, rounds: int) -> None:
     """Run each mode ``rounds`` times in fresh children; report MB above baseline and absolute."""
     import numpy as np
 
-    from comfyui_fal_qwen_edit.nodes.fal.images import encode_png
+    from comfyui_fal_qwen_edit.nodes.fal.media.images import encode_png
 
     from common import SIZES, picture
 

@@ -14,7 +14,7 @@ import numpy as np
 import requests
 import torch
 
-from comfyui_fal_qwen_edit.nodes.fal import images
+from comfyui_fal_qwen_edit.nodes.fal.media import images
 
 from clients import PackClient, ReferenceClient, decode_plain, pack_png, pillow_png, png_uri
 from common import (ENDPOINT, PROMPT, SIZES, Server, ServerCpu, fresh, image_tensor, job_between, monotonic,

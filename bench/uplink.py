@@ -31,11 +31,11 @@ import torch
 
 from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal
 from comfyui_fal_qwen_edit.nodes.fakefal.photos import synthetic_photo
-from comfyui_fal_qwen_edit.nodes.fal.config import load_config
-from comfyui_fal_qwen_edit.nodes.fal.inputs import UPLOAD_FORMATS, encode, prepare, prepare_all
-from comfyui_fal_qwen_edit.nodes.fal.pipeline import FalEditClient
-from comfyui_fal_qwen_edit.nodes.fal.qwen import QwenEditRequest
-from comfyui_fal_qwen_edit.nodes.fal.sizing import VAE_AREA
+from comfyui_fal_qwen_edit.nodes.fal.wire.config import load_config
+from comfyui_fal_qwen_edit.nodes.fal.media.inputs import UPLOAD_FORMATS, encode, prepare, prepare_all
+from comfyui_fal_qwen_edit.nodes.fal.edit.pipeline import FalEditClient
+from comfyui_fal_qwen_edit.nodes.fal.models.qwen import QwenEditRequest
+from comfyui_fal_qwen_edit.nodes.fal.models.sizing import VAE_AREA
 
 from common import ENDPOINT, KEY, PROMPT
 
@@ -171,8 +171,8 @@ def batch_pipe(report) -> None:
 
 def downloads(report, quick: bool) -> None:
     """Job done -> outputs decoded, for 1-4 outputs of ~1 MP at 20 and 100 Mbit/s."""
-    from comfyui_fal_qwen_edit.nodes.fal import pipeline
-    from comfyui_fal_qwen_edit.nodes.fal.downloads import decode_all, download_all
+    from comfyui_fal_qwen_edit.nodes.fal.edit import pipeline
+    from comfyui_fal_qwen_edit.nodes.fal.media.downloads import decode_all, download_all
 
     def after_all(transport, urls, *, waiter=None, request_id=None):  # the path before decode-as-they-arrive
         blobs = download_all(transport, urls, waiter=waiter, request_id=request_id)

@@ -19,8 +19,8 @@ import comfy.model_management
 from server import PromptServer
 from comfy_execution.progress import get_progress_state
 
-from .fal.errors import CancelledError
-from .fal.queue import Progress
+from .fal.base.errors import CancelledError
+from .fal.queue.client import Progress
 
 STEP = re.compile(r"(\d+)\s*/\s*(\d+)")  # "12/50" in a log line gives a real fraction
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from .fal.config import DEFAULT_UPLOAD_EXPIRY, UPLOAD_EXPIRIES
-from .fal.connection import ConnectionSettings
+from .fal.wire.config import DEFAULT_UPLOAD_EXPIRY, UPLOAD_EXPIRIES
+from .fal.edit.connection import ConnectionSettings
 
 FalConnection = io.Custom("FAL_CONNECTION")
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from .fal.endpoints import GENERIC
-from .fal.errors import InputError
-from .fal.qwen import Lora
+from .fal.models.endpoints import GENERIC
+from .fal.base.errors import InputError
+from .fal.models.qwen import Lora
 
 FalLoras = io.Custom("FAL_LORAS")
 

@@ -19,15 +19,15 @@ import comfy.model_management
 
 from .comfy_progress import node_progress
 from .connection_node import FalConnection
-from .fal.connection import client_for
-from .fal.endpoints import CUSTOM, MODEL_NAMES, spec_for
-from .fal.images import MISMATCH_MODES
-from .fal.outcome import run_info
-from .fal.pipeline import DEFAULT_TIMEOUT, EditOutcome, combine
-from .fal.config import input_defaults
-from .fal.inputs import UPLOAD_FORMATS, estimate_run
-from .fal.sizing import RESIZE_MODES
-from .fal.qwen import (ACCELERATIONS, DEFAULT_ENDPOINT, GUIDANCE_RANGE, IMAGE_SIZE_PRESETS, NUM_IMAGES_RANGE,
+from .fal.edit.connection import client_for
+from .fal.models.endpoints import CUSTOM, MODEL_NAMES, spec_for
+from .fal.media.images import MISMATCH_MODES
+from .fal.edit.outcome import run_info
+from .fal.edit.pipeline import DEFAULT_TIMEOUT, EditOutcome, combine
+from .fal.wire.config import input_defaults
+from .fal.media.inputs import UPLOAD_FORMATS, estimate_run
+from .fal.models.sizing import RESIZE_MODES
+from .fal.models.qwen import (ACCELERATIONS, DEFAULT_ENDPOINT, GUIDANCE_RANGE, IMAGE_SIZE_PRESETS, NUM_IMAGES_RANGE,
                        OUTPUT_FORMATS, SIDE_RANGE, STEPS_RANGE, QwenEditRequest)
 from .lora_node import FalLoras
 

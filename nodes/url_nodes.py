@@ -12,12 +12,12 @@ import comfy.model_management
 
 from .comfy_progress import node_progress
 from .connection_node import FalConnection
-from .fal.connection import client_for
-from .fal.downloads import download_images
-from .fal.images import MISMATCH_MODES, stack_batch
-from .fal.pipeline import DEFAULT_TIMEOUT
-from .fal.qwen import DEFAULT_ENDPOINT
-from .fal.transport import Transport
+from .fal.edit.connection import client_for
+from .fal.media.downloads import download_images
+from .fal.media.images import MISMATCH_MODES, stack_batch
+from .fal.edit.pipeline import DEFAULT_TIMEOUT
+from .fal.models.qwen import DEFAULT_ENDPOINT
+from .fal.wire.transport import Transport
 
 CATEGORY = "fal/Qwen Edit"
 _keyless = None  # fetching arbitrary URLs never needs (or gets) a key

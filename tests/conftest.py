@@ -11,10 +11,10 @@ import pytest
 import requests
 
 from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal
-from comfyui_fal_qwen_edit.nodes.fal.config import load_config
-from comfyui_fal_qwen_edit.nodes.fal.pipeline import FalEditClient
-from comfyui_fal_qwen_edit.nodes.fal.queue import WaitSettings
-from comfyui_fal_qwen_edit.nodes.fal.transport import RetryPolicy
+from comfyui_fal_qwen_edit.nodes.fal.wire.config import load_config
+from comfyui_fal_qwen_edit.nodes.fal.edit.pipeline import FalEditClient
+from comfyui_fal_qwen_edit.nodes.fal.queue.client import WaitSettings
+from comfyui_fal_qwen_edit.nodes.fal.wire.transport import RetryPolicy
 
 # Looks like a real fal key (id:secret) so a leak of it would be unmistakable in any scan.
 KEY = "4f1c2d3e-5a6b-7c8d-9e0f-a1b2c3d4e5f6:0123456789abcdef0123456789abcdef"

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from comfyui_fal_qwen_edit.nodes.fakefal import Fault
-from comfyui_fal_qwen_edit.nodes.fal.errors import CancelledError
-from comfyui_fal_qwen_edit.nodes.fal.qwen import QwenEditRequest
+from comfyui_fal_qwen_edit.nodes.fal.base.errors import CancelledError
+from comfyui_fal_qwen_edit.nodes.fal.models.qwen import QwenEditRequest
 
 from conftest import gradient, to_u8
 
@@ -81,7 +81,7 @@ def test_cancel_while_frames_wait_for_a_slot_submits_nothing_more(fake_fal, make
 def test_combine_keeps_pixels_and_masks_of_every_outcome():
     from types import SimpleNamespace
 
-    from comfyui_fal_qwen_edit.nodes.fal.pipeline import combine
+    from comfyui_fal_qwen_edit.nodes.fal.edit.pipeline import combine
     rng = np.random.default_rng(3)
 
     def outcome(count, height, width):

@@ -14,13 +14,13 @@ import torch
 from PIL import Image
 
 from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal
-from comfyui_fal_qwen_edit.nodes.fal.budget import Budget, BudgetError
-from comfyui_fal_qwen_edit.nodes.fal.config import budget_cap
-from comfyui_fal_qwen_edit.nodes.fal.connection import persistent_client
-from comfyui_fal_qwen_edit.nodes.fal.errors import ConfigError, FalTimeoutError, ValidationError
-from comfyui_fal_qwen_edit.nodes.fal.pricing import estimate
-from comfyui_fal_qwen_edit.nodes.fal.endpoints import spec_for
-from comfyui_fal_qwen_edit.nodes.fal.qwen import QwenEditRequest
+from comfyui_fal_qwen_edit.nodes.fal.state.budget import Budget, BudgetError
+from comfyui_fal_qwen_edit.nodes.fal.wire.config import budget_cap
+from comfyui_fal_qwen_edit.nodes.fal.edit.connection import persistent_client
+from comfyui_fal_qwen_edit.nodes.fal.base.errors import ConfigError, FalTimeoutError, ValidationError
+from comfyui_fal_qwen_edit.nodes.fal.models.pricing import estimate
+from comfyui_fal_qwen_edit.nodes.fal.models.endpoints import spec_for
+from comfyui_fal_qwen_edit.nodes.fal.models.qwen import QwenEditRequest
 
 from conftest import FAST_RETRY, KEY, client_environ, config_for, gradient, to_u8
 
@@ -132,7 +132,7 @@ def test_the_cli_refuses_past_its_budget_and_says_how_to_raise_it(fal, tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAL_")}
     env.update(HOME=str(tmp_path), FAL_QWEN_EDIT_CONFIG="/nonexistent.ini", **client_environ(fal))
     run = lambda *extra: subprocess.run(  # noqa: E731
-        [sys.executable, "-m", "comfyui_fal_qwen_edit.nodes.fal.cli", str(source), "-p", "p", "--num-images", "2",
+        [sys.executable, "-m", "comfyui_fal_qwen_edit.nodes.fal.cli.main", str(source), "-p", "p", "--num-images", "2",
          "--image-size", "square_hd", "--out", str(tmp_path / "o"), *extra], env=env, capture_output=True,
         text=True, timeout=60)
     refused = run("--budget-usd", "0.05")

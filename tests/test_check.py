@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal, Fault
-from comfyui_fal_qwen_edit.nodes.fal import cli
+from comfyui_fal_qwen_edit.nodes.fal.cli import main as cli
 
 from conftest import KEY, client_environ
 

@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from comfyui_fal_qwen_edit.nodes.fal.cli import demo_input
+from comfyui_fal_qwen_edit.nodes.fal.cli.main import demo_input
 
 from conftest import KEY, client_environ, gradient, to_u8
 
 ROOT = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-m", "comfyui_fal_qwen_edit.nodes.fal.cli"]
+CLI = [sys.executable, "-m", "comfyui_fal_qwen_edit.nodes.fal.cli.main"]
 
 
 def readme_command(marker: str) -> str:

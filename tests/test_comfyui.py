@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal
-from comfyui_fal_qwen_edit.nodes.fal.journal import Journal
+from comfyui_fal_qwen_edit.nodes.fal.state.journal import Journal
 
 from comfyui_harness import ROOT, ComfyUI, comfyui_location, install_inputs
 from conftest import KEY
@@ -156,7 +156,7 @@ def test_a_workflow_saved_by_the_last_release_runs_with_the_same_values(path, co
 @pytest.mark.parametrize("model", ["qwen-edit-plus", "qwen-edit-plus-lora", "qwen-edit-2511", "qwen-edit-2511-lora",
                                    "qwen-edit", "qwen-edit-lora"])
 def test_every_model_of_the_table_from_the_node(model, comfy, fal):
-    from comfyui_fal_qwen_edit.nodes.fal.endpoints import spec_for
+    from comfyui_fal_qwen_edit.nodes.fal.models.endpoints import spec_for
     spec = spec_for(model)
     workflow = load("qwen_edit_single")
     edit = next(n for n in workflow["nodes"] if n["type"] == "FalQwenImageEditPlus")

@@ -4,8 +4,8 @@ import pickle
 
 import pytest
 
-from comfyui_fal_qwen_edit.nodes.fal import config as cfg
-from comfyui_fal_qwen_edit.nodes.fal.errors import ConfigError, FalError, MissingKeyError, redact
+from comfyui_fal_qwen_edit.nodes.fal.wire import config as cfg
+from comfyui_fal_qwen_edit.nodes.fal.base.errors import ConfigError, FalError, MissingKeyError, redact
 
 KEY = "k-1234567890-abcdef-SECRET"
 
@@ -109,7 +109,7 @@ def test_unparseable_config_file_does_not_quote_it(tmp_path):
 
 
 def test_connection_settings_refuse_a_pasted_key_without_echoing_it():
-    from comfyui_fal_qwen_edit.nodes.fal.connection import ConnectionSettings
+    from comfyui_fal_qwen_edit.nodes.fal.edit.connection import ConnectionSettings
     with pytest.raises(ConfigError) as info:
         ConnectionSettings(key_env=KEY)
     assert KEY not in str(info.value) and "NAME of an environment variable" in str(info.value)
@@ -119,7 +119,7 @@ def test_connection_settings_refuse_a_pasted_key_without_echoing_it():
 
 
 def test_clients_are_shared_per_setting_and_renewed_with_a_new_key(monkeypatch, tmp_path):
-    from comfyui_fal_qwen_edit.nodes.fal.connection import ConnectionSettings, client_for
+    from comfyui_fal_qwen_edit.nodes.fal.edit.connection import ConnectionSettings, client_for
     for name, value in env(tmp_path, FAL_KEY=KEY, OTHER_KEY="other-key-123").items():
         monkeypatch.setenv(name, value)
     first = client_for()

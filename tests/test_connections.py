@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from comfyui_fal_qwen_edit.nodes.fal import sending, transport
+from comfyui_fal_qwen_edit.nodes.fal.wire import sending
+from comfyui_fal_qwen_edit.nodes.fal.wire import transport
 
 from test_queue import ENDPOINT, arguments
 

@@ -16,10 +16,10 @@ import torch
 from PIL import Image
 
 from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal
-from comfyui_fal_qwen_edit.nodes.fal.connection import persistent_client
-from comfyui_fal_qwen_edit.nodes.fal.endpoints import ENDPOINTS, GENERIC, MODEL_NAMES, spec_for
-from comfyui_fal_qwen_edit.nodes.fal.errors import InputError
-from comfyui_fal_qwen_edit.nodes.fal.qwen import Lora, QwenEditRequest
+from comfyui_fal_qwen_edit.nodes.fal.edit.connection import persistent_client
+from comfyui_fal_qwen_edit.nodes.fal.models.endpoints import ENDPOINTS, GENERIC, MODEL_NAMES, spec_for
+from comfyui_fal_qwen_edit.nodes.fal.base.errors import InputError
+from comfyui_fal_qwen_edit.nodes.fal.models.qwen import Lora, QwenEditRequest
 
 from conftest import FAST_RETRY, KEY, client_environ, config_for, gradient, to_u8
 
@@ -77,7 +77,7 @@ def test_each_endpoint_gets_exactly_its_fields_through_the_cli(name, fal, tmp_pa
         args += ["--lora", f"{LORA}:1.5", "--lora", "owner/repo"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAL_")}
     env.update(HOME=str(tmp_path), FAL_QWEN_EDIT_CONFIG="/nonexistent.ini", **client_environ(fal))
-    done = subprocess.run([sys.executable, "-m", "comfyui_fal_qwen_edit.nodes.fal.cli", *args], env=env,
+    done = subprocess.run([sys.executable, "-m", "comfyui_fal_qwen_edit.nodes.fal.cli.main", *args], env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     [job] = fal.jobs.values()
@@ -153,7 +153,7 @@ def test_every_table_entry_names_its_sources_and_what_is_unconfirmed():
 
 def test_list_models_and_the_readme_tell_the_same_table(capsys):
     from pathlib import Path
-    from comfyui_fal_qwen_edit.nodes.fal import cli
+    from comfyui_fal_qwen_edit.nodes.fal.cli import main as cli
     assert cli.main(["--list-models"]) == 0
     printed = capsys.readouterr().out.splitlines()
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()

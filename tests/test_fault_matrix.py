@@ -25,12 +25,12 @@ import pytest
 import torch
 
 from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal, Fault
-from comfyui_fal_qwen_edit.nodes.fal.errors import (AuthError, CancelledError, DownloadError, FalError,
+from comfyui_fal_qwen_edit.nodes.fal.base.errors import (AuthError, CancelledError, DownloadError, FalError,
                                                     HTTPStatusError, ImageDecodeError, JobFailedError,
                                                     SubmitUncertainError, ValidationError)
-from comfyui_fal_qwen_edit.nodes.fal.connection import persistent_client
-from comfyui_fal_qwen_edit.nodes.fal.qwen import QwenEditRequest
-from comfyui_fal_qwen_edit.nodes.fal.queue import WaitSettings
+from comfyui_fal_qwen_edit.nodes.fal.edit.connection import persistent_client
+from comfyui_fal_qwen_edit.nodes.fal.models.qwen import QwenEditRequest
+from comfyui_fal_qwen_edit.nodes.fal.queue.client import WaitSettings
 
 from conftest import FAST_RETRY, KEY, config_for, gradient, to_u8
 

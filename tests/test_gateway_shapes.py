@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal
-from comfyui_fal_qwen_edit.nodes.fal.connection import persistent_client
-from comfyui_fal_qwen_edit.nodes.fal.errors import (CancelledError, FalError, FalTimeoutError, JobFailedError,
+from comfyui_fal_qwen_edit.nodes.fal.edit.connection import persistent_client
+from comfyui_fal_qwen_edit.nodes.fal.base.errors import (CancelledError, FalError, FalTimeoutError, JobFailedError,
                                                     JobUnknownError)
-from comfyui_fal_qwen_edit.nodes.fal.qwen import QwenEditRequest
-from comfyui_fal_qwen_edit.nodes.fal.queue import WaitSettings
+from comfyui_fal_qwen_edit.nodes.fal.models.qwen import QwenEditRequest
+from comfyui_fal_qwen_edit.nodes.fal.queue.client import WaitSettings
 
 from conftest import FAST_RETRY, KEY, config_for, gradient, to_u8
 
@@ -205,5 +205,5 @@ def test_a_gateway_without_cancel_says_the_job_may_run_and_the_rerun_fetches_it(
 
 def _data_uri() -> str:
     import base64
-    from comfyui_fal_qwen_edit.nodes.fal.images import encode_png
+    from comfyui_fal_qwen_edit.nodes.fal.media.images import encode_png
     return "data:image/png;base64," + base64.b64encode(encode_png(IMAGE)).decode()

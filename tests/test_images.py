@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from comfyui_fal_qwen_edit.nodes.fal.errors import ImageDecodeError
-from comfyui_fal_qwen_edit.nodes.fal.images import (decode_image, encode_png, split_batch, stack_batch,
+from comfyui_fal_qwen_edit.nodes.fal.base.errors import ImageDecodeError
+from comfyui_fal_qwen_edit.nodes.fal.media.images import (decode_image, encode_png, split_batch, stack_batch,
                                                     to_uint8)
 
 
@@ -76,7 +76,7 @@ def test_different_sizes_pad_resize_or_error():
 def test_decoded_bytes_stack_exactly_like_decoded_floats():
     """The pipeline stacks uint8 pixels straight into the batch; the result must be the
     IMAGE and MASK that the float path gives, padding and alpha included."""
-    from comfyui_fal_qwen_edit.nodes.fal.images import decode_pixels
+    from comfyui_fal_qwen_edit.nodes.fal.media.images import decode_pixels
     big = random_image(12, 10, 4, seed=5)
     big[:, :, 3] = torch.linspace(0.0, 1.0, 10)[None, :]
     small = random_image(6, 4, 3, seed=6)

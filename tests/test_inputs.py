@@ -15,13 +15,13 @@ from PIL import Image
 
 from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal
 from comfyui_fal_qwen_edit.nodes.fakefal.photos import synthetic_photo
-from comfyui_fal_qwen_edit.nodes.fal import inputs
-from comfyui_fal_qwen_edit.nodes.fal.connection import persistent_client
-from comfyui_fal_qwen_edit.nodes.fal.endpoints import MODEL_NAMES, spec_for
-from comfyui_fal_qwen_edit.nodes.fal.errors import ConfigError
-from comfyui_fal_qwen_edit.nodes.fal.inputs import estimate_run, prepare
-from comfyui_fal_qwen_edit.nodes.fal.qwen import QwenEditRequest
-from comfyui_fal_qwen_edit.nodes.fal.sizing import VAE_AREA, calculate_dimensions
+from comfyui_fal_qwen_edit.nodes.fal.media import inputs
+from comfyui_fal_qwen_edit.nodes.fal.edit.connection import persistent_client
+from comfyui_fal_qwen_edit.nodes.fal.models.endpoints import MODEL_NAMES, spec_for
+from comfyui_fal_qwen_edit.nodes.fal.base.errors import ConfigError
+from comfyui_fal_qwen_edit.nodes.fal.media.inputs import estimate_run, prepare
+from comfyui_fal_qwen_edit.nodes.fal.models.qwen import QwenEditRequest
+from comfyui_fal_qwen_edit.nodes.fal.models.sizing import VAE_AREA, calculate_dimensions
 
 from conftest import FAST_RETRY, KEY, config_for
 
@@ -154,7 +154,7 @@ def test_the_first_upload_leaves_while_later_inputs_still_encode(fal, tmp_path, 
             started_upload.set()
         return encode(image, upload_format)
 
-    monkeypatch.setattr("comfyui_fal_qwen_edit.nodes.fal.pipeline.encode", encode_last_after_the_first_upload)
+    monkeypatch.setattr("comfyui_fal_qwen_edit.nodes.fal.edit.pipeline.encode", encode_last_after_the_first_upload)
     with persistent_client(config_for(fal), tmp_path, retry=FAST_RETRY) as client:
         client.edit(QwenEditRequest(prompt="p", seed=1), images, timeout=30)
     assert started_upload.is_set() and len(fal.uploads) == 3
@@ -194,7 +194,7 @@ def test_a_body_longer_on_the_wire_than_the_connect_timeout_still_goes(how):
     """Python bounds a whole sendall by the socket timeout (the 10 s connect timeout while sending):
     a big body on a thin uplink must go out in pieces. Here 8 MB at 32 Mbit/s takes 2 s (socket
     buffers hold a few MB of it), the connect timeout is 0.3 s."""
-    from comfyui_fal_qwen_edit.nodes.fal.transport import Transport
+    from comfyui_fal_qwen_edit.nodes.fal.wire.transport import Transport
     with FakeFal(key=KEY, uplink_mbps=32, max_lifetime=30).start() as server:
         transport = Transport(config_for(server), timeout=(0.3, 10.0))
         try:

@@ -14,12 +14,12 @@ import pytest
 import torch
 
 from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal, Fault
-from comfyui_fal_qwen_edit.nodes.fal.connection import persistent_client
-from comfyui_fal_qwen_edit.nodes.fal.errors import (CancelledError, FalTimeoutError, OutputGoneError,
+from comfyui_fal_qwen_edit.nodes.fal.edit.connection import persistent_client
+from comfyui_fal_qwen_edit.nodes.fal.base.errors import (CancelledError, FalTimeoutError, OutputGoneError,
                                                      SubmitUncertainError, TransportError)
-from comfyui_fal_qwen_edit.nodes.fal.inputs import prepare
-from comfyui_fal_qwen_edit.nodes.fal.journal import Journal, request_key
-from comfyui_fal_qwen_edit.nodes.fal.qwen import QwenEditRequest
+from comfyui_fal_qwen_edit.nodes.fal.media.inputs import prepare
+from comfyui_fal_qwen_edit.nodes.fal.state.journal import Journal, request_key
+from comfyui_fal_qwen_edit.nodes.fal.models.qwen import QwenEditRequest
 
 from conftest import FAST_RETRY, KEY, config_for, gradient, to_u8
 

@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from comfyui_fal_qwen_edit.nodes.fakefal import Fault
-from comfyui_fal_qwen_edit.nodes.fal import storage
-from comfyui_fal_qwen_edit.nodes.fal.errors import (CancelledError, DownloadError, ImageDecodeError,
+from comfyui_fal_qwen_edit.nodes.fal.media import storage
+from comfyui_fal_qwen_edit.nodes.fal.base.errors import (CancelledError, DownloadError, ImageDecodeError,
                                                     InputError)
-from comfyui_fal_qwen_edit.nodes.fal.images import encode_png
-from comfyui_fal_qwen_edit.nodes.fal.qwen import QwenEditRequest
+from comfyui_fal_qwen_edit.nodes.fal.media.images import encode_png
+from comfyui_fal_qwen_edit.nodes.fal.models.qwen import QwenEditRequest
 
 from conftest import gradient, to_u8
 
@@ -183,7 +183,7 @@ def test_cancel_before_submit_costs_nothing(fake_fal, make_client):
 
 
 def test_edit_each_frame_of_a_batch_concurrently(fake_fal, make_client):
-    from comfyui_fal_qwen_edit.nodes.fal.pipeline import combine
+    from comfyui_fal_qwen_edit.nodes.fal.edit.pipeline import combine
     fake_fal.run_time = 0.3
     frames = np.stack([gradient(12, 12, seed=s) for s in range(6)])
     reference = torch.from_numpy(gradient(12, 12, seed=99))[None]

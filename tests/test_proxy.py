@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal
-from comfyui_fal_qwen_edit.nodes.fal.config import load_config
-from comfyui_fal_qwen_edit.nodes.fal.errors import AuthError, CancelledError
-from comfyui_fal_qwen_edit.nodes.fal.pipeline import FalEditClient
-from comfyui_fal_qwen_edit.nodes.fal.qwen import QwenEditRequest
+from comfyui_fal_qwen_edit.nodes.fal.wire.config import load_config
+from comfyui_fal_qwen_edit.nodes.fal.base.errors import AuthError, CancelledError
+from comfyui_fal_qwen_edit.nodes.fal.edit.pipeline import FalEditClient
+from comfyui_fal_qwen_edit.nodes.fal.models.qwen import QwenEditRequest
 
 from conftest import FAST_RETRY, KEY, gradient, to_u8
 

@@ -9,12 +9,12 @@ import time
 import pytest
 
 from comfyui_fal_qwen_edit.nodes.fakefal import Fault
-from comfyui_fal_qwen_edit.nodes.fal.errors import (AuthError, CancelledError, FalError, FalTimeoutError,
+from comfyui_fal_qwen_edit.nodes.fal.base.errors import (AuthError, CancelledError, FalError, FalTimeoutError,
                                                     HTTPStatusError, JobFailedError, RateLimitError,
                                                     SubmitUncertainError, TransportError, ValidationError)
-from comfyui_fal_qwen_edit.nodes.fal.images import encode_png
-from comfyui_fal_qwen_edit.nodes.fal.storage import data_uri
-from comfyui_fal_qwen_edit.nodes.fal.transport import RetryPolicy
+from comfyui_fal_qwen_edit.nodes.fal.media.images import encode_png
+from comfyui_fal_qwen_edit.nodes.fal.media.storage import data_uri
+from comfyui_fal_qwen_edit.nodes.fal.wire.transport import RetryPolicy
 
 from conftest import KEY, gradient
 

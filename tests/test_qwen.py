@@ -2,8 +2,8 @@
 
 import pytest
 
-from comfyui_fal_qwen_edit.nodes.fal.errors import InputError
-from comfyui_fal_qwen_edit.nodes.fal.qwen import QwenEditRequest, QwenEditResult
+from comfyui_fal_qwen_edit.nodes.fal.base.errors import InputError
+from comfyui_fal_qwen_edit.nodes.fal.models.qwen import QwenEditRequest, QwenEditResult
 
 URL = "https://example.com/a.png"
 

@@ -16,11 +16,11 @@ import torch
 from PIL import Image
 
 from comfyui_fal_qwen_edit.nodes.fakefal import Fault
-from comfyui_fal_qwen_edit.nodes.fal.connection import persistent_client
-from comfyui_fal_qwen_edit.nodes.fal.errors import FalTimeoutError, JobFailedError, SubmitUncertainError
-from comfyui_fal_qwen_edit.nodes.fal.journal import Journal
-from comfyui_fal_qwen_edit.nodes.fal.qwen import QwenEditRequest
-from comfyui_fal_qwen_edit.nodes.fal.result_cache import ResultCache
+from comfyui_fal_qwen_edit.nodes.fal.edit.connection import persistent_client
+from comfyui_fal_qwen_edit.nodes.fal.base.errors import FalTimeoutError, JobFailedError, SubmitUncertainError
+from comfyui_fal_qwen_edit.nodes.fal.state.journal import Journal
+from comfyui_fal_qwen_edit.nodes.fal.models.qwen import QwenEditRequest
+from comfyui_fal_qwen_edit.nodes.fal.state.result_cache import ResultCache
 
 from conftest import FAST_RETRY, KEY, config_for, gradient, to_u8
 
@@ -112,7 +112,7 @@ def test_cache_survives_broken_entries_and_leftovers(tmp_path):
 
 
 def test_a_put_scans_the_cache_only_when_it_may_be_full(tmp_path, monkeypatch):
-    from comfyui_fal_qwen_edit.nodes.fal import result_cache
+    from comfyui_fal_qwen_edit.nodes.fal.state import result_cache
     cache = ResultCache(tmp_path, max_bytes=10_000)
     scans = []
     original = ResultCache.prune
@@ -179,7 +179,7 @@ def test_killed_process_then_same_edit_resumes_the_paid_job(fake_fal, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAL_")}
     env.update(FAL_KEY=KEY, FAL_QUEUE_BASE=fake_fal.url, FAL_REST_BASE=fake_fal.url, HOME=str(tmp_path),
                FAL_QWEN_EDIT_STATE_DIR=str(tmp_path / "state"), FAL_QWEN_EDIT_CONFIG="/nonexistent.ini")
-    command = [sys.executable, "-m", "comfyui_fal_qwen_edit.nodes.fal.cli", str(source), "--prompt", "p",
+    command = [sys.executable, "-m", "comfyui_fal_qwen_edit.nodes.fal.cli.main", str(source), "--prompt", "p",
                "--seed", "3", "--out", str(tmp_path / "out")]
     doomed = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     journal = Journal(tmp_path / "state" / "journal")

@@ -15,12 +15,12 @@ import pytest
 import torch
 
 from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal, Fault
-from comfyui_fal_qwen_edit.nodes.fal.downloads import download_images, fetch_bytes
-from comfyui_fal_qwen_edit.nodes.fal.errors import DownloadError, ImageDecodeError, TransportError
-from comfyui_fal_qwen_edit.nodes.fal.images import decode_image, encode_png
-from comfyui_fal_qwen_edit.nodes.fal.pipeline import FalEditClient
-from comfyui_fal_qwen_edit.nodes.fal.qwen import QwenEditRequest
-from comfyui_fal_qwen_edit.nodes.fal.transport import RetryPolicy, Transport
+from comfyui_fal_qwen_edit.nodes.fal.media.downloads import download_images, fetch_bytes
+from comfyui_fal_qwen_edit.nodes.fal.base.errors import DownloadError, ImageDecodeError, TransportError
+from comfyui_fal_qwen_edit.nodes.fal.media.images import decode_image, encode_png
+from comfyui_fal_qwen_edit.nodes.fal.edit.pipeline import FalEditClient
+from comfyui_fal_qwen_edit.nodes.fal.models.qwen import QwenEditRequest
+from comfyui_fal_qwen_edit.nodes.fal.wire.transport import RetryPolicy, Transport
 
 from conftest import FAST_RETRY, KEY, config_for, gradient, to_u8
 

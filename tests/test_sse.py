@@ -7,8 +7,8 @@ import requests
 from urllib3.exceptions import MaxRetryError
 from urllib3.exceptions import SSLError as Urllib3SSLError
 
-from comfyui_fal_qwen_edit.nodes.fal.sse import SSEParser
-from comfyui_fal_qwen_edit.nodes.fal.transport import _never_connected, parse_retry_after
+from comfyui_fal_qwen_edit.nodes.fal.wire.sse import SSEParser
+from comfyui_fal_qwen_edit.nodes.fal.wire.transport import _never_connected, parse_retry_after
 
 STREAM = (b": ping\n\n"
           b"data: {\"status\": \"IN_QUEUE\"}\r\n\r\n"

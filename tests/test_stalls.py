@@ -18,9 +18,9 @@ import pytest
 import requests
 
 from comfyui_fal_qwen_edit.nodes.fakefal import Fault
-from comfyui_fal_qwen_edit.nodes.fal.errors import CancelledError, FalTimeoutError
-from comfyui_fal_qwen_edit.nodes.fal.images import encode_png
-from comfyui_fal_qwen_edit.nodes.fal.waiting import Waiter
+from comfyui_fal_qwen_edit.nodes.fal.base.errors import CancelledError, FalTimeoutError
+from comfyui_fal_qwen_edit.nodes.fal.media.images import encode_png
+from comfyui_fal_qwen_edit.nodes.fal.base.waiting import Waiter
 
 from conftest import gradient
 from test_queue import ENDPOINT, arguments

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from comfyui_fal_qwen_edit.nodes.fal.budget import Budget
-from comfyui_fal_qwen_edit.nodes.fal.config import load_config
-from comfyui_fal_qwen_edit.nodes.fal.connection import persistent_client
-from comfyui_fal_qwen_edit.nodes.fal.journal import Journal
-from comfyui_fal_qwen_edit.nodes.fal.qwen import QwenEditRequest
-from comfyui_fal_qwen_edit.nodes.fal.way_memory import WayMemory
+from comfyui_fal_qwen_edit.nodes.fal.state.budget import Budget
+from comfyui_fal_qwen_edit.nodes.fal.wire.config import load_config
+from comfyui_fal_qwen_edit.nodes.fal.edit.connection import persistent_client
+from comfyui_fal_qwen_edit.nodes.fal.state.journal import Journal
+from comfyui_fal_qwen_edit.nodes.fal.models.qwen import QwenEditRequest
+from comfyui_fal_qwen_edit.nodes.fal.queue.way_memory import WayMemory
 
 FIXTURE = Path(__file__).parent / "fixtures" / "state_c0b86bf"
 CACHED_REQUEST_ID = "a24ba606-1feb-4105-9e53-b4086d8e38c8"

@@ -10,9 +10,10 @@ import ssl
 import pytest
 
 from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal
-from comfyui_fal_qwen_edit.nodes.fal import sending, transport
-from comfyui_fal_qwen_edit.nodes.fal.errors import TransportError
-from comfyui_fal_qwen_edit.nodes.fal.pipeline import FalEditClient
+from comfyui_fal_qwen_edit.nodes.fal.wire import sending
+from comfyui_fal_qwen_edit.nodes.fal.wire import transport
+from comfyui_fal_qwen_edit.nodes.fal.base.errors import TransportError
+from comfyui_fal_qwen_edit.nodes.fal.edit.pipeline import FalEditClient
 
 from conftest import FAST_RETRY, KEY, config_for
 from test_queue import ENDPOINT, arguments

@@ -1,6 +1,6 @@
 """What each fake endpoint accepts: fal's input schemas for the Qwen image edit family, written
 from fal's OpenAPI as fal-js's generated zod schemas carry it (``libs/client/src/types/image/zod.gen.ts``
-@ 53241327), independently of the pack's own table (nodes/fal/endpoints.py), so the tests compare two
+@ 53241327), independently of the pack's own table (nodes/fal/models/endpoints.py), so the tests compare two
 readings of fal rather than one with itself.
 
 Stricter than fal on purpose, where that shows a client's bug: a field the endpoint does not have

@@ -1,1 +1,5 @@
-"""fal queue client, configuration, image codecs and the Qwen edit request model. Never imports ComfyUI."""
+"""The pack's engine: plain Python that never imports ComfyUI (the CLI and the tests use it directly).
+
+Layers, lowest first; a layer imports only the ones before it (tests/test_layers.py checks):
+base → wire → models → media → queue → state → edit → cli.
+"""

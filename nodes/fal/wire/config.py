@@ -46,12 +46,12 @@ from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlsplit
 
-from .errors import ConfigError, MissingKeyError, register_secret
+from ..base.errors import ConfigError, MissingKeyError, register_secret
 from .routing import origin
 
 FAL_QUEUE_BASE = "https://queue.fal.run"
 FAL_REST_BASE = "https://rest.fal.ai"
-PACK_DIR = Path(__file__).resolve().parents[2]
+PACK_DIR = Path(__file__).resolve().parents[3]  # nodes/fal/wire/config.py → the pack
 UPLOAD_MODES = ("auto", "storage", "data_uri")
 MODES = ("fal", "gateway", "proxy")
 # How long fal storage keeps an uploaded input (fal-client 1.0.3's presets; "never": fal's own retention).

@@ -20,24 +20,25 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from .batch import edit_each
-from .budget import Budget, Charge
-from .config import FalConfig
-from .downloads import decode_all, download_decoded
-from .endpoints import DEFAULT_ENDPOINT, EndpointSpec, spec_for
-from .errors import (AuthError, CancelledError, FalError, HTTPStatusError, ImageDecodeError, JobFailedError,
+from ..state.budget import Budget, Charge
+from ..wire.config import FalConfig
+from ..media.downloads import decode_all, download_decoded
+from ..models.endpoints import DEFAULT_ENDPOINT, EndpointSpec, spec_for
+from ..base.errors import (AuthError, CancelledError, FalError, HTTPStatusError, ImageDecodeError, JobFailedError,
                      JobUnknownError, OutputGoneError, SubmitUncertainError, ValidationError)
-from .images import encode_png, split_batch, stack_batch
-from .inputs import PreparedImage, check_modes, encode, keep_output_size, prepare_all
-from .journal import WAITING, Journal, request_key
+from ..media.images import encode_png, split_batch, stack_batch
+from ..media.inputs import PreparedImage, check_modes, encode, keep_output_size, prepare_all
+from ..state.journal import WAITING, Journal, request_key
 from .outcome import EditOutcome, combine  # noqa: F401 - importable from here as before
-from .pricing import Estimate, estimate
-from .qwen import QwenEditRequest, QwenEditResult
-from .queue import ProgressCallback, QueueClient, RequestHandle, WaitSettings
-from .result_cache import ResultCache
-from .storage import Uploader
-from .transport import RetryPolicy, Transport
-from .waiting import CancelHook, SlotTicket, Waiter
-from .way_memory import WayMemory
+from ..models.pricing import Estimate, estimate
+from ..models.qwen import QwenEditRequest, QwenEditResult
+from ..queue.client import ProgressCallback, QueueClient, RequestHandle, WaitSettings
+from ..state.result_cache import ResultCache
+from ..media.storage import Uploader
+from ..wire.transport import RetryPolicy, Transport
+from ..base.waiting import CancelHook, Waiter
+from ..queue.job_slots import SlotTicket
+from ..queue.way_memory import WayMemory
 
 log = logging.getLogger("fal_qwen_edit")
 
@@ -162,7 +163,7 @@ class FalEditClient:
     def edit_each(self, request: QwenEditRequest, batch: Any, references: Sequence[Any] = (), *,
                   concurrency: int = 8, **options: Any) -> list[EditOutcome]:
         """One edit per frame of ``batch``, at most ``concurrency`` jobs at once (batch.py)."""
-        return edit_each(self, request, batch, references, concurrency=concurrency, **options)
+        return edit_each(self._edit_encoded, self.budget, request, batch, references, concurrency=concurrency, **options)
 
     def _edit_encoded(self, request: QwenEditRequest, inputs: list[PreparedImage], spec: EndpointSpec, *,
                       started: float, resize: str = "fit model", upload_format: str = "png",

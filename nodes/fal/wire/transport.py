@@ -33,11 +33,11 @@ from typing import Any
 import requests
 
 from .config import FalConfig
-from .errors import FalError, SubmitUncertainError, TransportError, error_for_response, redact
-from .errors import HTTPStatusError, response_detail  # noqa: F401 - importable from here as before
+from ..base.errors import FalError, SubmitUncertainError, TransportError, error_for_response, redact
+from ..base.errors import HTTPStatusError, response_detail  # noqa: F401 - importable from here as before
 from .routing import route_call
 from .sending import _CallState, _local, _never_connected, _Tracked, _TrackingAdapter  # noqa: F401 - tests patch _Tracked
-from .waiting import BodyWatch, Waiter
+from ..base.waiting import BodyWatch, Waiter
 
 log = logging.getLogger("fal_qwen_edit")
 

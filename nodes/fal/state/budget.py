@@ -25,8 +25,8 @@ import uuid
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from .atomic_write import write_atomic
-from .errors import FalError
+from ..base.atomic_write import write_atomic
+from ..base.errors import FalError
 
 log = logging.getLogger("fal_qwen_edit")
 

@@ -26,7 +26,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from .errors import ImageDecodeError
+from ..base.errors import ImageDecodeError
 
 MAX_PIXELS = 64_000_000  # 8000 x 8000: above any fal output, far below a bomb
 PARALLEL_MIN_BYTES = 1 << 20  # below this, thread hand-off costs more than it saves

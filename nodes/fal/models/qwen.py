@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from .endpoints import (DEFAULT_ENDPOINT, GENERIC, IMAGE_SIZE_PRESETS, MAX_REFERENCE_IMAGES,  # noqa: F401
                         SIDE_MAX, SIDE_MIN, EndpointSpec, spec_for)
-from .errors import InputError
+from ..base.errors import InputError
 
 # The widest ranges of the table (the node's widgets and the CLI offer these; each endpoint checks its own).
 OUTPUT_FORMATS = GENERIC.output_formats

@@ -32,10 +32,10 @@ from collections import OrderedDict
 from concurrent.futures import Future
 from datetime import datetime
 
-from .config import UPLOAD_EXPIRIES
-from .errors import CancelledError, FalError, FalTimeoutError, HTTPStatusError
-from .transport import Transport, json_body
-from .waiting import Waiter
+from ..wire.config import UPLOAD_EXPIRIES
+from ..base.errors import CancelledError, FalError, FalTimeoutError, HTTPStatusError
+from ..wire.transport import Transport, json_body
+from ..base.waiting import Waiter
 
 log = logging.getLogger("fal_qwen_edit")
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .atomic_write import write_atomic
+from ..base.atomic_write import write_atomic
 
 log = logging.getLogger("fal_qwen_edit")
 

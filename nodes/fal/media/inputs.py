@@ -24,12 +24,12 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from .endpoints import EndpointSpec
-from .errors import ConfigError
+from ..models.endpoints import EndpointSpec
+from ..base.errors import ConfigError
 from .images import encode_png, split_batch, to_uint8
-from .pricing import Estimate, estimate
-from .qwen import QwenEditRequest
-from .sizing import RESIZE_MODES, derived_output_size, fit_size
+from ..models.pricing import Estimate, estimate
+from ..models.qwen import QwenEditRequest
+from ..models.sizing import RESIZE_MODES, derived_output_size, fit_size
 
 UPLOAD_FORMATS = ("png", "webp_lossless", "jpeg_95")
 CONTENT_TYPES = {"png": "image/png", "webp_lossless": "image/webp", "jpeg_95": "image/jpeg"}

@@ -16,10 +16,10 @@ from urllib.parse import urlsplit
 import numpy as np
 import requests
 
-from .errors import DownloadError, HTTPStatusError, ImageDecodeError, OutputGoneError, TransportError
+from ..base.errors import DownloadError, HTTPStatusError, ImageDecodeError, OutputGoneError, TransportError
 from .images import MAX_PIXELS, decode_pixels
-from .transport import Transport
-from .waiting import Waiter
+from ..wire.transport import Transport
+from ..base.waiting import Waiter
 
 MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024
 

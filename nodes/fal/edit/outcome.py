@@ -7,10 +7,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .images import stack_batch
-from .pricing import Estimate
-from .qwen import QwenEditResult
-from .queue import RequestHandle
+from ..media.images import stack_batch
+from ..models.pricing import Estimate
+from ..models.qwen import QwenEditResult
+from ..queue.client import RequestHandle
 
 PAID_SOURCES = ("job",)  # a cached, resumed or fetched result costs nothing now
 

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from .atomic_write import write_atomic
-from .queue import RequestHandle
-from .waiting import Waiter
+from ..base.atomic_write import write_atomic
+from ..queue.client import RequestHandle
+from ..base.waiting import Waiter
 
 log = logging.getLogger("fal_qwen_edit")
 

@@ -24,9 +24,9 @@ from typing import Any, Callable, Optional
 import requests
 
 from .job_state import JobState, from_status
-from .sse import EventStream
+from ..wire.sse import EventStream
 from .way_memory import WAYS, WayMemory
-from .waiting import CHECK_INTERVAL, Waiter
+from ..base.waiting import CHECK_INTERVAL, Waiter
 
 log = logging.getLogger("fal_qwen_edit")
 

@@ -16,13 +16,13 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from .config import FalConfig
-from .errors import AuthError, FalError, HTTPStatusError, TransportError
-from .images import encode_png
-from .queue import QueueClient
-from .storage import Uploader
-from .transport import RetryPolicy, Transport
-from .way_memory import WayMemory
+from ..wire.config import FalConfig
+from ..base.errors import AuthError, FalError, HTTPStatusError, TransportError
+from ..media.images import encode_png
+from ..queue.client import QueueClient
+from ..media.storage import Uploader
+from ..wire.transport import RetryPolicy, Transport
+from ..queue.way_memory import WayMemory
 
 MADE_UP_REQUEST = "00000000-0000-4000-8000-000000000000"
 QUICK = RetryPolicy(attempts=2, base_delay=0.2, max_delay=0.5)  # a check should answer in seconds

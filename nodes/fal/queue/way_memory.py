@@ -16,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-from .atomic_write import write_atomic
+from ..base.atomic_write import write_atomic
 
 log = logging.getLogger("fal_qwen_edit")
 

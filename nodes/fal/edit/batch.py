@@ -12,23 +12,25 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Callable, Sequence
 
-from .endpoints import DEFAULT_ENDPOINT, spec_for
-from .errors import CancelledError, FalError
-from .images import split_batch
-from .inputs import check_modes, estimate_run, prepare, prepare_all
+from ..models.endpoints import DEFAULT_ENDPOINT, spec_for
+from ..base.errors import CancelledError, FalError
+from ..media.images import split_batch
+from ..media.inputs import check_modes, estimate_run, prepare, prepare_all
 from .outcome import EditOutcome
-from .qwen import QwenEditRequest
-from .waiting import JobSlots
+from ..models.qwen import QwenEditRequest
+from ..queue.job_slots import JobSlots
+from ..state.budget import Budget
 
-if TYPE_CHECKING:
-    from .pipeline import FalEditClient
+# The pipeline's edit of already prepared inputs (FalEditClient._edit_encoded): handed in, so that
+# batch mode sits beside the pipeline without importing it.
+EditPrepared = Callable[..., EditOutcome]
 
 
-def edit_each(client: "FalEditClient", request: QwenEditRequest, batch: Any, references: Sequence[Any] = (), *,
-              concurrency: int = 8, **options: Any) -> list[EditOutcome]:
-    """One edit per frame of ``batch`` (each with ``references`` appended); options as ``client.edit``."""
+def edit_each(edit_prepared: EditPrepared, budget: Budget, request: QwenEditRequest, batch: Any,
+              references: Sequence[Any] = (), *, concurrency: int = 8, **options: Any) -> list[EditOutcome]:
+    """One edit per frame of ``batch`` (each with ``references`` appended); options as ``FalEditClient.edit``."""
     spec = spec_for(options.pop("model", None), options.pop("endpoint", DEFAULT_ENDPOINT))
     resize = options.pop("input_resize", "fit model")
     check_modes(resize, options.get("upload_format", "png"))
@@ -42,7 +44,7 @@ def edit_each(client: "FalEditClient", request: QwenEditRequest, batch: Any, ref
     first = prepare(frames[0], spec.reads_area, resize)
     cost = estimate_run(spec, request, [image.original_size for image in (first, *shared)], resize, len(frames))
     # Counted whole, before the first upload: a batch that would cross the cap starts nothing.
-    charges = client.budget.reserve([cost.usd / len(frames)] * len(frames), f"{cost.text()} on {spec.name}")
+    charges = budget.reserve([cost.usd / len(frames)] * len(frames), f"{cost.text()} on {spec.name}")
     concurrency = max(1, concurrency)
     slots = JobSlots(concurrency)
     tickets = [slots.ticket() for _ in frames]
@@ -57,7 +59,7 @@ def edit_each(client: "FalEditClient", request: QwenEditRequest, batch: Any, ref
                     tickets[index - concurrency].settled.wait()
                 image = first if index == 0 else \
                     encoder.submit(prepare, frames[index], spec.reads_area, resize).result()  # in frame order
-                return client._edit_encoded(request, [image, *shared], spec, started=started, resize=resize,
+                return edit_prepared(request, [image, *shared], spec, started=started, resize=resize,
                                             slot=tickets[index], charge=charges[index], **options)
             finally:
                 tickets[index].give_back()  # also settles it when the edit failed before its submit

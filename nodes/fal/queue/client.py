@@ -20,15 +20,15 @@ from urllib.parse import quote
 
 import requests
 
-from .config import FalConfig
-from .errors import (CancelledError, FalError, HTTPStatusError, JobFailedError, JobUnknownError,
+from ..wire.config import FalConfig
+from ..base.errors import (CancelledError, FalError, HTTPStatusError, JobFailedError, JobUnknownError,
                      SubmitUncertainError, ValidationError)
 from .job_state import CANCELLED, DONE, FAILED, JobState, from_result, from_result_refusal, is_status_body
-from .routing import through_base
-from .transport import Transport, json_body
+from ..wire.routing import through_base
+from ..wire.transport import Transport, json_body
 from .wait_ways import NOT_OFFERED_CODES, JobWait, NotOffered, Progress, ProgressCallback, Reporter  # noqa: F401
 from .way_memory import WayMemory
-from .waiting import CancelHook, Waiter
+from ..base.waiting import CancelHook, Waiter
 
 log = logging.getLogger("fal_qwen_edit")
 

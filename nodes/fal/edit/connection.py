@@ -15,13 +15,13 @@ from dataclasses import dataclass
 
 from pathlib import Path
 
-from .budget import Budget
-from .config import FalConfig, budget_cap, cache_limit_bytes, load_config, state_dir
-from .errors import ConfigError
-from .journal import Journal
+from ..state.budget import Budget
+from ..wire.config import FalConfig, budget_cap, cache_limit_bytes, load_config, state_dir
+from ..base.errors import ConfigError
+from ..state.journal import Journal
 from .pipeline import FalEditClient
-from .result_cache import ResultCache
-from .way_memory import WayMemory
+from ..state.result_cache import ResultCache
+from ..queue.way_memory import WayMemory
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 

@@ -28,17 +28,17 @@ from pathlib import Path
 import numpy as np
 
 from .check import run_checks
-from .config import DEFAULT_UPLOAD_EXPIRY, UPLOAD_EXPIRIES, budget_cap, input_defaults, load_config, state_dir
-from .endpoints import BY_ENDPOINT, CUSTOM, DEFAULT_ENDPOINT, ENDPOINTS, MODEL_NAMES, spec_for
-from .connection import persistent_client
-from .errors import CancelledError, FalError
-from .images import decode_image, encode_png
-from .pipeline import DEFAULT_TIMEOUT
-from .inputs import UPLOAD_FORMATS, check_modes, estimate_run
-from .sizing import RESIZE_MODES
-from .qwen import ACCELERATIONS, IMAGE_SIZE_PRESETS, OUTPUT_FORMATS, Lora, QwenEditRequest
-from .queue import Progress, WaitSettings
-from .way_memory import WayMemory
+from ..wire.config import DEFAULT_UPLOAD_EXPIRY, UPLOAD_EXPIRIES, budget_cap, input_defaults, load_config, state_dir
+from ..models.endpoints import BY_ENDPOINT, CUSTOM, DEFAULT_ENDPOINT, ENDPOINTS, MODEL_NAMES, spec_for
+from ..edit.connection import persistent_client
+from ..base.errors import CancelledError, FalError
+from ..media.images import decode_image, encode_png
+from ..edit.pipeline import DEFAULT_TIMEOUT
+from ..media.inputs import UPLOAD_FORMATS, check_modes, estimate_run
+from ..models.sizing import RESIZE_MODES
+from ..models.qwen import ACCELERATIONS, IMAGE_SIZE_PRESETS, OUTPUT_FORMATS, Lora, QwenEditRequest
+from ..queue.client import Progress, WaitSettings
+from ..queue.way_memory import WayMemory
 
 DEMO_PROMPT = "invert the colours"  # what the fake server's stand-in model actually does
 
@@ -183,7 +183,7 @@ def demo_environment(stack: ExitStack, args: argparse.Namespace) -> dict[str, st
 
     Built from scratch, so no FAL_* variable, --key-env or config.ini of this machine can send the
     demo (or a real key) anywhere but 127.0.0.1."""
-    from ..fakefal import FakeFal  # only the demo needs the fake server
+    from ...fakefal import FakeFal  # only the demo needs the fake server
     mode = "gateway" if args.gateway else "proxy" if args.proxy else "fal"
     server = stack.enter_context(FakeFal(key="demo-key", mode=mode,
                                          queue_time=1.0, queue_positions=3, run_time=1.5,

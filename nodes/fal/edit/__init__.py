@@ -1,0 +1,1 @@
+"""The whole edit: the pipeline (validate, cache, journal, cap, upload, submit, wait, download), per-frame batch mode, what an edit hands back, one client per connection setting. Uses every layer below."""
