@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from ..base.errors import InputError
+from ..base.errors import FalError, InputError
 from ..media.inputs import estimate_run
 from ..models.endpoints import CUSTOM, MODEL_NAMES, EndpointSpec, spec_for
 from ..models.pricing import FALLBACK_RATE, Estimate
@@ -105,4 +105,29 @@ def price_preview(values: Mapping[str, Any], sizes: Mapping[str, Size | None],
 
 def check_model_name(model: Any) -> None:
     if model is not None and model not in (CUSTOM, *MODEL_NAMES):
-        raise InputError(f"model {model!r} is not one of {', '.join((CUSTOM, *MODEL_NAMES))}.")
+        raise InputError([f"model {model!r} is not one of {', '.join((CUSTOM, *MODEL_NAMES))}"])
+
+
+def parse_sizes(raw: Any) -> dict[str, tuple[int, int, int]]:
+    sizes = {}
+    for name, size in (raw or {}).items():
+        if name not in IMAGE_INPUTS or size is None:
+            continue
+        if not (isinstance(size, (list, tuple)) and len(size) == 3 and all(isinstance(v, int) and 0 < v < 10**6
+                                                                            for v in size)):
+            raise ValueError(f"sizes.{name} must be [width, height, frames] as positive integers")
+        sizes[name] = (size[0], size[1], size[2])
+    return sizes
+
+
+def estimate_answer(body: Any) -> tuple[int, dict[str, Any]]:
+    if not isinstance(body, dict) or not isinstance(body.get("widgets"), dict):
+        return 400, {"error": 'send {"widgets": {name: value}, "sizes": {"image_1": [w, h, frames]}, '
+                              '"connected": ["image_1", …]}'}
+    try:
+        widgets = body["widgets"]
+        check_model_name(widgets.get("model"))
+        connected = [name for name in body.get("connected") or () if name in IMAGE_INPUTS]
+        return 200, price_preview(widgets, parse_sizes(body.get("sizes")), connected)
+    except (FalError, ValueError, TypeError, KeyError) as exc:
+        return 400, {"error": f"cannot price these widget values: {exc}"}
