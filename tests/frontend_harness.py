@@ -33,12 +33,12 @@ SETTINGS = {"Comfy.TutorialCompleted": True, "Comfy.Minimap.Visible": False, "Co
 
 # Runs in the page after loadGraphData: what the frontend made of the workflow, compared with the file.
 CHECK_JS = """([wf, added]) => {
-  const problems = [], graph = app.graph, byId = new Map(graph.nodes.map(n => [n.id, n]));
+  const problems = [], graph = app.graph, byId = new Map(graph.nodes.map(n => [String(n.id), n]));  // 1.58: ids may be strings
   const label = (n) => `${n.type} #${n.id}`;
   if (graph.nodes.length !== wf.nodes.length)
     problems.push(`graph has ${graph.nodes.length} nodes, the file ${wf.nodes.length}`);
   for (const saved of wf.nodes) {
-    const node = byId.get(saved.id);
+    const node = byId.get(String(saved.id));
     if (!node) { problems.push(`${saved.type} #${saved.id} was not created`); continue; }
     const now = node.serialize().widgets_values ?? [];
     // A workflow saved before a node gained widgets gets exactly their defaults, appended. Core nodes
@@ -60,9 +60,10 @@ CHECK_JS = """([wf, added]) => {
   const linkOf = (id) => graph.links instanceof Map ? graph.links.get(id) : graph.links[id];
   const slotName = (id, kind, slot) => wf.nodes.find(n => n.id === id)?.[kind]?.[slot]?.name;
   for (const [id, from, fromSlot, to, toSlot, type] of wf.links) {  // same names; slot order may change
-    const link = linkOf(id), src = byId.get(from), dst = byId.get(to);
+    const link = linkOf(id), src = byId.get(String(from)), dst = byId.get(String(to));
     const out = src?.outputs?.[link?.origin_slot], inp = dst?.inputs?.[link?.target_slot];
-    if (!link || link.origin_id !== from || link.target_id !== to || !out || !inp || inp.link !== id
+    if (!link || String(link.origin_id) !== String(from) || String(link.target_id) !== String(to) || !out || !inp
+        || String(inp.link) !== String(id)
         || out.name !== slotName(from, "outputs", fromSlot) || inp.name !== slotName(to, "inputs", toSlot))
       problems.push(`link ${id} (${type}) from #${from} to #${to}.${slotName(to, "inputs", toSlot)} ` +
                     `was dropped or rewired`);
@@ -115,8 +116,9 @@ def saved_workflows() -> list[tuple[str, Path, dict[str, list]]]:
 
 
 @contextlib.contextmanager
-def comfyui_with_fake_fal(workdir: Path):
-    """A ComfyUI with this pack, sample inputs installed, fal requests going to a local FakeFal."""
+def comfyui_with_fake_fal(workdir: Path, daily_cap_usd: float | None = None):
+    """A ComfyUI with this pack, sample inputs installed, fal requests going to a local FakeFal
+    (``daily_cap_usd``: the pack's spending cap)."""
     from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal
     folder, python = comfyui_location()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAL_")}
@@ -124,6 +126,8 @@ def comfyui_with_fake_fal(workdir: Path):
         env.update(FAL_KEY=KEY, FAL_QUEUE_BASE=fal.url, FAL_REST_BASE=fal.url,
                    FAL_QWEN_EDIT_CONFIG=str(workdir / "no-config.ini"),
                    FAL_QWEN_EDIT_STATE_DIR=str(workdir / "state"))  # fake results stay out of the real cache
+        if daily_cap_usd is not None:
+            env["FAL_DAILY_BUDGET_USD"] = str(daily_cap_usd)
         comfy = ComfyUI(folder, python, env, workdir / "comfyui")
         install_inputs(comfy.input_dir)
         try:
@@ -201,7 +205,7 @@ class Frontend:
                 break
             self.page.keyboard.press("Escape")
             self.page.wait_for_timeout(300)
-        self.page.evaluate("app.extensionManager.toast.removeAll()")
+        self.page.evaluate("(() => { const t = app.extensionManager.toast; (t.removeAll ?? t.clearAll ?? (() => {})).call(t); })()")
         self.page.wait_for_timeout(300)
 
     def load(self, path: Path, added: dict[str, list] | None = None) -> list[str]:

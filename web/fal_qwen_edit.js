@@ -3,7 +3,7 @@
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import { EDIT_NODE } from "./lib/widget_rules.js";
-import { setupEditNode, watchEditNodes } from "./node_ui.js";
+import { refreshPrice, setupEditNode, watchEditNodes } from "./node_ui.js";
 import { registerPanel, panelState } from "./panel.js";
 import { graphPrice, installRunGuard } from "./run_guard.js";
 
@@ -17,6 +17,7 @@ app.registerExtension({
     installRunGuard(app, api);
     watchEditNodes(app, api);
     // tests and scripts read the same figures the badge and the panel show
-    globalThis.falQwenEdit = { graphPrice: () => graphPrice(app, api), panel: panelState };
+    globalThis.falQwenEdit = { graphPrice: () => graphPrice(app, api), priceOf: (node) => refreshPrice(node, api),
+                               panel: panelState };
   },
 });
