@@ -250,6 +250,7 @@ class Frontend:
         entry = self.comfy.wait(queued["prompt_id"], timeout)
         if entry["status"]["status_str"] != "success":
             return [f"run failed: {json.dumps(entry['status'].get('messages'))[:1500]}"]
+        self.fit()  # 1.58 loads a node's output images only once the node is drawn
         deadline = time.monotonic() + 30
         shown = "() => app.graph.nodes.filter(n => n.type === 'SaveImage')" \
                 ".every(n => n.imgs?.length && n.imgs.every(i => i.complete && i.naturalWidth))"
