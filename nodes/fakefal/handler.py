@@ -11,7 +11,7 @@ import traceback
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, urlsplit
 
-from . import proxy, queue_api, storage
+from . import platform_api, proxy, queue_api, storage
 from .faults import BOMB_PNG, MALFORMED_JSON, NOT_IMAGE_HTML, Fault, hard_reset
 from .throttle import PIECE
 from .wire import NOT_FOUND, UNAUTHORIZED, RecordedRequest, Reply, json_reply
@@ -19,7 +19,8 @@ from .wire import NOT_FOUND, UNAUTHORIZED, RecordedRequest, Reply, json_reply
 _REQUESTS = re.compile(r"^/([^/]+)/([^/]+)/requests/([^/]+)(/status/stream|/status|/cancel)?/?$")
 _SUFFIX = {("GET", None): "result", ("GET", "/status"): "status",
            ("GET", "/status/stream"): "stream", ("PUT", "/cancel"): "cancel"}
-_QUEUE_ROUTES = frozenset({"submit", "status", "stream", "result", "cancel"})
+_PLATFORM = {"/v1/models/requests/by-endpoint": "platform_requests", "/v1/models/pricing": "platform_pricing"}
+_QUEUE_ROUTES = frozenset({"submit", "status", "stream", "result", "cancel", *_PLATFORM.values()})
 _HANDSHAKE_TIMEOUT = 10.0
 
 
@@ -33,6 +34,8 @@ def resolve(method: str, path: str) -> tuple[str | None, tuple]:
         return "upload", ()
     if method == "PUT" and path.startswith("/upload/") and path.count("/") == 2:
         return "put_upload", (path[len("/upload/"):],)
+    if method == "GET" and path in _PLATFORM:
+        return _PLATFORM[path], ()
     if method == "GET" and path.startswith("/files/") and path.count("/") == 2:
         return "files", (path[len("/files/"):],)
     m = _REQUESTS.match(path)
@@ -205,6 +208,10 @@ class Handler(BaseHTTPRequestHandler):
         hard_reset(self.connection)
 
     # -- routing ------------------------------------------------------------------
+    def _query_all(self, name: str) -> list[str]:
+        """Every value of a query parameter given more than once (the Platform API's endpoint_id)."""
+        return [value for key, value in parse_qsl(urlsplit(self.path).query) if key == name]
+
     def _process(self, route, params, query, body, headers) -> Reply:
         fake = self.fake
         if route is None:
@@ -213,6 +220,11 @@ class Handler(BaseHTTPRequestHandler):
             return UNAUTHORIZED
         if route == "submit":
             return queue_api.submit(fake, params[0], body)
+        if route in ("platform_requests", "platform_pricing"):
+            endpoints = [e for value in self._query_all("endpoint_id") for e in value.split(",") if e]
+            if route == "platform_requests":
+                return platform_api.requests_by_endpoint(fake, query, endpoints)
+            return platform_api.pricing(fake, endpoints)
         if route in ("status", "result", "cancel"):
             job = fake._job_for(*params)
             if job is None:

@@ -7,6 +7,7 @@ import json
 import time
 
 from .schemas import validate
+from .platform_api import billable_units
 from .wire import Reply, detail, json_reply
 
 # How long a result or final status may wait for the edit thread. Outputs of
@@ -63,7 +64,8 @@ def result(fake, job) -> Reply:
         if task_style:
             return json_reply(200, {"status": "FAILED", "error": error, "request_id": job.request_id})
         return json_reply(500, {"detail": error, "error_type": "job_failed"})
-    return json_reply(200, job.result)
+    units = {"X-Fal-Billable-Units": str(billable_units(job.result))} if fake.billable_units else {}
+    return json_reply(200, job.result, units)
 
 
 def cancel(fake, job) -> Reply:

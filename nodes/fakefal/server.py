@@ -19,6 +19,7 @@ from .edit import run_edit
 from .faults import Fault, FaultBook
 from .handler import Handler
 from .jobs import Job
+from .platform_api import UNIT_PRICES
 from .storage import Storage, load_input
 from .throttle import RECEIVE_BUFFER, TokenBucket
 from .wire import authorized
@@ -123,6 +124,9 @@ class FakeFal:
         self.requests: list = []
         self.jobs: dict[str, Job] = {}
         self.cancel_requests: list[tuple[str, float]] = []
+        self.platform_calls = 0              # Platform API requests (history, prices)
+        self.unit_prices = dict(UNIT_PRICES)  # what GET /v1/models/pricing answers
+        self.billable_units = True           # X-Fal-Billable-Units on results, as fal sends it
         self.errors: list[str] = []          # tracebacks of fake-server bugs, for tests to assert on
         self.storage = Storage()
         self._faults = FaultBook()
@@ -275,6 +279,8 @@ class FakeFal:
             return self.mode not in STATUS_LESS and (route == "status" or self.sse)
         if route == "cancel":
             return self.cancel_offered
+        if route.startswith("platform_"):
+            return self.mode == "fal"  # api.fal.ai: only fal itself has it
         return True
 
     def _queue_auth_ok(self, headers) -> bool:
@@ -286,7 +292,14 @@ class FakeFal:
             job = self.jobs.get(request_id)
         return job if job is not None and job.app == f"{owner}/{app}" else None
 
-    def _create_job(self, endpoint: str, arguments: dict) -> Job:
+    def seed_job(self, endpoint: str, arguments: dict) -> Job:
+        """A job made elsewhere (another machine, a lost journal): fal holds it, the client never
+        submitted it, so it is not counted in ``submissions``. ``arguments`` as a submit's body."""
+        job = self._create_job(endpoint, arguments, counted=False)
+        job.ready.wait(30)
+        return job
+
+    def _create_job(self, endpoint: str, arguments: dict, counted: bool = True) -> Job:
         owner_app = "/".join(endpoint.split("/")[:2])
         base = self.url if self.mode == "fal" else GATEWAY_QUEUE_BASE
         job = Job(request_id=str(uuid.uuid4()), endpoint=endpoint, app=owner_app,
@@ -296,7 +309,7 @@ class FakeFal:
                   queue_base=base, nsfw=bool(self.nsfw), fail_text=self.fail_job, size_rule=self.size_rule)
         with self._cond:
             self.jobs[job.request_id] = job
-            self.submissions += 1
+            self.submissions += counted
         # Outputs are computed now, so they are ready when the timeline says COMPLETED.
         threading.Thread(target=run_edit, name=f"fakefal-edit-{job.request_id[:8]}", daemon=True,
                          args=(job, self._load_input, self._store_output)).start()

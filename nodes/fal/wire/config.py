@@ -51,6 +51,7 @@ from .routing import origin
 
 FAL_QUEUE_BASE = "https://queue.fal.run"
 FAL_REST_BASE = "https://rest.fal.ai"
+FAL_API_BASE = "https://api.fal.ai"  # fal's Platform API: request history, prices
 PACK_DIR = Path(__file__).resolve().parents[3]  # nodes/fal/wire/config.py → the pack
 UPLOAD_MODES = ("auto", "storage", "data_uri")
 MODES = ("fal", "gateway", "proxy")
@@ -97,6 +98,7 @@ class FalConfig:
     key_source: str = ""  # where the key came from, safe to print ("env FAL_KEY")
     proxy_url: str = ""   # proxy mode: every fal API call goes here, with x-fal-target-url
     upload_expiry: str = DEFAULT_UPLOAD_EXPIRY  # how long fal storage keeps uploaded inputs (UPLOAD_EXPIRIES)
+    api_base: str = FAL_API_BASE  # fal direct only: the Platform API (request history, prices)
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -107,7 +109,7 @@ class FalConfig:
             raise ConfigError(f"Unknown upload_expiry {self.upload_expiry!r}: use one of {', '.join(UPLOAD_EXPIRIES)}.")
         if self.mode == "proxy" and not self.proxy_url:
             raise ConfigError("Proxy mode needs the proxy's URL.")
-        for base in (self.queue_base, self.rest_base, *([self.proxy_url] if self.proxy_url else [])):
+        for base in (self.queue_base, self.rest_base, self.api_base, *([self.proxy_url] if self.proxy_url else [])):
             check_base_url(base)
 
     @property
@@ -132,7 +134,8 @@ class FalConfig:
 
     def is_api_url(self, url: str) -> bool:
         """A call to fal's queue or REST API (not a CDN, not a presigned upload URL)."""
-        return origin(url) in {origin(self.queue_base), origin(self.rest_base)}
+        api = {origin(self.api_base)} if self.mode == "fal" else set()  # the key goes there only in fal direct
+        return origin(url) in {origin(self.queue_base), origin(self.rest_base), *api}
 
     def may_send_key_to(self, url: str) -> bool:
         """Only the configured hosts ever receive the key (never a CDN, never a host
@@ -294,6 +297,7 @@ def load_config(*, mode: str | None = None, base_url: str | None = None,
         what = {"fal": "fal key", "gateway": "gateway token", "proxy": "proxy token"}[mode]
         raise MissingKeyError(f"No {what} found. Put it in {where}.")
 
+    api_base = (env.get("FAL_API_BASE", "") or from_file("fal", "api_base") or FAL_API_BASE).rstrip("/")
     return FalConfig(key=Secret(key), mode=mode, queue_base=queue_base, rest_base=rest_base,
                      upload=upload, key_source=source, proxy_url=proxy_url if mode == "proxy" else "",
-                     upload_expiry=upload_expiry)
+                     upload_expiry=upload_expiry, api_base=api_base)

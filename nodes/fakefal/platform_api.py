@@ -1,0 +1,66 @@
+"""fal's Platform API as the fake knows it: a key's requests by endpoint (cursor pages) and unit prices.
+
+Shapes as fal's Platform API OpenAPI gives them (nodes/fal/platform/client.py names the source):
+``{items: [{request_id, endpoint_id, started_at, sent_at, ended_at, status_code, duration}],
+next_cursor, has_more}`` and ``{prices: [{endpoint_id, unit_price, unit, currency}]}``. Every job the
+fake holds is listed, also those a test seeded with ``FakeFal.seed_job`` (made on "another machine":
+never submitted by the client under test).
+"""
+
+from __future__ import annotations
+
+import time
+
+from .jobs import iso8601
+from .wire import Reply, json_reply
+
+MEGAPIXEL = 1024 * 1024
+UNIT_PRICES = {"fal-ai/qwen-image-edit-plus": 0.03, "fal-ai/qwen-image-edit-plus-lora": 0.035,
+               "fal-ai/qwen-image-edit-2511": 0.03, "fal-ai/qwen-image-edit-2511/lora": 0.035,
+               "fal-ai/qwen-image-edit": 0.03}
+
+
+def _error(code: int, kind: str, message: str) -> Reply:
+    return json_reply(code, {"error": {"type": kind, "message": message}})
+
+
+def billable_units(result: dict) -> float:
+    """Output megapixels, as fal bills the Qwen edit endpoints (the fake's idea: unrounded)."""
+    return round(sum(i.get("width", 0) * i.get("height", 0) for i in result.get("images", ())) / MEGAPIXEL, 4)
+
+
+def _item(job, now: float) -> dict:
+    sent = job.submitted_wall
+    started = sent + job.queue_time
+    done = job.done(now) and job.ready.is_set()
+    code = None if not done else (500 if job.error else 499 if job.cancelled else 200)
+    return {"request_id": job.request_id, "endpoint_id": job.endpoint, "sent_at": iso8601(sent),
+            "started_at": iso8601(started), "ended_at": iso8601(sent + job.completed_at - job.submitted_at)
+            if done else None, "status_code": code, "duration": job.run_time if done else None}
+
+
+def requests_by_endpoint(fake, query: dict, endpoints: list[str]) -> Reply:
+    if not endpoints:
+        return _error(422, "validation_error", "endpoint_id is required")
+    try:
+        limit = min(100, max(1, int(query.get("limit", 50))))
+        offset = int(query.get("cursor") or 0)
+    except ValueError:
+        return _error(422, "validation_error", "limit and cursor must be integers")
+    now = time.monotonic()
+    with fake._cond:
+        jobs = [j for j in fake.jobs.values() if j.endpoint in endpoints]
+        fake.platform_calls += 1
+    jobs.sort(key=lambda j: j.submitted_wall, reverse=True)
+    page = jobs[offset:offset + limit]
+    more = offset + limit < len(jobs)
+    return json_reply(200, {"items": [_item(j, now) for j in page], "has_more": more,
+                            "next_cursor": str(offset + limit) if more else None})
+
+
+def pricing(fake, endpoints: list[str]) -> Reply:
+    prices = [{"endpoint_id": e, "unit_price": fake.unit_prices[e], "unit": "megapixels", "currency": "USD"}
+              for e in endpoints if e in fake.unit_prices]
+    with fake._cond:
+        fake.platform_calls += 1
+    return json_reply(200, {"prices": prices, "next_cursor": None, "has_more": False})

@@ -1,0 +1,191 @@
+"""The job history: every job the pack submitted, resumed or fetched, kept after the journal forgets it.
+
+``history/jobs.jsonl`` in the state folder holds one JSON line per change of a job (its fields merged
+in order, so a job's record is the union of its lines); ``history/thumbs/`` its ≤ 256 px WebP
+thumbnails, which stay after the result cache evicts the full images. Shared by ComfyUI and the CLI
+under a file lock like the spending ledger; a line cut short by a crash is skipped, the others count.
+Bounded: jobs older than ``MAX_AGE`` go, then the oldest past ``MAX_JOBS``; the file is rewritten
+(atomically) when it holds twice as many lines as jobs. Never a key: the connection is its kind, its
+host and the *name* of the key's environment variable.
+
+A job: request_id, endpoint, model, prompt (first 200 characters), submitted_at, finished_at (Unix
+seconds), status (running, done, failed, cancelled, unknown), cost_usd_estimate, cost_usd_billed,
+num_outputs, error, connection {kind, host, base_url, key_env}, source (node, cli, batch, fetch).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from ..base.atomic_write import write_atomic
+
+log = logging.getLogger("fal_qwen_edit")
+
+STATUSES = ("running", "done", "failed", "cancelled", "unknown")
+PROMPT_CHARS = 200
+MAX_AGE = 90 * 24 * 3600.0  # fal's own request history reaches back 90 days
+MAX_JOBS = 5000
+MAX_THUMB_BYTES = 200 * 1024**2
+FIELDS = ("request_id", "endpoint", "model", "prompt", "submitted_at", "finished_at", "status",
+          "cost_usd_estimate", "cost_usd_billed", "billed_units", "unit_price_usd", "price_source",
+          "num_outputs", "thumbnails", "error", "connection", "source")
+REQUEST_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+Listener = Callable[[dict], None]
+
+
+def is_request_id(text: Any) -> bool:
+    """fal's request ids are UUIDs; nothing else goes into a path or a URL."""
+    return isinstance(text, str) and bool(REQUEST_ID.match(text))
+
+
+class JobHistory:
+    def __init__(self, directory: Path | None):
+        self.directory = Path(directory) if directory is not None else None
+        self._memory: dict[str, dict] = {}  # the history when there is no state folder
+        self._lock = threading.Lock()
+        self._listeners: list[Listener] = []
+
+    # -- reading -----------------------------------------------------------------------------
+    def jobs(self) -> list[dict]:
+        """Every job, newest submitted first."""
+        with self._locked():
+            jobs = self._read()
+        return sorted(jobs.values(), key=lambda j: (j.get("submitted_at") or 0, j["request_id"]), reverse=True)
+
+    def get(self, request_id: str) -> dict | None:
+        with self._locked():
+            return self._read().get(request_id)
+
+    def page(self, limit: int, cursor: str | None = None) -> tuple[list[dict], str | None]:
+        """Newest first; ``cursor`` is the last request id of the previous page."""
+        jobs = self.jobs()
+        start = 0
+        if cursor:
+            ids = [job["request_id"] for job in jobs]
+            start = ids.index(cursor) + 1 if cursor in ids else len(jobs)
+        chosen = jobs[start:start + limit]
+        more = start + limit < len(jobs)
+        return chosen, (chosen[-1]["request_id"] if more and chosen else None)
+
+    def thumbnail_path(self, request_id: str, index: int) -> Path | None:
+        if self.directory is None or not is_request_id(request_id):
+            return None
+        path = self._thumbs() / f"{request_id}_{int(index)}.webp"
+        return path if path.is_file() else None
+
+    # -- writing -----------------------------------------------------------------------------
+    def on_change(self, listener: Listener) -> None:
+        """Called with the job's whole record after each change (ComfyUI's websocket, for one)."""
+        self._listeners.append(listener)
+
+    def record(self, request_id: str, **fields: Any) -> dict:
+        """Merge ``fields`` into the job's record (None values are left out, so nothing known is lost)."""
+        if not is_request_id(request_id):
+            raise ValueError(f"not a fal request id: {request_id!r}")
+        change = {k: v for k, v in fields.items() if k in FIELDS and v is not None}
+        if isinstance(change.get("prompt"), str):
+            change["prompt"] = change["prompt"][:PROMPT_CHARS]
+        if "status" in change and change["status"] not in STATUSES:
+            change["status"] = "unknown"
+        change["request_id"] = request_id
+        with self._locked():
+            jobs = self._read()
+            job = {**jobs.get(request_id, {}), **change}
+            job.setdefault("submitted_at", time.time())
+            self._append(change, jobs, job)
+        self._tell(job)
+        return job
+
+    def add_thumbnails(self, request_id: str, thumbnails: Sequence[bytes]) -> dict | None:
+        if self.directory is None or not thumbnails:
+            return self.get(request_id)
+        for index, data in enumerate(thumbnails):
+            write_atomic(self._thumbs() / f"{request_id}_{index}.webp", data)
+        job = self.record(request_id, thumbnails=len(thumbnails))
+        self._prune_thumbnails()
+        return job
+
+    def _tell(self, job: dict) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(dict(job))
+            except Exception:  # noqa: BLE001 - a listener's trouble must never break an edit
+                log.exception("fal: a job-history listener failed")
+
+    # -- the file ----------------------------------------------------------------------------
+    def _path(self) -> Path:
+        return self.directory / "jobs.jsonl"
+
+    def _thumbs(self) -> Path:
+        return self.directory / "thumbs"
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        with self._lock:
+            if self.directory is None:
+                yield
+                return
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.directory / "jobs.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # ComfyUI and the CLI write at the same moment
+                yield
+            finally:
+                os.close(fd)
+
+    def _read(self) -> dict[str, dict]:
+        if self.directory is None:
+            return {k: dict(v) for k, v in self._memory.items()}
+        jobs: dict[str, dict] = {}
+        self._lines = 0
+        try:
+            text = self._path().read_text()
+        except FileNotFoundError:
+            return jobs
+        for line in text.splitlines():
+            try:
+                change = json.loads(line)
+            except ValueError:
+                continue  # cut short by a crash: the other lines still count
+            if isinstance(change, dict) and is_request_id(change.get("request_id")):
+                self._lines += 1
+                jobs[change["request_id"]] = {**jobs.get(change["request_id"], {}), **change}
+        cutoff = time.time() - MAX_AGE
+        return {k: v for k, v in jobs.items() if (v.get("submitted_at") or 0) >= cutoff}
+
+    def _append(self, change: dict, jobs: dict[str, dict], job: dict) -> None:
+        if self.directory is None:
+            self._memory[job["request_id"]] = job
+            return
+        jobs = {**jobs, job["request_id"]: job}
+        if len(jobs) > MAX_JOBS or getattr(self, "_lines", 0) + 1 > 2 * len(jobs) + 100:
+            kept = sorted(jobs.values(), key=lambda j: j.get("submitted_at") or 0)[-MAX_JOBS:]
+            write_atomic(self._path(), "".join(json.dumps(j) + "\n" for j in kept).encode())
+            return
+        with open(self._path(), "a+b") as lines:
+            cut_short = False  # a line a crash cut short must not swallow this one
+            if lines.seek(0, os.SEEK_END):
+                lines.seek(-1, os.SEEK_END)
+                cut_short = lines.read(1) != b"\n"
+            lines.write((b"\n" if cut_short else b"") + (json.dumps(change) + "\n").encode())
+            lines.flush()
+            os.fsync(lines.fileno())
+
+    def _prune_thumbnails(self) -> None:
+        """Past MAX_THUMB_BYTES, the oldest files go (their jobs stay listed, without pictures)."""
+        files = sorted(self._thumbs().glob("*.webp"), key=lambda p: p.stat().st_mtime)
+        total = sum(p.stat().st_size for p in files)
+        for path in files:
+            if total <= MAX_THUMB_BYTES:
+                break
+            total -= path.stat().st_size
+            path.unlink(missing_ok=True)
