@@ -25,6 +25,7 @@ from .fal.media.images import MISMATCH_MODES
 from .fal.edit.outcome import run_info
 from .fal.edit.pipeline import DEFAULT_TIMEOUT, EditOutcome, combine
 from .fal.wire.config import input_defaults
+from .fal.wire.guards import PRIORITIES, check_start_timeout, queue_defaults
 from .fal.media.inputs import UPLOAD_FORMATS, estimate_run
 from .fal.models.sizing import RESIZE_MODES
 from .fal.models.qwen import (ACCELERATIONS, DEFAULT_ENDPOINT, GUIDANCE_RANGE, IMAGE_SIZE_PRESETS, NUM_IMAGES_RANGE,
@@ -45,6 +46,7 @@ def done_text(outcomes: list[EditOutcome], seconds: float) -> str:
     if cost:
         lines.append(f"cost: about ${cost:.3f} (an estimate)")
     lines += [f"request {o.handle.request_id}" for o in outcomes[:4]]
+    lines += sorted({o.note for o in outcomes if o.note})  # e.g. a Cancel that came after fal had finished
     flagged = sum(sum(o.result.has_nsfw_concepts) for o in outcomes)
     if flagged:  # the picture itself is usually just black: say why on the node, not only in info
         lines.append(f"⚠ fal's safety checker flagged {flagged} output(s); they are likely blacked out")
@@ -146,6 +148,15 @@ class QwenImageEditPlusNode(io.ComfyNode):
                                tooltip="How inputs are encoded for upload: png (lossless), webp_lossless "
                                        "(lossless, smaller, slower to encode), jpeg_95 (smallest, lossy, "
                                        "drops alpha)."),
+                io.Int.Input("start_timeout", default=-1, min=-1, max=86400, optional=True,
+                             tooltip="fal drops the job, unrun and unbilled, if no runner has started it within "
+                                     "this many seconds of the submit (queue wait; sent as X-Fal-Request-Timeout, "
+                                     "more than 1). 0: no deadline. -1: FAL_START_TIMEOUT or config.ini, else "
+                                     "what is left of timeout, as fal's own client does."),
+                io.Combo.Input("priority", options=["default", *PRIORITIES], default="default", optional=True,
+                               tooltip="fal's queue priority (X-Fal-Queue-Priority): low lets a large batch that "
+                                       "is not urgent yield to interactive work. default: FAL_QUEUE_PRIORITY or "
+                                       "config.ini, else normal."),
             ],
             outputs=[
                 io.Image.Output(display_name="images", tooltip="All outputs as one batch."),
@@ -165,7 +176,8 @@ class QwenImageEditPlusNode(io.ComfyNode):
                       endpoint: str,
                       image_2: torch.Tensor | None = None, image_3: torch.Tensor | None = None,
                       image_urls: str = "", connection=None, model: str | None = None,
-                      loras=None, input_resize: str | None = None, upload_format: str | None = None) -> io.NodeOutput:
+                      loras=None, input_resize: str | None = None, upload_format: str | None = None,
+                      start_timeout: int | None = None, priority: str | None = None) -> io.NodeOutput:
         size = (width, height) if image_size == "custom" else None if image_size == "auto" else image_size
         request = QwenEditRequest(
             prompt=prompt, image_urls=parse_urls(image_urls), negative_prompt=negative_prompt.strip() or None,
@@ -182,6 +194,9 @@ class QwenImageEditPlusNode(io.ComfyNode):
         request.validate(spec, images_to_come=frames_per_edit)
         default_resize, default_format = input_defaults()  # a prompt saved before these inputs existed
         input_resize, upload_format = input_resize or default_resize, upload_format or default_format
+        default_start, default_priority = queue_defaults()
+        start = default_start if start_timeout in (None, -1) else check_start_timeout(start_timeout)
+        priority = default_priority if priority in (None, "", "default") else priority
         jobs = image_1.shape[0] if per_frame else 1
         frames = [image_1[:1] if per_frame else image_1, *references]
         cost = estimate_run(spec, request, [(t.shape[2], t.shape[1]) for t in frames for _ in range(t.shape[0])],
@@ -192,7 +207,7 @@ class QwenImageEditPlusNode(io.ComfyNode):
             options = dict(endpoint=spec.endpoint, on_progress=progress, timeout=float(timeout),
                            input_resize=input_resize, upload_format=upload_format,
                            should_cancel=comfy.model_management.processing_interrupted, mismatch=size_mismatch,
-                           fresh=force_new_job)
+                           fresh=force_new_job, start_timeout=start, priority=priority)
             if per_frame:
                 outcomes = await asyncio.to_thread(client.edit_each, request, image_1, references,
                                                    concurrency=concurrency, **options)
