@@ -222,21 +222,22 @@ class QueueClient:
         Sent on fresh connections: the pooled ones may lead to the server that just stalled."""
         try:
             resp = self.transport.request("PUT", handle.cancel_url, what=f"Cancel of {handle.endpoint}",
-                                          request_id=handle.request_id, ok=(200, 202, 400), fresh=True,
+                                          request_id=handle.request_id, ok=(200, 202, 400, 404), fresh=True,
                                           waiter=Waiter(timeout=10.0), timeout=(5.0, 10.0))
         except HTTPStatusError as exc:
-            if exc.status == 404 and isinstance(exc.detail, dict) and exc.detail.get("status") == NOT_FOUND:
-                log.info("fal: cancel of request %s answered %s", handle.request_id, NOT_FOUND)
-                return NOT_FOUND
             if exc.status not in NOT_OFFERED_CODES:
                 raise
-            log.warning("fal: cancel of request %s: the server offers no cancel (HTTP %d); the job may run to "
-                        "its end", handle.request_id, exc.status)
-            return NO_CANCEL
+            resp = None
         try:
-            answer = str(resp.json().get("status", resp.status_code))
+            answer = str(resp.json().get("status", resp.status_code)) if resp is not None else NO_CANCEL
         except (ValueError, AttributeError):
             answer = f"HTTP {resp.status_code}"
+        if resp is not None and resp.status_code == 404 and answer != NOT_FOUND:
+            answer = NO_CANCEL  # a plain 404 names no answer: the route itself is missing
+        if answer == NO_CANCEL:
+            log.warning("fal: cancel of request %s: the server offers no cancel; the job may run to its end",
+                        handle.request_id)
+            return NO_CANCEL
         log.info("fal: cancel of request %s answered %s", handle.request_id, answer)
         return answer
 
