@@ -128,11 +128,11 @@ class Job:
                 return {"status": "IN_QUEUE", "queue_position": self.position_at(t), "logs": logs, **body}
             return {"status": "IN_PROGRESS", "logs": logs, **body}
         body = {"status": "COMPLETED", "logs": logs, **body}
-        if self.dropped:  # fal's words for it are UNCONFIRMED; its result URL answers the 504 (queue_api.py)
-            body.update(metrics={}, error=START_DEADLINE_TEXT, error_type="startup_timeout")
-            return body
         if self.cancelled:
             body.update(metrics={}, error="Request was cancelled", error_type="request_cancelled")
+            return body
+        if self.dropped:  # fal's words for it are UNCONFIRMED; its result URL answers the 504 (queue_api.py)
+            body.update(metrics={}, error=START_DEADLINE_TEXT, error_type="startup_timeout")
             return body
         body["metrics"] = {"inference_time": self.run_time}
         if self.error is not None:
