@@ -93,7 +93,8 @@ def workflow_files() -> list[Path]:
 # Workflows saved by release 0.1.0 (the examples as they shipped), and the widgets nodes gained since,
 # with the default values a loaded old workflow must get: saved workflows are a contract.
 RELEASED = ROOT / "tests" / "fixtures" / "workflows_0_1_0"
-ADDED_SINCE_0_1_0 = {"FalQwenImageEditPlus": ["custom", "fit model", "png"], "FalQwenConnection": ["default"]}
+ADDED_SINCE_0_1_0 = {"FalQwenImageEditPlus": ["custom", "fit model", "png", -1, "default"],
+                     "FalQwenConnection": ["default", "default"]}
 
 
 def released_workflow_files() -> list[Path]:

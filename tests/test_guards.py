@@ -30,13 +30,9 @@ EP = "fal-ai/qwen-image-edit-plus"
 
 
 @pytest.fixture
-def server():
-    srv = FakeFal(key=KEY, max_lifetime=120).start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
-    assert srv.errors == []
+def server(fake_fal):
+    yield fake_fal
+    assert fake_fal.errors == []  # no bug inside the fake itself
 
 
 def client_for(server, tmp_path, mode="fal", sse=True, **environ):
