@@ -41,14 +41,21 @@ class FalConnectionNode(io.ComfyNode):
                                tooltip="How long fal storage keeps uploaded inputs (your photos are public at "
                                        f"their URL until then). default: FAL_UPLOAD_EXPIRY or config.ini, else "
                                        f"{DEFAULT_UPLOAD_EXPIRY}. never: fal's own retention."),
+                io.Combo.Input("keep_on_fal", options=["default", "on", "off"], default="default", optional=True,
+                               tooltip="off: ask fal not to keep this connection's requests (X-Fal-Store-IO: 0; "
+                                       "30 days otherwise). The outputs are fetched as soon as a job ends and kept "
+                                       "on this machine, where Result by Request ID finds them; fal itself keeps "
+                                       "the result only 1 hour (6 minutes at 10 KB or more). default: "
+                                       "FAL_KEEP_ON_FAL or config.ini, else on."),
             ],
             outputs=[FalConnection.Output(display_name="connection")],
         )
 
     @classmethod
     def execute(cls, mode: str, base_url: str, key_env: str, upload: str,
-                upload_expiry: str | None = None) -> io.NodeOutput:
+                upload_expiry: str | None = None, keep_on_fal: str | None = None) -> io.NodeOutput:
         settings = ConnectionSettings(mode=mode, base_url=base_url.strip(), key_env=key_env.strip(),
-                                      upload=upload, upload_expiry=upload_expiry or "default")
+                                      upload=upload, upload_expiry=upload_expiry or "default",
+                                      keep_on_fal=keep_on_fal or "default")
         settings.load()  # fail here, on this node, when the key is missing or the URL is unusable
         return io.NodeOutput(settings)

@@ -26,6 +26,7 @@ from .fal.media.images import MISMATCH_MODES
 from .fal.edit.outcome import run_info
 from .fal.edit.pipeline import DEFAULT_TIMEOUT, EditOutcome, combine
 from .fal.wire.config import input_defaults
+from .fal.wire.guards import PRIORITIES, check_start_timeout, queue_defaults
 from .fal.media.inputs import UPLOAD_FORMATS
 from .fal.models.sizing import RESIZE_MODES
 from .fal.models.qwen import (ACCELERATIONS, DEFAULT_ENDPOINT, GUIDANCE_RANGE, IMAGE_SIZE_PRESETS, NUM_IMAGES_RANGE,
@@ -46,6 +47,7 @@ def done_text(outcomes: list[EditOutcome], seconds: float) -> str:
     if cost:
         lines.append(f"cost: about ${cost:.3f} (an estimate)")
     lines += [f"request {o.handle.request_id}" for o in outcomes[:4]]
+    lines += sorted({o.note for o in outcomes if o.note})  # e.g. a Cancel that came after fal had finished
     flagged = sum(sum(o.result.has_nsfw_concepts) for o in outcomes)
     if flagged:  # the picture itself is usually just black: say why on the node, not only in info
         lines.append(f"⚠ fal's safety checker flagged {flagged} output(s); they are likely blacked out")
@@ -150,6 +152,15 @@ class QwenImageEditPlusNode(io.ComfyNode):
                                tooltip="How inputs are encoded for upload: png (lossless), webp_lossless "
                                        "(lossless, smaller, slower to encode), jpeg_95 (smallest, lossy, "
                                        "drops alpha)."),
+                io.Int.Input("start_timeout", **advanced(), default=-1, min=-1, max=86400, optional=True,
+                             tooltip="fal drops the job, unrun and unbilled, if no runner has started it within "
+                                     "this many seconds of the submit (queue wait; sent as X-Fal-Request-Timeout, "
+                                     "more than 1). 0: no deadline. -1: FAL_START_TIMEOUT or config.ini, else "
+                                     "what is left of timeout, as fal's own client does."),
+                io.Combo.Input("priority", **advanced(), options=["default", *PRIORITIES], default="default", optional=True,
+                               tooltip="fal's queue priority (X-Fal-Queue-Priority): low lets a large batch that "
+                                       "is not urgent yield to interactive work. default: FAL_QUEUE_PRIORITY or "
+                                       "config.ini, else normal."),
             ],
             outputs=[
                 io.Image.Output(display_name="images", tooltip="All outputs as one batch."),
@@ -169,7 +180,8 @@ class QwenImageEditPlusNode(io.ComfyNode):
                       endpoint: str,
                       image_2: torch.Tensor | None = None, image_3: torch.Tensor | None = None,
                       image_urls: str = "", connection=None, model: str | None = None,
-                      loras=None, input_resize: str | None = None, upload_format: str | None = None) -> io.NodeOutput:
+                      loras=None, input_resize: str | None = None, upload_format: str | None = None,
+                      start_timeout: int | None = None, priority: str | None = None) -> io.NodeOutput:
         values = dict(prompt=prompt, negative_prompt=negative_prompt, image_size=image_size, width=width,
                       height=height, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
                       num_images=num_images, seed=seed, fal_picks_seed=fal_picks_seed,
@@ -186,6 +198,9 @@ class QwenImageEditPlusNode(io.ComfyNode):
         request.validate(spec, images_to_come=frames_per_edit)
         default_resize, default_format = input_defaults()  # a prompt saved before these inputs existed
         input_resize, upload_format = input_resize or default_resize, upload_format or default_format
+        default_start, default_priority = queue_defaults()
+        start = default_start if start_timeout in (None, -1) else check_start_timeout(start_timeout)
+        priority = default_priority if priority in (None, "", "default") else priority
         jobs = image_1.shape[0] if per_frame else 1
         sizes = input_sizes(image_1=image_1, image_2=image_2, image_3=image_3)
         cost = estimate_for_widgets({**values, "input_resize": input_resize}, sizes, loras)
@@ -195,7 +210,7 @@ class QwenImageEditPlusNode(io.ComfyNode):
             options = dict(endpoint=spec.endpoint, on_progress=progress, timeout=float(timeout),
                            input_resize=input_resize, upload_format=upload_format,
                            should_cancel=comfy.model_management.processing_interrupted, mismatch=size_mismatch,
-                           fresh=force_new_job)
+                           fresh=force_new_job, start_timeout=start, priority=priority)
             if per_frame:
                 outcomes = await asyncio.to_thread(client.edit_each, request, image_1, references,
                                                    concurrency=concurrency, **options)

@@ -152,3 +152,24 @@ def test_the_installed_command_is_the_same_cli():
     assert command.exists(), "pip install did not create the fal-qwen-edit command"
     done = subprocess.run([str(command), "--help"], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0 and "--demo" in done.stdout and "--result-of" in done.stdout
+
+
+def test_cli_sends_fals_guards_and_keeps_a_no_store_result_for_result_of(tmp_path):
+    from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal
+    source = tmp_path / "in.png"
+    Image.fromarray(to_u8(gradient(20, 24))).save(source)
+    with FakeFal(key=KEY, max_lifetime=60).start() as server:
+        server.store_io_retention = server.store_io_retention_large = 0.2
+        environ = {"FAL_KEY": KEY, "FAL_QUEUE_BASE": server.url, "FAL_REST_BASE": server.url,
+                   "FAL_QWEN_EDIT_STATE_DIR": str(tmp_path / "state")}
+        done = run([str(source), "--prompt", "p", "--start-timeout", "45", "--priority", "low", "--no-store",
+                    "--out", str(tmp_path / "o")], environ, home=tmp_path)
+        assert done.returncode == 0, done.stderr
+        [job] = server.jobs.values()
+        assert (job.start_deadline, job.priority, job.store_io) == (45.0, "low", False)
+        time.sleep(0.4)  # fal has forgotten it by now
+        fetched = run(["--result-of", job.request_id, "--out", str(tmp_path / "again")], environ, home=tmp_path)
+        assert fetched.returncode == 0, fetched.stderr
+        assert json.loads(fetched.stdout)["source"] == "cache" and server.submissions == 1
+        bad = run([str(source), "--prompt", "p", "--start-timeout", "1"], environ, home=tmp_path)
+        assert bad.returncode == 2 and "--start-timeout must be auto, 0" in bad.stderr and server.submissions == 1

@@ -160,7 +160,7 @@ def test_every_model_of_the_table_from_the_node(model, comfy, fal):
     spec = spec_for(model)
     workflow = load("qwen_edit_single")
     edit = next(n for n in workflow["nodes"] if n["type"] == "FalQwenImageEditPlus")
-    edit["widgets_values"][-3] = model
+    edit["widgets_values"][-5] = model
     edit["widgets_values"][8] = 7000 + len(model)  # a seed of its own: a real job, not a cache hit
     jobs_before = set(fal.jobs)
     _, entry = run(comfy, workflow)
@@ -227,6 +227,34 @@ def test_cancel_reaches_fal_within_a_second(comfy, fal):
         assert comfy.events("execution_interrupted", prompt_id)
     finally:
         fal.run_time = 0.6
+
+
+def test_fals_guards_from_the_widgets_reach_the_submit(comfy, fal):
+    """start_timeout and priority on the edit node, keep_on_fal on the Connection node: sent as fal's
+    headers; with keep_on_fal off the outputs are kept by request id, where Result by Request ID finds them."""
+    workflow = load("qwen_edit_three_images")
+    edit = next(n for n in workflow["nodes"] if n["type"] == "FalQwenImageEditPlus")
+    connection = next(n for n in workflow["nodes"] if n["type"] == "FalQwenConnection")
+    edit["widgets_values"][-2:] = [30, "low"]
+    connection["widgets_values"][-1] = "off"
+    edit["widgets_values"][8] = 16016
+    jobs_before = set(fal.jobs)
+    _, entry = run(comfy, workflow)
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    [request_id] = set(fal.jobs) - jobs_before
+    submit = [r for r in fal.requests if r.method == "POST" and r.path.endswith("/qwen-image-edit-plus")][-1]
+    assert (submit.header("X-Fal-Request-Timeout"), submit.header("X-Fal-Queue-Priority"),
+            submit.header("X-Fal-Store-IO")) == ("30.0", "low", "0")
+    job = fal.jobs[request_id]
+    assert (job.start_deadline, job.priority, job.store_io) == (30.0, "low", False)
+    asked_before = len(fal.requests)  # this machine's copy answers: fal is not asked at all
+    prompt = {"1": {"class_type": "FalQwenResultByRequestId",
+                    "inputs": {"request_id": request_id, "endpoint": "fal-ai/qwen-image-edit-plus",
+                               "size_mismatch": "pad"}},
+              "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "kept"}}}
+    entry = comfy.wait(comfy.queue(prompt))
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    assert len(fal.requests) == asked_before and len(saved_images(entry, comfy, "2")) == 1
 
 
 def test_errors_show_on_the_node(comfy, fal):

@@ -12,6 +12,11 @@ gateway, gateways with only submit + result (fal's 400 while running, or task-st
 JSON), and fal's server proxy. A fault on a route a shape does not have (the status stream of a
 status-less gateway, storage behind a gateway that takes data URIs) is not a case there.
 
+fal's own guards are cases too: a job dropped at its start deadline (it never runs: ``runs`` 0),
+the backup host with ``queue.fal.run``'s stand-in unreachable (fal direct only: the others are
+hosts of their own), and cancel's three answers ("paid": the job had completed, its result is
+returned with a note).
+
 Run with ``-s`` to print the matrix as a table.
 """
 
@@ -27,7 +32,7 @@ import torch
 from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal, Fault
 from comfyui_fal_qwen_edit.nodes.fal.base.errors import (AuthError, CancelledError, DownloadError, FalError,
                                                     HTTPStatusError, ImageDecodeError, JobFailedError,
-                                                    SubmitUncertainError, ValidationError)
+                                                    StartDeadlineError, SubmitUncertainError, ValidationError)
 from comfyui_fal_qwen_edit.nodes.fal.edit.connection import persistent_client
 from comfyui_fal_qwen_edit.nodes.fal.models.qwen import QwenEditRequest
 from comfyui_fal_qwen_edit.nodes.fal.queue.client import WaitSettings
@@ -45,11 +50,17 @@ SHAPES = ("fal", "gateway", "gateway_result_only", "gateway_task", "proxy")
 STATUS_ROUTES, STORAGE_ROUTES = {"status", "stream"}, {"token", "upload", "initiate", "put_upload"}
 
 
-def case(name, faults=(), expect="image", submissions=1, server=None, sse=True, cancel_after=None, again=None):
-    return (name, (faults, expect, submissions, server or {}, sse, cancel_after, again))
+def case(name, faults=(), expect="image", submissions=1, server=None, sse=True, cancel_after=None, again=None,
+         options=None, runs=None, backup=False):
+    """``options``: the edit's own (start_timeout…); ``runs``: how many jobs a runner must have started;
+    ``backup``: queue.fal.run's stand-in is unreachable and the fake answers as its backup host."""
+    guards = {"options": options or {}, "runs": runs, "backup": backup}
+    return (name, (faults, expect, submissions, {**(server or {}), "guards": guards}, sse, cancel_after, again))
 
 
-def applies(shape: str, faults) -> bool:
+def applies(shape: str, faults, settings) -> bool:
+    if settings["guards"]["backup"] and shape != "fal":
+        return False  # only fal direct has a backup host
     routes = {fault.route for fault in faults}
     if shape in ("gateway_result_only", "gateway_task") and routes & STATUS_ROUTES:
         return False
@@ -116,7 +127,17 @@ CASES = [
          cancel_after=0.3, again="new"),
     case("Cancel while running, fal already done", [Fault("cancel", "status", 400, times=None,
                                                            body={"status": "ALREADY_COMPLETED"})],
-         server={"run_time": 1.0}, expect=(CancelledError, "ALREADY_COMPLETED"), cancel_after=0.3, again="resumed"),
+         server={"run_time": 1.0}, expect="paid", cancel_after=0.3),
+    case("Cancel answered NOT_FOUND", [Fault("cancel", "status", 404, body={"status": "NOT_FOUND"})],
+         server={"queue_time": 30.0}, expect=(CancelledError, "NOT_FOUND"), cancel_after=0.3),
+    case("start deadline passes in the queue", server={"queue_time": 30.0}, options={"start_timeout": 1.5},
+         expect=(StartDeadlineError, "nothing ran"), runs=0, again="new"),
+    case("start deadline 504 on submit", [Fault("submit", "status", 504, headers={"X-Fal-Request-Timeout-Type": "user"})],
+         options={"start_timeout": 5.0}, expect=(StartDeadlineError, "nothing ran"), submissions=0, runs=0, again="new"),
+    case("queue.fal.run unreachable: the backup host", server={"run_time": 0.2}, backup=True, runs=1),
+    case("queue.fal.run unreachable, polling", server={"run_time": 0.2}, sse=False, backup=True, runs=1),
+    case("queue.fal.run unreachable, Cancel", server={"queue_time": 30.0}, backup=True, runs=0,
+         expect=(CancelledError, "CANCELLATION_REQUESTED"), cancel_after=0.3, again="new"),
 ]
 
 
@@ -130,7 +151,7 @@ def print_matrix():
 
 
 MATRIX = [pytest.param(shape, name, *params, id=f"{shape}: {name}")
-          for shape in SHAPES for name, params in CASES if applies(shape, params[0])]
+          for shape in SHAPES for name, params in CASES if applies(shape, params[0], params[3])]
 
 
 @pytest.mark.parametrize("shape, name, faults, expect, submissions, settings, sse, cancel_after, again", MATRIX)
@@ -138,30 +159,38 @@ def test_fault_case(shape, name, faults, expect, submissions, settings, sse, can
                     tmp_path):
     server = FakeFal(key=KEY, mode=shape, max_lifetime=120).start()
     faults = [dataclasses.replace(fault) for fault in faults]  # each run counts its own firings
+    settings = dict(settings)
+    guards = settings.pop("guards")
     try:
         for setting, value in settings.items():
             setattr(server, setting, value)  # "key": fal (behind any gateway or proxy) wants another key
         for fault in faults:
             server.add_fault(fault)
-        client = persistent_client(config_for(server, shape), tmp_path, retry=FAST_RETRY,
+        hosts = {"FAL_QUEUE_BASE": server.unreachable_url, "FAL_QUEUE_BACKUP_BASE": server.url} \
+            if guards["backup"] else {}
+        client = persistent_client(config_for(server, shape, **hosts), tmp_path, retry=FAST_RETRY,
                                    wait_settings=WaitSettings(use_sse=sse, stream_idle_check=0.3))
         cancel = threading.Event()
         if cancel_after:
             threading.Timer(cancel_after, cancel.set).start()
         edit = QwenEditRequest(prompt="p", seed=1, image_size=None)
         run = lambda **kw: client.edit(edit, [torch.from_numpy(IMAGE)[None]], timeout=20, **kw)  # noqa: E731
-        if expect in ("image", "nsfw"):
-            outcome = run(should_cancel=cancel.is_set)
-            if expect == "image":
+        if expect in ("image", "nsfw", "paid"):
+            outcome = run(should_cancel=cancel.is_set, **guards["options"])
+            if expect in ("image", "paid"):
                 assert np.array_equal(to_u8(outcome.images[0]), 255 - to_u8(IMAGE))
                 described = "correct image"
-            else:
+            if expect == "paid":  # Cancel came after fal had finished: the paid result, said so
+                assert [r for r, _ in server.cancel_requests] == list(server.jobs)
+                assert "Cancel came too late" in outcome.info()["note"]
+                described = "correct image (paid for), the late cancel noted"
+            elif expect == "nsfw":
                 assert outcome.images.max() == 0.0 and "safety checker flagged" in outcome.info()["warning"]
                 described = "black image, flagged in info + log"
         else:
             error_type, text = expect
             with pytest.raises(error_type) as info:
-                run(should_cancel=cancel.is_set)
+                run(should_cancel=cancel.is_set, **guards["options"])
             message = str(info.value)
             assert text in message
             if server.jobs and name not in ID_UNKNOWABLE:  # a job exists: say which
@@ -172,6 +201,8 @@ def test_fault_case(shape, name, faults, expect, submissions, settings, sse, can
             described = f"{error_type.__name__}: {message.splitlines()[0][:90]}"
             key_scan(message)
         assert server.submissions == submissions
+        if guards["runs"] is not None:
+            assert server.runs == guards["runs"]
         ROWS.append((f"{shape}: {name}", described, server.submissions, run_again(server, run, again)))
         client.close()
     finally:

@@ -61,7 +61,7 @@ def qwen(g: Graph, prompt: str, x: int, y: int, *, num_images=1, seed=42, batch_
          image_size="auto", width=1024, height=1024, model="custom", steps=30, guidance=4.0) -> dict:
     widgets = [prompt, "", image_size, width, height, steps, guidance, num_images, seed, "fixed", False, True, "png",
                "default", False, batch_mode, 4, "pad", 900, False, "fal-ai/qwen-image-edit-plus", "", model,
-               "fit model", "png"]
+               "fit model", "png", -1, "default"]
     inputs = [("image_1", "IMAGE"), ("image_2", "IMAGE"), ("image_3", "IMAGE"),
               ("image_urls", "STRING", True), ("connection", "FAL_CONNECTION"), ("loras", "FAL_LORAS")]
     outputs = [("images", "IMAGE"), ("seed", "INT"), ("info", "STRING"), ("mask", "MASK")]
@@ -98,7 +98,7 @@ def three_images() -> Graph:
     people = load_image(g, INPUTS["person"], 0, 0)
     car = load_image(g, INPUTS["car"], 0, 360)
     road = load_image(g, INPUTS["highway"], 0, 720)
-    connection = g.node("FalQwenConnection", ["auto", "", "FAL_KEY", "auto", "default"],
+    connection = g.node("FalQwenConnection", ["auto", "", "FAL_KEY", "auto", "default", "default"],
                         outputs=[("connection", "FAL_CONNECTION")], x=0, y=1080, w=300, h=160)
     edit = qwen(g, "The woman from image 1 stands in front of the car from image 2 on the highway from "
                    "image 3. Photorealistic, evening light.", 340, 0, image_size="landscape_16_9")

@@ -219,7 +219,7 @@ class Handler(BaseHTTPRequestHandler):
         if route in _QUEUE_ROUTES and not fake._queue_auth_ok(headers):
             return UNAUTHORIZED
         if route == "submit":
-            return queue_api.submit(fake, params[0], body)
+            return queue_api.submit(fake, params[0], body, headers)
         if route in ("platform_requests", "platform_pricing"):
             endpoints = [e for value in self._query_all("endpoint_id") for e in value.split(",") if e]
             if route == "platform_requests":
@@ -227,8 +227,8 @@ class Handler(BaseHTTPRequestHandler):
             return platform_api.pricing(fake, endpoints)
         if route in ("status", "result", "cancel"):
             job = fake._job_for(*params)
-            if job is None:
-                return NOT_FOUND
+            if job is None:  # fal's cancel names its answer: 404 NOT_FOUND
+                return queue_api.CANCEL_NOT_FOUND if route == "cancel" else NOT_FOUND
             if route == "status":
                 return queue_api.status(fake, job, query)
             return queue_api.result(fake, job) if route == "result" else queue_api.cancel(fake, job)

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+START_DEADLINE_TEXT = "Request timed out before it started (X-Fal-Request-Timeout)"
+
+
 def iso8601(wall: float) -> str:
     return datetime.datetime.fromtimestamp(wall, tz=datetime.timezone.utc).isoformat()
 
@@ -35,6 +38,10 @@ class Job:
     nsfw: bool = False
     fail_text: str | None = None
     size_rule: str = "per input"  # see FakeFal.size_rule
+    # fal's guards, from the submit's headers: X-Fal-Request-Timeout (seconds to start), X-Fal-Store-IO, priority.
+    start_deadline: float | None = None
+    store_io: bool = True
+    priority: str = "normal"
     cancelled: bool = False
     cancelled_at: float | None = None
     result_fetches: int = 0
@@ -51,6 +58,12 @@ class Job:
         self.started_at = self.submitted_at + self.queue_time
         # Scheduled completion; a cancel moves it to the cancel instant.
         self.completed_at = self.started_at + self.run_time
+        if self.dropped:
+            # Past its start deadline in the queue, fal drops it: it never starts, and its outcome
+            # (nothing ran) is known at once. The deadline passes at submit + X-Fal-Request-Timeout.
+            self.started_at = self.completed_at = self.submitted_at + self.start_deadline
+            self.log_lines = ()
+            self.ready.set()
         n = self.queue_positions
         step = self.queue_time / n if n > 0 and self.queue_time > 0 else 0.0
         # Positions and logs are derived by counting these precomputed instants,
@@ -59,6 +72,17 @@ class Job:
         self._queue_steps = [self.submitted_at + i * step for i in range(1, n)] if step else []
         count = len(self.log_lines)
         self._log_times = [self.started_at + i * self.run_time / count for i in range(count)]
+
+    @property
+    def dropped(self) -> bool:
+        """Whether fal drops it before it starts: its queue wait is longer than its start deadline."""
+        return self.start_deadline is not None and self.queue_time > self.start_deadline
+
+    def ran(self, t: float) -> bool:
+        """Whether a runner had started it by ``t`` (what fal bills: a dropped job never runs)."""
+        if self.dropped or t < self.started_at:
+            return False
+        return not (self.cancelled and self.cancelled_at is not None and self.cancelled_at < self.started_at)
 
     # -- URLs -----------------------------------------------------------------
     @property
@@ -106,6 +130,9 @@ class Job:
         body = {"status": "COMPLETED", "logs": logs, **body}
         if self.cancelled:
             body.update(metrics={}, error="Request was cancelled", error_type="request_cancelled")
+            return body
+        if self.dropped:  # fal's words for it are UNCONFIRMED; its result URL answers the 504 (queue_api.py)
+            body.update(metrics={}, error=START_DEADLINE_TEXT, error_type="startup_timeout")
             return body
         body["metrics"] = {"inference_time": self.run_time}
         if self.error is not None:

@@ -19,7 +19,34 @@ def wants_logs(query: dict) -> bool:
     return str(query.get("logs", "")).lower() in ("1", "true", "yes")
 
 
-def submit(fake, endpoint: str, body: bytes) -> Reply:
+START_DEADLINE_HEADER, START_DEADLINE_TYPE_HEADER = "X-Fal-Request-Timeout", "X-Fal-Request-Timeout-Type"
+CANCEL_NOT_FOUND = json_reply(404, {"status": "NOT_FOUND", "detail": "Request not found"})
+
+
+def guards_of(headers) -> dict | str:
+    """fal's guard headers on a submit (fal's "common parameters" docs) as Job fields, or the
+    error text of a bad one (fal: 400 ``bad_request``, "e.g., invalid timeout header")."""
+    guards: dict = {}
+    headers = {name.lower(): value for name, value in headers.items()}  # through the proxy: a plain dict
+    deadline = headers.get(START_DEADLINE_HEADER.lower())
+    if deadline is not None:
+        try:
+            guards["start_deadline"] = float(deadline)
+        except ValueError:
+            return f"Invalid {START_DEADLINE_HEADER} header"
+        if not guards["start_deadline"] > 0.1:  # the docs' minimum
+            return f"{START_DEADLINE_HEADER} must be more than 0.1 seconds"
+    if str(headers.get("x-fal-store-io", "1")).strip().lower() in ("0", "false", "no"):
+        guards["store_io"] = False
+    priority = headers.get("x-fal-queue-priority")
+    if priority is not None:
+        if priority not in ("normal", "low"):
+            return "X-Fal-Queue-Priority must be normal or low"
+        guards["priority"] = priority
+    return guards
+
+
+def submit(fake, endpoint: str, body: bytes, headers=None) -> Reply:
     try:
         arguments = json.loads(body or b"null")
     except ValueError:
@@ -28,7 +55,10 @@ def submit(fake, endpoint: str, body: bytes) -> Reply:
     errors = validate(endpoint, arguments)
     if errors:
         return json_reply(422, {"detail": errors})
-    job = fake._create_job(endpoint, arguments)
+    guards = guards_of(headers or {})
+    if isinstance(guards, str):
+        return json_reply(400, {"detail": guards, "error_type": "bad_request"})
+    job = fake._create_job(endpoint, arguments, guards)
     return json_reply(200, {"status": "IN_QUEUE", "request_id": job.request_id, **job.urls(),
                             "logs": None, "metrics": {},
                             "queue_position": job.position_at(job.submitted_at)},
@@ -57,6 +87,12 @@ def result(fake, job) -> Reply:
             body, _, _ = fake._snapshot(job, with_logs=True)
             return json_reply(fake.task_code, body)
         return detail(400, "Request is still in progress")
+    if job.dropped:
+        # Its start deadline passed in the queue: the request's answer is fal's 504 with
+        # X-Fal-Request-Timeout-Type: user (fal's "common parameters" docs), gateways relaying it.
+        return json_reply(504, {"detail": "Request timed out before it started", "error_type": "startup_timeout"},
+                          headers={START_DEADLINE_TYPE_HEADER: "user", "x-fal-request-id": job.request_id,
+                                   "X-Fal-Error-Type": "startup_timeout"})
     job.ready.wait(READY_TIMEOUT)
     error = job.error if job.error is not None else (
         None if job.result is not None else "Internal error: outputs not ready")

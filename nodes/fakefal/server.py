@@ -3,6 +3,7 @@ self-stop after ``max_lifetime``)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import socketserver
@@ -81,8 +82,8 @@ class FakeFal:
     origin (scheme, host, port) whether to attach the key: on one shared origin
     a key sent along with a download would go unnoticed.
 
-    Inspect ``submissions``, ``requests``, ``jobs``, ``cancel_requests``,
-    ``uploads`` and ``errors``; inject trouble with ``add_fault``, ``nsfw``
+    Inspect ``submissions``, ``runs`` (jobs a runner started: what fal bills), ``requests``,
+    ``jobs``, ``cancel_requests``, ``uploads`` and ``errors``; inject trouble with ``add_fault``, ``nsfw``
     and ``fail_job``. Use as a context manager or call ``start``/``stop``.
     """
 
@@ -118,14 +119,18 @@ class FakeFal:
         self.size_rule = size_rule
         self.nsfw = False
         self.fail_job: str | None = None
+        # How long fal keeps a job's result when its submit said X-Fal-Store-IO: 0 (fal's docs: 1 hour,
+        # 6 minutes for results of 10 KB or more); after that its request answers 404 like an unknown one
+        # (fal's answer for an expired one is UNCONFIRMED). Tests shorten them.
+        self.store_io_retention, self.store_io_retention_large = 3600.0, 360.0
+        self._closed_socket: socket.socket | None = None
 
         self._cond = threading.Condition()   # guards everything below; SSE waits on it
         self.submissions = 0
         self.requests: list = []
         self.jobs: dict[str, Job] = {}
         self.cancel_requests: list[tuple[str, float]] = []
-        self.platform_calls = 0              # Platform API requests (history, prices)
-        self.unit_prices = dict(UNIT_PRICES)  # what GET /v1/models/pricing answers
+        self.platform_calls, self.unit_prices = 0, dict(UNIT_PRICES)  # the Platform API: calls, its prices
         self.billable_units = True           # X-Fal-Billable-Units on results, as fal sends it
         self.errors: list[str] = []          # tracebacks of fake-server bugs, for tests to assert on
         self.storage = Storage()
@@ -197,6 +202,8 @@ class FakeFal:
             except OSError:
                 pass
         self._remove_tls_dir()
+        if self._closed_socket is not None:
+            self._closed_socket.close()
         self._stopped_event.set()
 
     @property
@@ -231,6 +238,27 @@ class FakeFal:
     @property
     def faults(self) -> list[Fault]:
         return list(self._faults.faults)
+
+    @property
+    def runs(self) -> int:
+        """How many jobs a runner has started by now (a job dropped at its start deadline never is)."""
+        now = time.monotonic()
+        with self._cond:
+            return sum(job.ran(now) for job in self.jobs.values())
+
+    @property
+    def unreachable_url(self) -> str:
+        """A 127.0.0.1 URL nothing answers on, the stand-in for an unreachable ``queue.fal.run``: its
+        port is bound but never listening, so every connection is refused at once (and no other
+        server can take the port while this one runs). Give it as ``FAL_QUEUE_BASE`` and this
+        server's ``url`` as ``FAL_QUEUE_BACKUP_BASE``: the fake then plays fal's backup host, and
+        the URLs it returns name it, as fal's do on ``queue.falrun.com``."""
+        with self._cond:
+            if self._closed_socket is None:
+                self._closed_socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                self._closed_socket.bind(("127.0.0.1", 0))
+            port = self._closed_socket.getsockname()[1]
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{port}"
 
     @property
     def uploads(self) -> list[tuple[str, int]]:
@@ -290,26 +318,39 @@ class FakeFal:
     def _job_for(self, owner: str, app: str, request_id: str) -> Job | None:
         with self._cond:
             job = self.jobs.get(request_id)
-        return job if job is not None and job.app == f"{owner}/{app}" else None
+        if job is None or job.app != f"{owner}/{app}" or self._expired(job):
+            return None
+        return job
+
+    def _expired(self, job: Job) -> bool:
+        """A job submitted with X-Fal-Store-IO: 0 whose result has outlived fal's short retention."""
+        now = time.monotonic()
+        if job.store_io or not job.done(now):
+            return False
+        large = job.result is not None and len(json.dumps(job.result)) >= 10 * 1024
+        return now > job.completed_at + (self.store_io_retention_large if large else self.store_io_retention)
 
     def seed_job(self, endpoint: str, arguments: dict) -> Job:
-        """A job made elsewhere (another machine, a lost journal): fal holds it, the client never
-        submitted it, so it is not counted in ``submissions``. ``arguments`` as a submit's body."""
+        """A job fal holds that the client never submitted (another machine): not in ``submissions``."""
         job = self._create_job(endpoint, arguments, counted=False)
         job.ready.wait(30)
         return job
 
-    def _create_job(self, endpoint: str, arguments: dict, counted: bool = True) -> Job:
+    def _create_job(self, endpoint: str, arguments: dict, guards: dict | None = None, counted: bool = True) -> Job:
+        """``guards``: what the submit's fal headers asked for (queue_api.guards_of)."""
         owner_app = "/".join(endpoint.split("/")[:2])
         base = self.url if self.mode == "fal" else GATEWAY_QUEUE_BASE
         job = Job(request_id=str(uuid.uuid4()), endpoint=endpoint, app=owner_app,
                   arguments=arguments, submitted_at=time.monotonic(), submitted_wall=time.time(),
                   queue_time=float(self.queue_time), run_time=float(self.run_time),
                   queue_positions=int(self.queue_positions), log_lines=_lora_lines(arguments) + tuple(self.logs),
-                  queue_base=base, nsfw=bool(self.nsfw), fail_text=self.fail_job, size_rule=self.size_rule)
+                  queue_base=base, nsfw=bool(self.nsfw), fail_text=self.fail_job, size_rule=self.size_rule,
+                  **(guards or {}))
         with self._cond:
             self.jobs[job.request_id] = job
             self.submissions += counted
+        if job.dropped:
+            return job  # it never runs: no outputs to compute
         # Outputs are computed now, so they are ready when the timeline says COMPLETED.
         threading.Thread(target=run_edit, name=f"fakefal-edit-{job.request_id[:8]}", daemon=True,
                          args=(job, self._load_input, self._store_output)).start()

@@ -17,6 +17,10 @@ from typing import Any, Iterable, Sequence
 # configuration registers each key it loads (see config.Secret).
 _SECRETS: set[str] = set()
 
+# fal's answer to a request whose start deadline (X-Fal-Request-Timeout) passed before any runner
+# started it: 504 with this header (fal's "common parameters" docs; fal-client 1.0.3 `_headers.py`).
+REQUEST_TIMEOUT_TYPE_HEADER = "X-Fal-Request-Timeout-Type"
+
 # Anything that looks like an Authorization value is scrubbed too, whatever it is.
 _AUTH_VALUE = re.compile(r"(?i)\b(Key|Bearer)\s+[A-Za-z0-9._:\-+/=]{8,}")
 
@@ -128,6 +132,12 @@ class JobFailedError(FalError):
         super().__init__(message, request_id=request_id)
 
 
+class StartDeadlineError(JobFailedError):
+    """fal dropped the job at its start deadline (``start_timeout``, sent as X-Fal-Request-Timeout)
+    before any runner started it: nothing ran and nothing is billed. Never retried (fal-client
+    1.0.3 `_should_retry_response`: "Honor user defined timeouts, do not retry")."""
+
+
 class FalTimeoutError(FalError):
     """The overall time limit passed before the job finished."""
 
@@ -195,12 +205,19 @@ def _detail_text(detail: Any) -> str:
 
 
 def error_for_response(resp: Any, what: str, request_id: str | None = None,
-                       key_source: str = "", mode: str = "fal") -> HTTPStatusError:
+                       key_source: str = "", mode: str = "fal") -> HTTPStatusError | StartDeadlineError:
     """Turn an unsuccessful response into the typed error a user can act on."""
     status = resp.status_code
     request_id = request_id or resp.headers.get("x-fal-request-id")
     detail = response_detail(resp)
     text = _detail_text(detail)
+    if status == 504 and resp.headers.get(REQUEST_TIMEOUT_TYPE_HEADER):  # its presence, as fal-client reads it
+        return StartDeadlineError(
+            f"{what}: fal dropped the job before it started; nothing ran and nothing is billed. Its start "
+            f"deadline (start_timeout) passed while it waited in fal's queue (HTTP 504, "
+            f"{REQUEST_TIMEOUT_TYPE_HEADER}: {resp.headers.get(REQUEST_TIMEOUT_TYPE_HEADER)}). Run it again "
+            "when fal's queue is shorter, or raise start_timeout (0: no deadline).",
+            request_id=request_id, error_type="start_deadline")
     if status in (401, 403) and mode == "proxy":
         sent = f"the token from {key_source}" if key_source else "no token"
         return AuthError(f"{what}: the proxy (or fal behind it) refused the call with HTTP {status}; this client "

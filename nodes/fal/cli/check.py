@@ -3,7 +3,8 @@
 * which mode and hosts are in use, and where the key comes from (never the key);
 * whether the key (or token) is accepted: a GET of the status and of the result
   of a made-up request id. 401/403 means refused; a 404 for the made-up request
-  means the server got past the key and looked for the request;
+  means the server got past the key and looked for the request. Which host
+  answered is said: fal's backup host when ``queue.fal.run`` could not be reached;
 * whether storage uploads work, where the mode uploads: a 1×1 PNG (67 bytes).
 
 Nothing here costs anything: no job is submitted.
@@ -47,27 +48,34 @@ def describe(config: FalConfig) -> str:
                 f"token: {key}; inputs: {inputs}")
     if config.mode == "gateway":
         return f"gateway {config.queue_base} with a Bearer token from {key}; inputs: {inputs}"
-    return f"fal direct: queue {config.queue_base}, storage {config.rest_base}, key from {key}; inputs: {inputs}"
+    backup = f" (backup {config.queue_backup_base})" if config.queue_backup_base else ""
+    store = "" if config.store_io else "; keep_on_fal off (X-Fal-Store-IO: 0)"
+    return (f"fal direct: queue {config.queue_base}{backup}, storage {config.rest_base}, key from {key}; "
+            f"inputs: {inputs}{store}")
 
 
 def check_key(queue: QueueClient, endpoint: str) -> Check:
     handle = queue.handle_for(endpoint, MADE_UP_REQUEST)
     host = urlsplit(queue.config.proxy_url or queue.config.queue_base).netloc
-    answers = []
+    answers, answered = [], set()
     for name, url in (("status", handle.status_url), ("result", handle.response_url)):
         try:
             resp = queue.transport.request("GET", url, what=f"{name} of a made-up request",
                                            ok=(200, 201, 202, 400, 404, 405, 422, 501))
             answers.append(f"{name} HTTP {resp.status_code}")
+            answered.add(urlsplit(resp.url).netloc)
             resp.close()
         except AuthError as exc:
             return Check("key", False, f"{host} refused it with HTTP {exc.status}: check the key "
                                        f"({queue.config.key_source or 'none sent'}) and the mode")
         except TransportError as exc:
-            return Check("reach", False, f"cannot reach {host}: {exc}")
+            backup = urlsplit(queue.config.queue_backup_base).netloc
+            return Check("reach", False, f"cannot reach {host}{f' nor its backup {backup}' if backup else ''}: {exc}")
         except HTTPStatusError as exc:
             return Check("key", False, f"{host} answered HTTP {exc.status} for {name}: {exc}")
     told = ", ".join(answers)
+    if answered and host not in answered:  # the transport went to fal's backup host
+        host = f"{', '.join(sorted(answered))}, the backup host ({host} could not be reached)"
     if any(answer.endswith(("404", "400", "422")) for answer in answers):
         return Check("key", True, f"accepted by {host} (a made-up request id gets {told}: "
                                   "the server looked for the request)")

@@ -39,6 +39,7 @@ from ..models.sizing import RESIZE_MODES
 from ..models.qwen import ACCELERATIONS, IMAGE_SIZE_PRESETS, OUTPUT_FORMATS, Lora, QwenEditRequest
 from ..queue.client import Progress, WaitSettings
 from ..queue.way_memory import WayMemory
+from ..wire.guards import PRIORITIES, check_start_timeout, queue_defaults
 
 DEMO_PROMPT = "invert the colours"  # what the fake server's stand-in model actually does
 
@@ -75,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--upload-expiry", choices=tuple(UPLOAD_EXPIRIES),
                    help=f"how long fal storage keeps uploaded inputs (default {DEFAULT_UPLOAD_EXPIRY}; "
                         "never: fal's own retention)")
+    p.add_argument("--no-store", action="store_true",
+                   help="keep_on_fal off: ask fal not to keep the request (X-Fal-Store-IO: 0); the outputs are "
+                        "kept in the state folder, where --result-of finds them (fal itself: 1 hour at most)")
     p.add_argument("--budget-usd", type=float, metavar="N",
                    help="daily spending cap for this run (overrides FAL_DAILY_BUDGET_USD / [budget] daily_usd)")
     p.add_argument("--list-models", action="store_true",
@@ -88,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
                             "proxy holds the key (FAL_PROXY_TOKEN only if your proxy checks a token of its own)")
     p.add_argument("--key-env", metavar="NAME", help="environment variable holding the key or token")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds for the whole edit")
+    p.add_argument("--start-timeout", metavar="SECONDS",
+                   help="fal drops the job, unrun and unbilled, if it has not started within SECONDS of the "
+                        "submit (X-Fal-Request-Timeout, more than 1); 0: no deadline; default auto: what is left "
+                        "of --timeout (FAL_START_TIMEOUT / [queue] start_timeout override it)")
+    p.add_argument("--priority", choices=PRIORITIES,
+                   help="fal's queue priority (X-Fal-Queue-Priority; default normal, or FAL_QUEUE_PRIORITY / "
+                        "[queue] priority): low yields to interactive work")
     p.add_argument("--no-stream", action="store_true", help="poll the status instead of the SSE stream")
     p.add_argument("--fresh", action="store_true",
                    help="submit a new job even if this exact edit is cached or journalled")
@@ -208,7 +219,8 @@ def _config(args: argparse.Namespace, environ: dict[str, str]):
     mode = "gateway" if args.gateway else "proxy" if args.proxy else ("fal" if args.demo else None)
     return load_config(mode=mode, base_url=args.gateway or args.proxy,
                        key_env=None if args.demo else args.key_env, upload="auto" if args.demo else None,
-                       upload_expiry=args.upload_expiry, environ=environ)
+                       upload_expiry=args.upload_expiry, keep_on_fal="off" if args.no_store else None,
+                       environ=environ)
 
 
 def check(args: argparse.Namespace) -> int:
@@ -252,6 +264,10 @@ def main(argv: list[str] | None = None) -> int:
             default_resize, default_format = input_defaults(environ)
             args.input_resize, args.upload_format = args.input_resize or default_resize, \
                 args.upload_format or default_format
+            default_start, default_priority = queue_defaults(environ)
+            start_timeout = default_start if args.start_timeout is None else \
+                check_start_timeout(args.start_timeout, "--start-timeout")
+            priority = args.priority or default_priority
             request = _request_from(args)
             spec = spec_for(args.model, args.endpoint)
             if not args.result_of:
@@ -278,7 +294,10 @@ def main(argv: list[str] | None = None) -> int:
                 outcome = client.edit(request, [img[None] for img in inputs], endpoint=spec.endpoint,
                                       input_resize=args.input_resize, upload_format=args.upload_format,
                                       on_progress=Terminal(), should_cancel=cancel.is_set,
-                                      timeout=args.timeout, fresh=args.fresh)
+                                      timeout=args.timeout, fresh=args.fresh, start_timeout=start_timeout,
+                                      priority=priority)
+            if outcome.note:
+                print(f"note: {outcome.note}", file=sys.stderr)
             run = {"cost_usd_estimate": outcome.cost_usd_estimate, "spent_24h_usd": client.budget.spent(),
                    "daily_cap_usd": client.budget.cap_usd}
         except CancelledError as exc:

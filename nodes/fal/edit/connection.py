@@ -33,6 +33,7 @@ class ConnectionSettings:
     key_env: str = ""       # NAME of the environment variable holding the key; empty: defaults
     upload: str = "auto"
     upload_expiry: str = "default"  # default: FAL_UPLOAD_EXPIRY / config.ini, else config.DEFAULT_UPLOAD_EXPIRY
+    keep_on_fal: str = "default"    # on / off (X-Fal-Store-IO: 0); default: FAL_KEEP_ON_FAL / config.ini, else on
 
     def __post_init__(self):
         key_env = self.key_env.strip()
@@ -49,7 +50,8 @@ class ConnectionSettings:
                            base_url=self.base_url.strip() or None,
                            key_env=self.key_env.strip() or None,
                            upload=None if self.upload in ("", "auto") else self.upload,
-                           upload_expiry=None if self.upload_expiry in ("", "default") else self.upload_expiry)
+                           upload_expiry=None if self.upload_expiry in ("", "default") else self.upload_expiry,
+                           keep_on_fal=None if self.keep_on_fal in ("", "default") else self.keep_on_fal)
 
 
 def persistent_client(config: FalConfig, directory: Path | None = None, *, budget_usd: float | None = None,
@@ -73,7 +75,7 @@ def client_for(settings: ConnectionSettings | None = None) -> FalEditClient:
     """The shared client for these settings; a changed key gets a new client."""
     config = (settings or ConnectionSettings()).load()
     identity = (config.mode, config.queue_base, config.rest_base, config.proxy_url, config.upload, config.upload_expiry,
-                config.key_source, hash(config.key.reveal()), budget_cap())
+                config.key_source, hash(config.key.reveal()), budget_cap(), config.queue_backup_base, config.store_io)
     with _lock:
         client = _clients.get(identity)
         if client is None:

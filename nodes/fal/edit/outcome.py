@@ -24,6 +24,7 @@ class EditOutcome:
     timings: dict[str, float]  # client-side phases, seconds
     source: str = "job"  # "job", "resumed" (journalled job from an earlier run), "cache" or "fetched"
     estimate: Estimate | None = None  # what this edit's job costs (pricing.py), when it made one
+    note: str | None = None  # something the user should know about where this came from (a late cancel)
 
     @property
     def cost_usd_estimate(self) -> float:
@@ -37,6 +38,8 @@ class EditOutcome:
         if self.estimate is not None and self.source in PAID_SOURCES:
             info["cost_estimate"] = self.estimate.text()
         info["client_timings"] = {k: round(v, 3) for k, v in self.timings.items()}
+        if self.note:
+            info["note"] = self.note
         if any(self.result.has_nsfw_concepts):
             flagged = [i for i, f in enumerate(self.result.has_nsfw_concepts) if f]
             info["warning"] = (f"fal's safety checker flagged output(s) {flagged}: they are usually "

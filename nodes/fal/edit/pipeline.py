@@ -1,8 +1,9 @@
 """The whole edit: IMAGE tensors in, IMAGE tensors out.
 
 validate fields for the endpoint → encode inputs → result cache? → journalled
-job to resume? → spending cap → upload → submit (journalled) → wait (progress,
-cancel, timeout) → download → cache → decode. Nothing is uploaded or paid for
+job to resume? → spending cap → upload → submit (journalled, with fal's guard
+headers: start deadline, priority, store-IO) → wait (progress, cancel, timeout)
+→ download → cache (and a copy by request id when fal keeps none) → decode. Nothing is uploaded or paid for
 until every field has passed validation and the cap allows the edit; Cancel is
 honoured before the submit as well as during the wait; a job is never
 submitted twice for one edit.
@@ -15,26 +16,27 @@ import dataclasses
 import hashlib
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from .batch import edit_each
+from .uploads import Uploads
 from ..state.budget import Budget, Charge
 from ..wire.config import FalConfig
 from ..media.downloads import decode_all, download_decoded
 from ..models.endpoints import DEFAULT_ENDPOINT, EndpointSpec, spec_for
 from ..base.errors import (AuthError, CancelledError, FalError, HTTPStatusError, ImageDecodeError, JobFailedError,
-                     JobUnknownError, OutputGoneError, SubmitUncertainError, ValidationError)
-from ..media.images import encode_png, split_batch, stack_batch
-from ..media.inputs import PreparedImage, check_modes, encode, keep_output_size, prepare_all
+                     JobUnknownError, OutputGoneError, StartDeadlineError, SubmitUncertainError, ValidationError)
+from ..media.images import stack_batch
+from ..media.inputs import PreparedImage, check_modes, keep_output_size, prepare_all
 from ..state.journal import WAITING, Journal, request_key
 from .outcome import EditOutcome, combine  # noqa: F401 - importable from here as before
 from ..models.pricing import Estimate, estimate
 from ..models.qwen import QwenEditRequest, QwenEditResult
 from ..queue.client import ProgressCallback, QueueClient, RequestHandle, WaitSettings
-from ..state.result_cache import ResultCache
+from ..state.result_cache import ResultCache, kept_key
 from ..media.storage import Uploader
+from ..wire.guards import check_priority, check_start_timeout, submit_headers
 from ..wire.transport import RetryPolicy, Transport
 from ..base.waiting import CancelHook, Waiter
 from ..queue.job_slots import SlotTicket
@@ -44,6 +46,12 @@ log = logging.getLogger("fal_qwen_edit")
 
 FORCE_HINT = "To submit this edit again anyway, turn on force_new_job (--fresh on the CLI)."
 DEFAULT_TIMEOUT = 900.0  # seconds for the whole edit; fal jobs usually take 5-60 s
+PAID_DOWNLOAD_TIMEOUT = 120.0  # seconds to download a result that came back despite a Cancel
+LATE_CANCEL_NOTE = ("Cancel came too late: fal had already finished this job (it is paid for), so its result "
+                    "is returned and kept rather than dropped.")
+GONE_HINT = ("A job submitted with keep_on_fal off (X-Fal-Store-IO: 0) stays fetchable on fal for only 1 hour "
+             "(6 minutes when its result is 10 KB or more), and this machine keeps a copy only of results it "
+             "downloaded; otherwise fal keeps results 30 days, for the account and endpoint that made them.")
 
 
 @dataclass
@@ -61,13 +69,15 @@ class _Edit:
     slot: SlotTicket | None = None
     charge: Charge | None = None
     phases: dict[str, float] = field(default_factory=dict)
+    start_timeout: float | None = None  # guards.py: None auto (what is left of the edit's time), 0 none
+    priority: str = "normal"
 
 
 class _ResumedJobCancelled(Exception):
     """The journalled job this run resumed turned out cancelled (by an earlier Cancel)."""
 
 
-class FalEditClient:
+class FalEditClient(Uploads):
     """One per connection setting; holds the pooled session, upload cache, journal and result cache."""
 
     def __init__(self, config: FalConfig, *, retry: RetryPolicy | None = None,
@@ -91,59 +101,24 @@ class FalEditClient:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    @staticmethod
-    def encode_frames(images: Sequence[Any]) -> list[bytes]:
-        frames = [frame for image in images for frame in split_batch(image)]
-        if len(frames) <= 1:
-            return [encode_png(f) for f in frames]
-        with ThreadPoolExecutor(max_workers=min(4, len(frames)), thread_name_prefix="fal-png") as pool:
-            return list(pool.map(encode_png, frames))
-
-    def upload_pngs(self, pngs: Sequence[bytes], *, waiter: Waiter | None = None,
-                    digests: Sequence[str | None] = ()) -> list[str]:
-        """``digests``: the PNGs' sha256 hex, when known (the upload cache's key)."""
-        waiter = waiter or Waiter()
-        digests = list(digests) or [None] * len(pngs)
-
-        def one(index: int) -> str:
-            waiter.check()
-            return self.uploader.url_for(pngs[index], "image/png", waiter=waiter, digest=digests[index])
-
-        if len(pngs) <= 1:
-            return [one(i) for i in range(len(pngs))]
-        with ThreadPoolExecutor(max_workers=min(4, len(pngs)), thread_name_prefix="fal-up") as pool:
-            return list(pool.map(one, range(len(pngs))))
-
-    def upload_images(self, images: Sequence[Any], *, waiter: Waiter | None = None) -> list[str]:
-        """IMAGE tensors (each may be a batch) → one URL per image, in order."""
-        return self.upload_pngs(self.encode_frames(images), waiter=waiter)
-
-    def upload_prepared(self, inputs: Sequence[PreparedImage], upload_format: str = "png", *,
-                        waiter: Waiter | None = None) -> list[str]:
-        """One URL per prepared input, in order. Each input is encoded and sent on its own thread, so
-        the first one's bytes are on the wire while the later ones still encode."""
-        waiter = waiter or Waiter()
-
-        def one(image: PreparedImage) -> str:
-            waiter.check()
-            data, content_type = encode(image, upload_format)
-            return self.uploader.url_for(data, content_type, waiter=waiter, digest=f"{image.digest}:{upload_format}")
-
-        if len(inputs) <= 1:
-            return [one(image) for image in inputs]
-        with ThreadPoolExecutor(max_workers=min(4, len(inputs)), thread_name_prefix="fal-up") as pool:
-            return list(pool.map(one, inputs))
-
     def result_by_id(self, request_id: str, *, endpoint: str = DEFAULT_ENDPOINT, mismatch: str = "pad",
                      should_cancel: CancelHook = None, timeout: float = 120.0,
                      on_progress: ProgressCallback = None) -> EditOutcome:
         """The outputs of any earlier request, fetched (not re-run: free) from fal's queue.
         A request that is still queued or running is waited for first; Cancel stops that
-        wait but leaves the job alone (this call did not start it)."""
+        wait but leaves the job alone (this call did not start it). Outputs this machine kept
+        for a job fal does not keep (keep_on_fal off) are served from here, free and offline."""
         waiter = Waiter(should_cancel, timeout)
         handle = self.queue.handle_for(endpoint, request_id)
-        data = self.queue.wait(handle, on_progress=on_progress, should_cancel=should_cancel, timeout=timeout,
-                               cancel_job=False)
+        kept = self._from_cache(kept_key(request_id), endpoint, mismatch, {}) if self.cache is not None else None
+        if kept is not None:
+            return kept
+        try:
+            data = self.queue.wait(handle, on_progress=on_progress, should_cancel=should_cancel, timeout=timeout,
+                                   cancel_job=False)
+        except JobUnknownError as exc:
+            raise JobUnknownError(f"{exc} {GONE_HINT}", status=exc.status, request_id=request_id,
+                                  detail=exc.detail) from None
         return self._finish(handle, data, waiter, mismatch, {}, "fetched", key=None)
 
     def edit(self, request: QwenEditRequest, images: Sequence[Any] = (), *, model: str | None = None,
@@ -169,8 +144,10 @@ class FalEditClient:
                       started: float, resize: str = "fit model", upload_format: str = "png",
                       on_progress: ProgressCallback = None, should_cancel: CancelHook = None,
                       timeout: float = DEFAULT_TIMEOUT, mismatch: str = "pad", fresh: bool = False,
-                      slot: SlotTicket | None = None, charge: Charge | None = None) -> EditOutcome:
+                      slot: SlotTicket | None = None, charge: Charge | None = None,
+                      start_timeout: float | None = None, priority: str = "normal") -> EditOutcome:
         request.validate(spec, images_to_come=len(inputs))  # count and URLs too: nothing uploaded for a bad request
+        start_timeout, priority = check_start_timeout(start_timeout), check_priority(priority)
         request = keep_output_size(request, spec, inputs)
         # Identity: the pixels as sent, and how they were made (another resize or format is another edit).
         identities = [hashlib.sha256(x.encode()).hexdigest() for x in request.image_urls] + \
@@ -179,7 +156,7 @@ class FalEditClient:
         sizes = [None] * len(request.image_urls) + [image.size for image in inputs]
         edit = _Edit(request, spec, inputs, upload_format, Waiter(should_cancel, timeout),
                      estimate(spec, request.image_size, request.num_images, sizes), self._journal_key(key), fresh,
-                     slot, charge, {"encode": time.monotonic() - started})
+                     slot, charge, {"encode": time.monotonic() - started}, start_timeout, priority)
         # Pixels behind an http(s) URL may change, so only edits whose every input is content
         # (tensors, data URIs) are served from the cache; a fal_picks_seed edit asks for a new image.
         cacheable = self.cache is not None and request.seed is not None and \
@@ -204,19 +181,26 @@ class FalEditClient:
                         continue
                 edit.phases["wait"] = time.monotonic() - mark
                 break
+        except StartDeadlineError:
+            if edit.charge is not None:
+                edit.charge.never_billed()  # fal dropped it before it started
+            raise
         finally:
             if slot is not None:
                 slot.give_back()  # the job is over on fal (or never began): the next frame's may start
             if edit.charge is not None:
                 edit.charge.release_unless_paid()  # cached, resumed, or never submitted: it cost nothing
+        waiter, note = edit.waiter, None
+        if waiter.cancelled():  # the result came back although the user cancelled: fal had finished it
+            waiter, note = Waiter(timeout=PAID_DOWNLOAD_TIMEOUT), LATE_CANCEL_NOTE
         try:
-            outcome = self._finish(handle, data, edit.waiter, mismatch, edit.phases, source,
+            outcome = self._finish(handle, data, waiter, mismatch, edit.phases, source,
                                    key=key if cacheable else None)
         except (JobFailedError, ImageDecodeError, OutputGoneError):
             self._forget(edit.journal_key)  # the job is over and its outputs are unusable: a re-run makes new ones
             raise
         self._forget(edit.journal_key)
-        outcome.estimate = edit.estimate
+        outcome.estimate, outcome.note = edit.estimate, note
         edit.phases["total"] = time.monotonic() - started
         return outcome
 
@@ -340,7 +324,8 @@ class FalEditClient:
         edit.waiter.check()  # last chance to cancel for free
         mark = time.monotonic()
         try:
-            handle = self.queue.submit(edit.spec.endpoint, arguments, waiter=edit.waiter)
+            headers = submit_headers(edit.start_timeout, edit.waiter.remaining(), edit.priority, self.config.store_io)
+            handle = self.queue.submit(edit.spec.endpoint, arguments, waiter=edit.waiter, extra_headers=headers)
         except BaseException as exc:
             if _may_have_been_taken(exc):
                 edit.charge.mark_paid()  # fal may bill it: it stays counted against the cap
@@ -365,6 +350,8 @@ class FalEditClient:
         outcome = self._decoded(handle, result, decoded, mismatch, phases, source)
         if key is not None and self.cache is not None:
             self.cache.put(key, handle.request_id, data, blobs)
+        if not self.config.store_io and self.cache is not None:  # fal forgets it within the hour: kept here
+            self.cache.put(kept_key(handle.request_id), handle.request_id, data, blobs)
         return outcome
 
     def _decoded(self, handle: RequestHandle, result: QwenEditResult, decoded: list, mismatch: str,

@@ -5,7 +5,8 @@ gateway that re-exposes fal under its own base URL (``Bearer`` auth), or through
 fal's server proxy (routing.py). A gateway's submit reply still names
 ``queue.fal.run`` URLs, where its token is not valid, so every status/result/
 cancel URL whose host is not the configured base is re-routed through the base
-with the same path. How the wait itself goes (stream, status or result polling,
+with the same path; fal direct follows the URLs fal returns on its backup host there
+(../wire/backup.py). How the wait itself goes (stream, status or result polling,
 whichever the server offers) is wait_ways.py; what an answer means, job_state.py.
 """
 
@@ -22,7 +23,7 @@ import requests
 
 from ..wire.config import FalConfig
 from ..base.errors import (CancelledError, FalError, HTTPStatusError, JobFailedError, JobUnknownError,
-                     SubmitUncertainError, ValidationError)
+                     StartDeadlineError, SubmitUncertainError, ValidationError)
 from .job_state import CANCELLED, DONE, FAILED, JobState, from_result, from_result_refusal, is_status_body
 from ..wire.routing import through_base
 from ..wire.transport import Transport, json_body
@@ -34,6 +35,9 @@ log = logging.getLogger("fal_qwen_edit")
 
 ENDPOINT_ID = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 NO_CANCEL = "NOT_OFFERED"  # our name for a server without a cancel route (not one of fal's answers)
+# fal's answers to a cancel (fal's queue docs: 202, 400, 404).
+CANCEL_REQUESTED, ALREADY_COMPLETED, NOT_FOUND = "CANCELLATION_REQUESTED", "ALREADY_COMPLETED", "NOT_FOUND"
+PAID_RESULT_TIMEOUT = 60.0  # seconds to fetch the result of a job that completed before its cancel
 
 
 @dataclass
@@ -117,15 +121,19 @@ class QueueClient:
         finally:
             resp.close()
         fallback = self.handle_for(endpoint, request_id)
-        base = self.config.queue_base
         handle = RequestHandle(
             endpoint, request_id,
-            status_url=through_base(data.get("status_url") or fallback.status_url, base),
-            response_url=through_base(data.get("response_url") or fallback.response_url, base),
-            cancel_url=through_base(data.get("cancel_url") or fallback.cancel_url, base),
+            status_url=self._ours(data.get("status_url") or fallback.status_url),
+            response_url=self._ours(data.get("response_url") or fallback.response_url),
+            cancel_url=self._ours(data.get("cancel_url") or fallback.cancel_url),
             queue_position=data.get("queue_position"))
         log.info("fal: submitted %s as request %s", endpoint, request_id)
         return handle
+
+    def _ours(self, url: str) -> str:
+        """A URL of the submit's reply as this client calls it: on fal's backup host it is followed
+        there; any other host is re-rooted on the configured base (a gateway's reply names fal's)."""
+        return url if self.config.on_backup(url) else through_base(url, self.config.queue_base)
 
     def status(self, handle: RequestHandle, *, logs: bool = True, waiter: Waiter | None = None) -> dict:
         """The status JSON. NotOffered when the server has no status route for it (404/405/501,
@@ -206,24 +214,30 @@ class QueueClient:
             raise CancelledError(f"The job was cancelled: {state.error}", request_id=handle.request_id)
 
     def cancel(self, handle: RequestHandle) -> str:
-        """Ask fal to cancel; returns fal's answer (CANCELLATION_REQUESTED, ALREADY_COMPLETED…), or
-        NOT_OFFERED from a server without a cancel route.
+        """Ask fal to cancel; returns fal's answer: 202 CANCELLATION_REQUESTED (a queued job is
+        removed, a running one signalled), 400 ALREADY_COMPLETED (it ran to its end: paid for),
+        404 NOT_FOUND (fal knows no such request), or NOT_OFFERED from a server without a cancel
+        route (a plain 404, 405 or 501).
 
         Sent on fresh connections: the pooled ones may lead to the server that just stalled."""
         try:
             resp = self.transport.request("PUT", handle.cancel_url, what=f"Cancel of {handle.endpoint}",
-                                          request_id=handle.request_id, ok=(200, 202, 400), fresh=True,
+                                          request_id=handle.request_id, ok=(200, 202, 400, 404), fresh=True,
                                           waiter=Waiter(timeout=10.0), timeout=(5.0, 10.0))
         except HTTPStatusError as exc:
             if exc.status not in NOT_OFFERED_CODES:
                 raise
-            log.warning("fal: cancel of request %s: the server offers no cancel (HTTP %d); the job may run to "
-                        "its end", handle.request_id, exc.status)
-            return NO_CANCEL
+            resp = None
         try:
-            answer = str(resp.json().get("status", resp.status_code))
+            answer = str(resp.json().get("status", resp.status_code)) if resp is not None else NO_CANCEL
         except (ValueError, AttributeError):
             answer = f"HTTP {resp.status_code}"
+        if resp is not None and resp.status_code == 404 and answer != NOT_FOUND:
+            answer = NO_CANCEL  # a plain 404 names no answer: the route itself is missing
+        if answer == NO_CANCEL:
+            log.warning("fal: cancel of request %s: the server offers no cancel; the job may run to its end",
+                        handle.request_id)
+            return NO_CANCEL
         log.info("fal: cancel of request %s answered %s", handle.request_id, answer)
         return answer
 
@@ -235,14 +249,19 @@ class QueueClient:
 
         Cancel (``should_cancel`` returning True, checked every 250 ms) sends
         fal's cancel request (unless ``cancel_job`` is False: only the wait
-        stops) and raises CancelledError. A timeout raises FalTimeoutError and
-        leaves the job alone: its result can still be fetched by request id.
+        stops) and raises CancelledError; when fal answers ALREADY_COMPLETED the
+        job is paid for, so its result is fetched and returned instead (the
+        caller tells by its own cancel hook). A timeout raises FalTimeoutError and
+        leaves the job alone: its result can still be fetched by request id. A job
+        fal dropped at its start deadline raises StartDeadlineError.
         """
         waiter = Waiter(should_cancel, timeout)
         job = JobWait(self, handle, waiter, Reporter(handle, waiter, on_progress), self.ways,
                       self.way_key(handle.endpoint))
         try:
             state = job.until_over()
+            if state.phase == FAILED and state.status:
+                self._unless_dropped(handle, waiter)
             self.raise_if_ended_badly(state, handle)
             return state.outputs if state.outputs is not None else self.result(handle, waiter=waiter)
         except CancelledError as exc:
@@ -252,7 +271,12 @@ class QueueClient:
                 raise CancelledError("Stopped waiting; the job was left running on fal.",
                                      request_id=handle.request_id, by_user=True) from exc
             answer = self._cancel_quietly(handle)
-            # ALREADY_COMPLETED means the job ran to the end and is paid for: the caller may keep it.
+            if answer == ALREADY_COMPLETED:
+                return self._paid_result(handle, exc)
+            if answer == NOT_FOUND:
+                raise CancelledError(f"Cancelled by the user; fal answered {NOT_FOUND}: it knows no request "
+                                     f"{handle.request_id} (any more), so nothing of it runs now.",
+                                     request_id=handle.request_id, by_user=True, fal_answer=answer) from exc
             if answer == NO_CANCEL:
                 raise CancelledError("Stopped waiting; the server offers no cancel, so the job may run to its "
                                      "end and be billed. Its result stays fetchable by its request id, and "
@@ -260,6 +284,32 @@ class QueueClient:
                                      request_id=handle.request_id, by_user=True, fal_answer=answer) from exc
             raise CancelledError(f"Cancelled by the user; fal answered {answer} to the cancel request.",
                                  request_id=handle.request_id, by_user=True, fal_answer=answer) from exc
+
+    def _unless_dropped(self, handle: RequestHandle, waiter: Waiter) -> None:
+        """A status that calls the job failed may mean fal dropped it at its start deadline; only the
+        result URL's 504 says so (with X-Fal-Request-Timeout-Type): one GET tells, and raises
+        StartDeadlineError then. Any other answer leaves the status's word standing."""
+        try:
+            self.fetch_result(handle, waiter=waiter)
+        except StartDeadlineError:
+            raise
+        except FalError:
+            pass
+
+    def _paid_result(self, handle: RequestHandle, cancel: CancelledError) -> dict:
+        """The job had completed when the cancel arrived (ALREADY_COMPLETED): it is paid for, so its
+        result is fetched (unhindered by the Cancel, which is over) and returned, not dropped."""
+        log.warning("fal: request %s had already completed when the cancel arrived; it is paid for, so its "
+                    "result is fetched", handle.request_id)
+        try:
+            return self.result(handle, waiter=Waiter(timeout=PAID_RESULT_TIMEOUT))
+        except JobFailedError:
+            raise
+        except FalError as exc:
+            raise CancelledError(f"Cancelled by the user, but fal had already completed the job ({ALREADY_COMPLETED}: "
+                                 f"it is paid for) and its result could not be fetched now ({exc}). It stays "
+                                 "fetchable by its request id, and running the same edit again fetches it.",
+                                 request_id=handle.request_id, by_user=True, fal_answer=ALREADY_COMPLETED) from cancel
 
     def _cancel_quietly(self, handle: RequestHandle) -> str:
         try:

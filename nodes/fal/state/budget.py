@@ -8,7 +8,7 @@ edit (or a per-frame batch, counted whole) that would cross the cap is refused
 with nothing uploaded and nothing submitted. An entry whose job was certainly
 never submitted (refused, cancelled before the submit, served from the cache,
 resumed from the journal) is released again; one whose submit may have reached
-fal stays. The cap comes from ``[budget] daily_usd`` in config.ini, or
+fal stays, unless fal says the job never started (dropped at its start deadline). The cap comes from ``[budget] daily_usd`` in config.ini, or
 ``FAL_DAILY_BUDGET_USD`` (the CLI's ``--budget-usd`` for one run).
 """
 
@@ -56,6 +56,12 @@ class Charge:
         if not self.paid and not self.released:
             self.released = True
             self.budget._release(self.entry_id)
+
+    def never_billed(self) -> None:
+        """fal said the job never started (dropped at its start deadline): nothing is billed, so the
+        entry is taken back even though the submit reached fal."""
+        self.paid = False
+        self.release_unless_paid()
 
 
 class Budget:

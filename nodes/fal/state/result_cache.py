@@ -6,6 +6,10 @@ cached edit decodes to the same pixels. Bounded: least recently used entries
 are removed past ``max_bytes``. Requests without a seed are never cached:
 fal would pick a new seed, so the user is asking for a new image.
 
+Outputs of a job fal does not keep (the connection's keep_on_fal off, X-Fal-Store-IO: 0)
+are also stored under ``kept_key(request_id)``, whatever the seed: that is where Result by
+Request ID finds them once fal has forgotten the request (an hour at most).
+
 Pruning scans every entry, so it is not done on every put: a process scans at
 its first put, then only when its own writes may have passed the bound or
 ``RESCAN_SECONDS`` have gone by (other processes write too), and it prunes down
@@ -14,6 +18,7 @@ to ``LOW_WATER`` of the bound so that a full cache is not rescanned at once.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -31,6 +36,11 @@ DEFAULT_MAX_BYTES = 2 * 1024**3
 INCOMPLETE_AGE = 3600.0  # seconds after which a folder without result.json is an abandoned write
 RESCAN_SECONDS = 600.0
 LOW_WATER = 0.9
+
+
+def kept_key(request_id: str) -> str:
+    """The entry holding one request's outputs, found by its id (a digest: ids come from servers)."""
+    return "request-" + hashlib.sha256(request_id.encode()).hexdigest()
 
 
 @dataclass

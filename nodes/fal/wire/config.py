@@ -20,6 +20,10 @@ widget and never travels inside a workflow:
        token = …               # only for a proxy that checks a token of its own
        [connection]
        upload_expiry = 1d      # how long fal storage keeps uploads (FAL_UPLOAD_EXPIRY)
+       keep_on_fal = on        # off: X-Fal-Store-IO: 0, outputs kept here only (FAL_KEEP_ON_FAL)
+       [queue]
+       start_timeout = auto    # fal's start deadline, seconds or 0 (FAL_START_TIMEOUT; guards.py)
+       priority = normal       # or low (FAL_QUEUE_PRIORITY)
        [inputs]
        resize = fit model      # or off (FAL_INPUT_RESIZE)
        upload_format = png     # webp_lossless, jpeg_95 (FAL_UPLOAD_FORMAT)
@@ -31,7 +35,7 @@ Mode: explicit argument, else ``FAL_MODE`` (``fal``/``gateway``/``proxy``), else
 configured (``FAL_GATEWAY_URL`` or the file), else proxy when a proxy URL is
 (``FAL_PROXY_URL`` or the file), else fal direct. fal direct's hosts can be moved
 with ``FAL_QUEUE_BASE`` / ``FAL_REST_BASE`` (tests and ``--demo`` point them at the
-fake server); through a proxy, the targets in ``x-fal-target-url`` are always
+fake server), and its backup host with ``FAL_QUEUE_BACKUP_BASE`` (backup.py); through a proxy, the targets in ``x-fal-target-url`` are always
 fal's own hosts, the only ones fal's proxy forwards to.
 A proxy holds the fal key itself, so proxy mode needs no key on this machine.
 """
@@ -47,6 +51,7 @@ from typing import Mapping
 from urllib.parse import urlsplit
 
 from ..base.errors import ConfigError, MissingKeyError, register_secret
+from .backup import default_backup, on_origin
 from .routing import origin
 
 FAL_QUEUE_BASE = "https://queue.fal.run"
@@ -58,6 +63,7 @@ MODES = ("fal", "gateway", "proxy")
 # How long fal storage keeps an uploaded input (fal-client 1.0.3's presets; "never": fal's own retention).
 UPLOAD_EXPIRIES = {"1h": 3600, "1d": 86400, "7d": 604800, "30d": 2592000, "never": None}
 DEFAULT_UPLOAD_EXPIRY = "1d"  # private photos off fal's CDN within a day; jobs start within minutes
+SWITCH = {"on": True, "yes": True, "true": True, "1": True, "off": False, "no": False, "false": False, "0": False}
 
 
 class Secret:
@@ -99,6 +105,8 @@ class FalConfig:
     proxy_url: str = ""   # proxy mode: every fal API call goes here, with x-fal-target-url
     upload_expiry: str = DEFAULT_UPLOAD_EXPIRY  # how long fal storage keeps uploaded inputs (UPLOAD_EXPIRIES)
     api_base: str = FAL_API_BASE  # fal direct only: the Platform API (request history, prices)
+    queue_backup_base: str = ""  # fal direct: where a queue call goes when queue_base cannot be reached (backup.py)
+    store_io: bool = True  # keep_on_fal; False: submits carry X-Fal-Store-IO: 0 (guards.py)
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -109,7 +117,9 @@ class FalConfig:
             raise ConfigError(f"Unknown upload_expiry {self.upload_expiry!r}: use one of {', '.join(UPLOAD_EXPIRIES)}.")
         if self.mode == "proxy" and not self.proxy_url:
             raise ConfigError("Proxy mode needs the proxy's URL.")
-        for base in (self.queue_base, self.rest_base, self.api_base, *([self.proxy_url] if self.proxy_url else [])):
+        if self.queue_backup_base and self.mode != "fal":
+            raise ConfigError("Only fal direct has a backup host (a gateway and fal's proxy are hosts of their own).")
+        for base in (self.queue_base, self.rest_base, self.api_base, *(url for url in (self.proxy_url, self.queue_backup_base) if url)):
             check_base_url(base)
 
     @property
@@ -134,8 +144,23 @@ class FalConfig:
 
     def is_api_url(self, url: str) -> bool:
         """A call to fal's queue or REST API (not a CDN, not a presigned upload URL)."""
-        api = {origin(self.api_base)} if self.mode == "fal" else set()  # the key goes there only in fal direct
-        return origin(url) in {origin(self.queue_base), origin(self.rest_base), *api}
+        hosts = {origin(self.queue_base), origin(self.rest_base)}
+        if self.mode == "fal":
+            hosts.add(origin(self.api_base))  # the Platform API: the key goes there only in fal direct
+        if self.queue_backup_base:
+            hosts.add(origin(self.queue_backup_base))  # fal's own host: fal-client sends the key there too
+        return origin(url) in hosts
+
+    def on_backup(self, url: str) -> bool:
+        return bool(self.queue_backup_base) and origin(url) == origin(self.queue_backup_base)
+
+    def other_queue_host(self, url: str) -> str | None:
+        """``url`` on the other of the queue's two hosts (primary ↔ backup), or None when it has none."""
+        if not self.queue_backup_base:
+            return None
+        if origin(url) == origin(self.queue_base):
+            return on_origin(url, self.queue_backup_base)
+        return on_origin(url, self.queue_base) if self.on_backup(url) else None
 
     def may_send_key_to(self, url: str) -> bool:
         """Only the configured hosts ever receive the key (never a CDN, never a host
@@ -240,7 +265,7 @@ def _read_config_file(environ: Mapping[str, str]) -> tuple[configparser.ConfigPa
 
 def load_config(*, mode: str | None = None, base_url: str | None = None,
                 key_env: str | None = None, upload: str | None = None, upload_expiry: str | None = None,
-                environ: Mapping[str, str] | None = None) -> FalConfig:
+                keep_on_fal: str | None = None, environ: Mapping[str, str] | None = None) -> FalConfig:
     """Build a FalConfig from arguments, the environment and the config file."""
     env = os.environ if environ is None else environ
     parser, file_path = _read_config_file(env)
@@ -257,10 +282,17 @@ def load_config(*, mode: str | None = None, base_url: str | None = None,
                      or DEFAULT_UPLOAD_EXPIRY).strip().lower()
     if mode not in MODES:
         raise ConfigError(f"Unknown connection mode {mode!r}: use one of {', '.join(MODES)}.")
+    keep = (keep_on_fal or env.get("FAL_KEEP_ON_FAL", "") or from_file("connection", "keep_on_fal") or "on").strip().lower()
+    if keep not in SWITCH:
+        raise ConfigError(f"keep_on_fal must be on or off, not {keep!r} (FAL_KEEP_ON_FAL, [connection] keep_on_fal).")
 
     # ``base_url`` (the node's field, the CLI's --gateway/--proxy) is the gateway's base or the proxy's URL.
     queue_base = (env.get("FAL_QUEUE_BASE", "") or from_file("fal", "queue_base") or FAL_QUEUE_BASE).rstrip("/")
     rest_base = (env.get("FAL_REST_BASE", "") or from_file("fal", "rest_base") or FAL_REST_BASE).rstrip("/")
+    # Set but empty, FAL_QUEUE_BACKUP_BASE turns the fallback off; a moved queue base has none of its own.
+    backup = env["FAL_QUEUE_BACKUP_BASE"] if "FAL_QUEUE_BACKUP_BASE" in env else \
+        parser.get("fal", "queue_backup_base", fallback=None)
+    backup = (default_backup(queue_base) if backup is None else backup.strip()).rstrip("/") if mode == "fal" else ""
     if mode == "gateway":
         queue_base = rest_base = (base_url or gateway_url).rstrip("/")
         if not queue_base:
@@ -300,4 +332,5 @@ def load_config(*, mode: str | None = None, base_url: str | None = None,
     api_base = (env.get("FAL_API_BASE", "") or from_file("fal", "api_base") or FAL_API_BASE).rstrip("/")
     return FalConfig(key=Secret(key), mode=mode, queue_base=queue_base, rest_base=rest_base,
                      upload=upload, key_source=source, proxy_url=proxy_url if mode == "proxy" else "",
-                     upload_expiry=upload_expiry, api_base=api_base)
+                     upload_expiry=upload_expiry, queue_backup_base=backup, store_io=SWITCH[keep],
+                     api_base=api_base)

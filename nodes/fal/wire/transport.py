@@ -12,6 +12,9 @@ Retry rules (the money rule first):
   instead, because resending it could pay twice.
 
 Whether a request "went out" is told by the tracked connections of sending.py.
+A connection to fal's queue that cannot be made at all is tried once on its backup
+host within the same attempt (backup.py), and a 504 that names a start deadline
+(``X-Fal-Request-Timeout-Type``) is never retried: fal dropped that job on purpose.
 
 Every call runs through ``Waiter.run``: Cancel and the deadline abandon a call
 stalled on a silent server within 250 ms, and its socket is shut down so the
@@ -33,8 +36,10 @@ from typing import Any
 import requests
 
 from .config import FalConfig
-from ..base.errors import FalError, SubmitUncertainError, TransportError, error_for_response, redact
+from ..base.errors import (REQUEST_TIMEOUT_TYPE_HEADER, FalError, SubmitUncertainError, TransportError,
+                           error_for_response, redact)
 from ..base.errors import HTTPStatusError, response_detail  # noqa: F401 - importable from here as before
+from .backup import capped, connect_failed
 from .routing import route_call
 from .sending import _CallState, _local, _never_connected, _Tracked, _TrackingAdapter  # noqa: F401 - tests patch _Tracked
 from ..base.waiting import BodyWatch, Waiter
@@ -115,7 +120,32 @@ class Transport:
                   submit: bool = False, session: requests.Session | None = None,
                   **kwargs: Any) -> requests.Response:
         """One attempt, interruptible by ``waiter``. A RequestException it raises carries
-        ``never_sent``: True when not a byte of the request reached the server."""
+        ``never_sent``: True when not a byte of the request reached the server.
+
+        A call to fal's queue whose connection could not be made goes to the other queue host
+        (backup.py); when that fails to connect too, the first error is raised (its retry rules
+        hold). The response's ``url`` tells which host answered."""
+        other = self.config.other_queue_host(url) if self.config is not None else None
+        if other is None:
+            return self._send_one(method, url, waiter, request_id, submit, session, kwargs)
+        kwargs["timeout"] = capped(kwargs.get("timeout"), self.timeout)
+        try:
+            return self._send_one(method, url, waiter, request_id, submit, session, kwargs)
+        except requests.RequestException as exc:
+            if not (exc.never_sent and connect_failed(exc)):
+                raise  # it reached the server, or failed some other way: never replayed elsewhere
+            primary = exc
+        log.warning("fal: connection to %s failed (%s); trying fal's other queue host, %s", _host(url),
+                    type(primary).__name__, _host(other))
+        try:
+            return self._send_one(method, other, waiter, request_id, submit, session, kwargs)
+        except requests.RequestException as exc:
+            if exc.never_sent and connect_failed(exc):
+                raise primary from None
+            raise
+
+    def _send_one(self, method: str, url: str, waiter: Waiter, request_id: str | None, submit: bool,
+                  session: requests.Session | None, kwargs: dict[str, Any]) -> requests.Response:
         state = _CallState(submit=submit)
         session = session or self.session
 
@@ -214,6 +244,8 @@ class Transport:
 
     @staticmethod
     def _may_retry_status(resp: requests.Response, submit: bool) -> bool:
+        if resp.status_code == 504 and resp.headers.get(REQUEST_TIMEOUT_TYPE_HEADER):
+            return False  # fal dropped the job at its start deadline (fal-client: "Honor user defined timeouts")
         if not submit:
             return True
         if resp.status_code == 429:
@@ -237,6 +269,10 @@ def _in_pieces(kwargs: dict[str, Any]) -> dict[str, Any]:
         kwargs = {**kwargs, "data": io.BytesIO(body)}
         kwargs.pop("json", None)
     return kwargs
+
+
+def _host(url: str) -> str:
+    return url.split("//", 1)[-1].split("/", 1)[0]
 
 
 def json_body(resp: requests.Response, what: str, request_id: str | None = None) -> Any:
