@@ -17,7 +17,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from .batch import edit_each
 from ..state.budget import Budget, Charge
@@ -169,7 +169,11 @@ class FalEditClient:
                       started: float, resize: str = "fit model", upload_format: str = "png",
                       on_progress: ProgressCallback = None, should_cancel: CancelHook = None,
                       timeout: float = DEFAULT_TIMEOUT, mismatch: str = "pad", fresh: bool = False,
-                      slot: SlotTicket | None = None, charge: Charge | None = None) -> EditOutcome:
+                      slot: SlotTicket | None = None, charge: Charge | None = None,
+                      on_result: Callable[[EditOutcome], None] | None = None) -> EditOutcome:
+        """``on_result``: called with the outcome before it is returned and before the journal forgets
+        its job, so whatever it saves (the batch runner's results file) survives a crash, or the job is
+        resumed by the next run, unpaid."""
         request.validate(spec, images_to_come=len(inputs))  # count and URLs too: nothing uploaded for a bad request
         request = keep_output_size(request, spec, inputs)
         # Identity: the pixels as sent, and how they were made (another resize or format is another edit).
@@ -193,6 +197,8 @@ class FalEditClient:
                         if cacheable and not edit.fresh:
                             outcome = self._from_cache(key, spec.endpoint, mismatch, edit.phases)
                             if outcome is not None:
+                                if on_result is not None:
+                                    on_result(outcome)
                                 return outcome
                         handle, source = self._job(edit)
                         waiting.enter_context(WAITING.hold(edit.journal_key))  # before the claim is released
@@ -215,9 +221,11 @@ class FalEditClient:
         except (JobFailedError, ImageDecodeError, OutputGoneError):
             self._forget(edit.journal_key)  # the job is over and its outputs are unusable: a re-run makes new ones
             raise
-        self._forget(edit.journal_key)
         outcome.estimate = edit.estimate
         edit.phases["total"] = time.monotonic() - started
+        if on_result is not None:
+            on_result(outcome)  # before the journal forgets the job: a crash in between resumes it
+        self._forget(edit.journal_key)
         return outcome
 
     def _wait(self, handle: RequestHandle, source: str, journal_key: str, waiter: Waiter,
