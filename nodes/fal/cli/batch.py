@@ -37,8 +37,9 @@ def add_batch_arguments(p: argparse.ArgumentParser) -> None:
     group = p.add_argument_group("batch (one command, many edits; resumable)")
     where = group.add_mutually_exclusive_group()
     where.add_argument("--manifest", type=Path, metavar="FILE",
-                       help="one edit per line: JSON Lines ({\"images\": [...], \"prompt\": ..., \"name\": ..., any fal "
-                            "field}) or .csv with the same columns (images separated by ';'); paths relative to it")
+                       help="one edit per line: JSON Lines ({\"images\": [...], \"prompt\": ..., \"name\": ..., "
+                            "any fal field}) or .csv with the same columns (images separated by ';'); paths "
+                            "relative to it")
     where.add_argument("--each", type=Path, metavar="DIR",
                        help="one edit per image file in DIR, with --prompt and any --ref images")
     group.add_argument("--ref", action="append", default=[], metavar="IMAGE",

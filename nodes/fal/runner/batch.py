@@ -63,7 +63,7 @@ class BatchSummary:
         return "\n".join(lines)
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "complete": self.complete}
 
 
 def run_batch(client: FalEditClient, lines: list[Line], base: QwenEditRequest, spec: EndpointSpec, folder: Path,
