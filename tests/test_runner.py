@@ -224,3 +224,17 @@ def test_results_file_survives_a_cut_line_and_one_run_per_folder(tmp_path):
     with ResultsFile(tmp_path) as results:
         results.append({"key": "b", "status": "failed", "line": 2})
         assert {k: r["status"] for k, r in results.latest().items()} == {"a": "done", "b": "failed"}
+
+
+def test_the_pipeline_hands_the_result_over_before_its_journal_forgets_the_job(fal, tmp_path):
+    import torch
+    from comfyui_fal_qwen_edit.nodes.fal.media.inputs import prepare_all
+
+    seen = []
+    with persistent_client(config_for(fal), tmp_path / "state", retry=FAST_RETRY) as client:
+        def on_result(outcome):  # what a crash here would leave: the job still journalled, so resumable
+            seen.append([e.get("request_id") for e in client.journal.entries()] == [outcome.handle.request_id])
+
+        inputs = prepare_all([torch.from_numpy(gradient(16, 16))[None]], SPEC.reads_area)
+        outcome = client._edit_encoded(QwenEditRequest(prompt="p"), inputs, SPEC, started=0.0, on_result=on_result)
+        assert seen == [True] and client.journal.entries() == [] and outcome.source == "job"

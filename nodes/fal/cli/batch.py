@@ -99,7 +99,8 @@ def run_batch_command(args: argparse.Namespace, base: QwenEditRequest, environ: 
                            fresh=args.fresh, edit_options=edit_options(args))
     cap = args.budget_usd if args.budget_usd is not None else budget_cap(environ)
     try:
-        with persistent_client(config, state_dir(environ), budget_usd=cap,
+        # Each job in flight holds a status stream while as many items behind it upload: keep that many.
+        with persistent_client(config, state_dir(environ), budget_usd=cap, pool_size=max(32, 2 * args.concurrency + 8),
                                wait_settings=WaitSettings(use_sse=not args.no_stream)) as client:
             summary = run_batch(client, lines, base, spec, args.out, settings, should_cancel=cancel.is_set,
                                 retry_failed=args.retry_failed, what=what)

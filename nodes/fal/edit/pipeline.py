@@ -73,9 +73,10 @@ class FalEditClient:
     def __init__(self, config: FalConfig, *, retry: RetryPolicy | None = None,
                  wait_settings: WaitSettings | None = None, verify: bool | str = True,
                  journal: Journal | None = None, cache: ResultCache | None = None,
-                 ways: WayMemory | None = None, budget: Budget | None = None):
+                 ways: WayMemory | None = None, budget: Budget | None = None, pool_size: int = 32):
         self.config = config
-        self.transport = Transport(config, retry=retry, verify=verify)
+        # pool_size: connections kept per host (the batch runner's jobs each hold a status stream).
+        self.transport = Transport(config, retry=retry, verify=verify, pool_size=pool_size)
         self.queue = QueueClient(config, self.transport, wait_settings, ways)
         self.uploader = Uploader(self.transport)
         self.journal = journal
