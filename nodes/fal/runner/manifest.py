@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..base.errors import InputError
+from ..base.errors import InputError, redact
 
 # The endpoint fields a line may set, by their fal names (models/qwen.py's QwenEditRequest attributes).
 FIELDS = ("prompt", "negative_prompt", "image_size", "num_inference_steps", "guidance_scale", "num_images",
@@ -57,8 +57,8 @@ class ManifestError(InputError):
         if len(problems) > len(shown):
             shown.append(f"… and {len(problems) - len(shown)} more")
         super().__init__(shown)
-        self.args = (f"{what}: fix these lines; nothing was uploaded or submitted:\n"
-                     + "\n".join(f"- {p}" for p in shown),)
+        self.args = (redact(f"{what}: fix these lines; nothing was uploaded or submitted:\n"
+                            + "\n".join(f"- {p}" for p in shown)),)
 
 
 def read_manifest(path: Path) -> list[Line]:
