@@ -4,7 +4,8 @@
 
 Sections: 1 PNG encode, 2 client overhead of one edit (this pack vs a bare
 ``requests`` client vs fal-client), 3 completion detection, 4 fan-out,
-5 peak RSS of decoding, 6 real photos over a throttled uplink (uplink.py).
+5 peak RSS of decoding, 6 real photos over a throttled uplink (uplink.py),
+7 the batch runner at scale (batch.py: 1,000 edits, one killed and resumed).
 Prints one table and writes the same figures as JSON.
 Everything runs on 127.0.0.1; fal-client (the ``bench`` extra) is optional.
 """
@@ -23,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from figures import Report, table, write_json  # noqa: E402
 
-SECTIONS = ("encode", "overhead", "detect", "fanout", "memory", "uplink")
+SECTIONS = ("encode", "overhead", "detect", "fanout", "memory", "uplink", "batch")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -166,6 +167,11 @@ def main(argv=None) -> int:
         import uplink
 
         uplink.run(report, args.quick, settings["encode_rounds"])
+    if "batch" in args.only:
+        meter.step("7 batch")
+        import batch
+
+        batch.run(report, args.quick)
 
     meter.step(None)
     meta["runtime_s"] = round(time.monotonic() - began, 1)

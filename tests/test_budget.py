@@ -152,3 +152,31 @@ def test_the_estimate_follows_the_endpoints_price_rule():
     assert estimate(plus, "landscape_16_9", 3, [], jobs=4).usd == pytest.approx(0.03 * 0.56 * 3 * 4)
     unknown = estimate(first, "square_hd", 1, [])
     assert not unknown.confirmed and unknown.rate == 0.035 and "assumed" in unknown.text()
+
+
+def test_a_long_ledger_is_read_incrementally_and_compacted_only_when_that_halves_it(tmp_path, monkeypatch):
+    from comfyui_fal_qwen_edit.nodes.fal.state import budget as budget_module
+    monkeypatch.setattr(budget_module, "COMPACT_AT", 40)
+    path = tmp_path / "spend.jsonl"
+    ours, theirs = Budget(path, cap_usd=100.0), Budget(path, cap_usd=100.0)  # e.g. the CLI and ComfyUI
+    for _ in range(60):  # past COMPACT_AT, every entry inside the window: nothing to drop, so no rewrite
+        ours.reserve([0.5], "x")
+        theirs.reserve([0.25], "y")
+    inode = path.stat().st_ino
+    ours.reserve([0.5], "x")
+    assert path.stat().st_ino == inode and len(path.read_text().splitlines()) == 121
+    assert ours.spent() == theirs.spent() == 45.5  # each sees the other's appends
+    with open(path, "ab") as ledger:  # a crash cut the last line short: skipped, and it swallows nothing
+        ledger.write(b'{"id": "cut", "t": 1')
+    theirs.reserve([1.0], "z")
+    assert ours.spent() == theirs.spent() == 46.5
+    old = time.time() - 25 * 3600  # most of the file leaves the window: the next append compacts it
+    lines = [json.loads(line) for line in path.read_text().splitlines() if not line.startswith('{"id": "cut"')]
+    path.write_text("".join(json.dumps({**e, "t": old}) + "\n" for e in lines[:100]) +
+                    "".join(json.dumps(e) + "\n" for e in lines[100:]))
+    fresh = Budget(path, cap_usd=100.0)
+    expected = round(sum(e["usd"] for e in lines[100:]), 4)
+    assert fresh.spent() == expected
+    fresh.reserve([2.0], "w")
+    assert len(path.read_text().splitlines()) < 40  # compacted: a new file
+    assert ours.spent() == theirs.spent() == round(expected + 2.0, 4)  # their parsed tails are dropped

@@ -12,7 +12,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "comfyui_fal_qwen_edit"
 # Lowest first: a module may import its own layer and the ones before it.
-LAYERS = ("base", "wire", "models", "media", "queue", "platform", "state", "edit", "panel", "cli")
+LAYERS = ("base", "wire", "models", "media", "queue", "platform", "state", "edit", "panel", "runner",
+          "cli")
 COMFYUI_MODULES = {"comfy", "comfy_api", "comfy_execution", "server", "folder_paths", "execution", "nodes"}
 MAX_MODULES_PER_PACKAGE = 10
 MAX_LINES = 400

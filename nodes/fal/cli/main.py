@@ -6,6 +6,7 @@
     fal-qwen-edit --check                    # mode, hosts, key and storage: no job, no cost
     fal-qwen-edit --list-models              # the Qwen edit endpoints, their LoRA support and price
     fal-qwen-edit in.png -p "…" --model qwen-edit-2511-lora --lora https://…/x.safetensors:0.8
+    fal-qwen-edit --manifest edits.jsonl --concurrency 8 --out edited/   # many edits, resumable (batch.py)
 
 Keys come from the environment or config.ini (see config.py), never from the
 command line, so they stay out of shell history and process lists.
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .batch import add_batch_arguments, run_batch_command, wants_batch
 from .check import run_checks
 from ..wire.config import DEFAULT_UPLOAD_EXPIRY, UPLOAD_EXPIRIES, budget_cap, input_defaults, load_config, state_dir
 from ..models.endpoints import BY_ENDPOINT, CUSTOM, DEFAULT_ENDPOINT, ENDPOINTS, MODEL_NAMES, spec_for
@@ -36,7 +38,7 @@ from ..media.images import decode_image, encode_png
 from ..edit.pipeline import DEFAULT_TIMEOUT
 from ..media.inputs import UPLOAD_FORMATS, check_modes, estimate_run
 from ..models.sizing import RESIZE_MODES
-from ..models.qwen import ACCELERATIONS, IMAGE_SIZE_PRESETS, OUTPUT_FORMATS, Lora, QwenEditRequest
+from ..models.qwen import ACCELERATIONS, IMAGE_SIZE_PRESETS, OUTPUT_FORMATS, QwenEditRequest, parse_lora
 from ..queue.client import Progress, WaitSettings
 from ..queue.way_memory import WayMemory
 from ..wire.guards import PRIORITIES, check_start_timeout, queue_defaults
@@ -111,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", action="store_true",
                    help="run offline against a fake fal server on 127.0.0.1 (its 'model' inverts colours)")
     p.add_argument("--verbose", "-v", action="store_true")
+    add_batch_arguments(p)
     return p
 
 
@@ -154,15 +157,6 @@ def _request_from(args: argparse.Namespace) -> QwenEditRequest:
         seed=args.seed, enable_safety_checker=False if args.no_safety_checker else None,
         output_format=args.format, sync_mode=True if args.sync else None, acceleration=args.acceleration,
         loras=[parse_lora(text) for text in args.lora])
-
-
-def parse_lora(text: str) -> Lora:
-    """``URL[:SCALE]``: the scale is what follows the last colon, when it is a number."""
-    url, sep, scale = text.rpartition(":")
-    try:
-        return Lora(url, float(scale)) if sep and url and not scale.startswith("//") else Lora(text)
-    except ValueError:
-        return Lora(text)
 
 
 def list_models() -> int:
@@ -247,6 +241,11 @@ def main(argv: list[str] | None = None) -> int:
         return check(args)
     if args.list_models:
         return list_models()
+    if wants_batch(args):
+        cancel = _install_cancel_handler()
+        with ExitStack() as stack:
+            environ = demo_environment(stack, args) if args.demo else dict(os.environ)
+            return run_batch_command(args, _request_from(args), environ, lambda: _config(args, environ), cancel)
     if not args.prompt and not args.result_of:
         print("error: --prompt is required (what should change in the image?)", file=sys.stderr)
         return 2

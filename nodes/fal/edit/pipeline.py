@@ -17,7 +17,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from .batch import edit_each
 from .uploads import Uploads
@@ -83,9 +83,10 @@ class FalEditClient(Uploads):
     def __init__(self, config: FalConfig, *, retry: RetryPolicy | None = None,
                  wait_settings: WaitSettings | None = None, verify: bool | str = True,
                  journal: Journal | None = None, cache: ResultCache | None = None,
-                 ways: WayMemory | None = None, budget: Budget | None = None):
+                 ways: WayMemory | None = None, budget: Budget | None = None, pool_size: int = 32):
         self.config = config
-        self.transport = Transport(config, retry=retry, verify=verify)
+        # pool_size: connections kept per host (the batch runner's jobs each hold a status stream).
+        self.transport = Transport(config, retry=retry, verify=verify, pool_size=pool_size)
         self.queue = QueueClient(config, self.transport, wait_settings, ways)
         self.uploader = Uploader(self.transport)
         self.journal = journal
@@ -145,7 +146,11 @@ class FalEditClient(Uploads):
                       on_progress: ProgressCallback = None, should_cancel: CancelHook = None,
                       timeout: float = DEFAULT_TIMEOUT, mismatch: str = "pad", fresh: bool = False,
                       slot: SlotTicket | None = None, charge: Charge | None = None,
-                      start_timeout: float | None = None, priority: str = "normal") -> EditOutcome:
+                      start_timeout: float | None = None, priority: str = "normal",
+                      on_result: Callable[[EditOutcome], None] | None = None) -> EditOutcome:
+        """``on_result``: called with the outcome before it is returned and before the journal forgets
+        its job, so whatever it saves (the batch runner's results file) survives a crash, or the job is
+        resumed by the next run, unpaid."""
         request.validate(spec, images_to_come=len(inputs))  # count and URLs too: nothing uploaded for a bad request
         start_timeout, priority = check_start_timeout(start_timeout), check_priority(priority)
         request = keep_output_size(request, spec, inputs)
@@ -170,6 +175,8 @@ class FalEditClient(Uploads):
                         if cacheable and not edit.fresh:
                             outcome = self._from_cache(key, spec.endpoint, mismatch, edit.phases)
                             if outcome is not None:
+                                if on_result is not None:
+                                    on_result(outcome)
                                 return outcome
                         handle, source = self._job(edit)
                         waiting.enter_context(WAITING.hold(edit.journal_key))  # before the claim is released
@@ -199,9 +206,11 @@ class FalEditClient(Uploads):
         except (JobFailedError, ImageDecodeError, OutputGoneError):
             self._forget(edit.journal_key)  # the job is over and its outputs are unusable: a re-run makes new ones
             raise
-        self._forget(edit.journal_key)
         outcome.estimate, outcome.note = edit.estimate, note
         edit.phases["total"] = time.monotonic() - started
+        if on_result is not None:
+            on_result(outcome)  # before the journal forgets the job: a crash in between resumes it
+        self._forget(edit.journal_key)
         return outcome
 
     def _wait(self, handle: RequestHandle, source: str, journal_key: str, waiter: Waiter,

@@ -59,6 +59,16 @@ class Lora:
         return {"path": self.path.strip(), "scale": float(self.scale)}
 
 
+def parse_lora(text: str) -> Lora:
+    """``URL[:SCALE]`` (the CLI's --lora, a CSV manifest's loras): the scale is what follows the last
+    colon, when it is a number."""
+    url, sep, scale = text.rpartition(":")
+    try:
+        return Lora(url, float(scale)) if sep and url and not scale.startswith("//") else Lora(text)
+    except ValueError:
+        return Lora(text)
+
+
 @dataclass
 class QwenEditRequest:
     prompt: str

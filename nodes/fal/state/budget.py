@@ -31,7 +31,8 @@ from ..base.errors import FalError
 log = logging.getLogger("fal_qwen_edit")
 
 WINDOW = 24 * 3600.0
-COMPACT_AT = 2000  # lines; older entries are dropped when the file grows past this
+HEAD_BYTES = 512  # of the first line: which file the parsed entries came from
+COMPACT_AT = 2000  # lines; past this, entries older than the window are dropped once they are half the file
 RAISE_HINT = ("Raise the cap ([budget] daily_usd in config.ini, or FAL_DAILY_BUDGET_USD; --budget-usd on the "
               "CLI), or wait until earlier edits leave the 24-hour window.")
 
@@ -69,6 +70,7 @@ class Budget:
         self.path = Path(path) if path is not None else None
         self.cap_usd = cap_usd
         self._memory: list[dict] = []  # the ledger when there is no state folder
+        self._parsed: tuple[bytes, int, list[dict]] = (b"", 0, [])  # (first line, bytes read, entries)
         self._lock = threading.Lock()
 
     def spent(self) -> float:
@@ -119,22 +121,28 @@ class Budget:
                 os.close(fd)
 
     def _read(self) -> list[dict]:
+        """The ledger's entries. Read under the lock; only the lines appended since this object's
+        last read are parsed (another process's appends included): a batch of thousands of edits
+        would otherwise parse the whole day's ledger again for every edit."""
         if self.path is None:
             return list(self._memory)
         try:
-            lines = self.path.read_text().splitlines()
+            with open(self.path, "rb") as ledger:
+                # The file is the one read before when its first line is (compaction drops the oldest
+                # lines, and a new file may get a freed inode number) and it has not shrunk.
+                head = ledger.readline(HEAD_BYTES)
+                seen_head, offset, entries = self._parsed
+                if head != seen_head or os.fstat(ledger.fileno()).st_size < offset:
+                    offset, entries = 0, []
+                ledger.seek(offset)
+                tail = ledger.read()
         except FileNotFoundError:
+            self._parsed = (b"", 0, [])
             return []
-        entries = []
-        for line in lines:
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by a crash: the rest still counts
-            if isinstance(entry, dict) and isinstance(entry.get("id"), str) and isinstance(entry.get("t"), (int, float)) \
-                    and (entry.get("release") or isinstance(entry.get("usd"), (int, float))):
-                entries.append(entry)
-        return entries
+        complete = tail.rfind(b"\n") + 1  # a line still being cut short stays for the next read
+        entries = entries + [entry for entry in map(_entry, tail[:complete].splitlines()) if entry is not None]
+        self._parsed = (head, offset + complete, entries)
+        return list(entries)
 
     def _append(self, new: list[dict], entries: list[dict] | None) -> None:
         if self.path is None:
@@ -142,9 +150,10 @@ class Budget:
             return
         if entries is not None and len(entries) > COMPACT_AT:
             cutoff = time.time() - WINDOW
-            kept = [e for e in entries if e["t"] >= cutoff] + new
-            write_atomic(self.path, "".join(json.dumps(e) + "\n" for e in kept).encode())
-            return
+            kept = [e for e in entries if e["t"] >= cutoff]
+            if len(kept) <= len(entries) // 2:  # rewritten only when that halves it, not for every edit
+                write_atomic(self.path, "".join(json.dumps(e) + "\n" for e in kept + new).encode())
+                return
         with open(self.path, "a+b") as ledger:
             cut_short = False  # a line a crash cut short must not swallow the next entry
             if ledger.seek(0, os.SEEK_END):
@@ -153,3 +162,15 @@ class Budget:
             ledger.write((b"\n" if cut_short else b"") + "".join(json.dumps(e) + "\n" for e in new).encode())
             ledger.flush()
             os.fsync(ledger.fileno())
+
+
+def _entry(line: bytes) -> dict | None:
+    """One ledger line, or None when it is not one (cut short by a crash, edited by hand)."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    if isinstance(entry, dict) and isinstance(entry.get("id"), str) and isinstance(entry.get("t"), (int, float)) \
+            and (entry.get("release") or isinstance(entry.get("usd"), (int, float))):
+        return entry
+    return None

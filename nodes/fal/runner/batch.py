@@ -1,0 +1,107 @@
+"""One batch run, start to end: check every line, read what earlier runs finished, check the cap,
+run the rest (scheduler.py), and sum it up.
+
+Nothing is uploaded or submitted unless every line is valid and the new jobs' estimate fits
+what the daily cap has left. Running the same batch again skips the items done, resumes the
+ones whose job was submitted (the pipeline's journal: no second job, no second payment) and
+retries failed ones only when asked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, Callable
+
+from ..edit.pipeline import FalEditClient
+from ..media.inputs import check_modes
+from ..models.endpoints import EndpointSpec
+from ..models.qwen import QwenEditRequest
+from .manifest import Line
+from .plan import Plan, build_items, check_cap, make_plan
+from .progress import Display, Tally
+from .results import DONE, ResultsFile
+from .scheduler import EndHook, RunSettings, Scheduler
+
+BILLED_NOTE = "billed: fal's queue does not report it; your fal dashboard (or its billing events) has it"
+
+
+@dataclass
+class BatchSummary:
+    done: int              # by this run
+    done_before: int       # skipped: done by an earlier run
+    failed: int
+    failed_before: int     # skipped: failed in an earlier run, not retried
+    cancelled: int
+    not_started: int       # the cap, a refused key or a Cancel stopped the batch before them
+    cost_usd_run: float    # estimate of the jobs this run submitted
+    cost_usd_batch: float  # estimate of every finished item's job, whichever run submitted it
+    billed_usd: float | None
+    stopped: str | None    # "cap", "auth", "cancelled" or None
+    results: str
+
+    @property
+    def complete(self) -> bool:
+        return not (self.failed or self.failed_before or self.cancelled or self.not_started)
+
+    def text(self) -> str:
+        skipped = self.done_before + self.failed_before
+        parts = [f"done {self.done}", f"failed {self.failed}"]
+        if self.cancelled:
+            parts.append(f"cancelled {self.cancelled}")
+        parts.append(f"skipped {skipped} ({self.done_before} done earlier, {self.failed_before} failed earlier"
+                     + (", --retry-failed runs them again)" if self.failed_before else ")"))
+        if self.not_started:
+            parts.append(f"not started {self.not_started}")
+        lines = [", ".join(parts),
+                 f"cost: about ${self.cost_usd_run:.2f} for this run's new jobs, ${self.cost_usd_batch:.2f} for "
+                 f"all finished items (estimates); {BILLED_NOTE}",
+                 f"results: {self.results}"]
+        if not self.complete and self.stopped != "auth":
+            lines.append("Run the same command again to continue: finished items are skipped, submitted ones "
+                         "resumed without a new job.")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "complete": self.complete}
+
+
+def run_batch(client: FalEditClient, lines: list[Line], base: QwenEditRequest, spec: EndpointSpec, folder: Path,
+              settings: RunSettings, *, should_cancel: Callable[[], bool], retry_failed: bool = False,
+              what: str = "the batch", stream: IO[str] | None = None, on_end: EndHook | None = None) -> BatchSummary:
+    check_modes(settings.input_resize, settings.upload_format)
+    items = build_items(lines, base, spec, settings.input_resize, settings.upload_format, what)
+    with ResultsFile(folder) as results:
+        plan = make_plan(items, results.latest(), retry_failed)
+        check_cap(plan, client.budget)
+        tally = Tally(total=len(plan.to_run))
+        display = Display.for_stream(tally, stream)
+        display.note(_opening(plan, spec, settings, results))
+        scheduler = Scheduler(client, spec, settings, results, display, tally, should_cancel, on_end)
+        try:
+            scheduler.run(plan.to_run)
+        finally:
+            display.close()
+        latest = results.latest()
+    stopped = "cancelled" if should_cancel() else scheduler.stop_reason
+    finished = {}
+    for item in items:
+        record = latest.get(item.key, {})
+        if record.get("status") == DONE:
+            finished[record.get("request_id") or item.key] = float(record.get("cost_usd") or 0.0)  # a shared job once
+    return BatchSummary(tally.done, len(plan.done_before), tally.failed, len(plan.failed_before), tally.cancelled,
+                        tally.total - tally.ended, tally.cost_usd, round(sum(finished.values()), 4), None, stopped,
+                        str(results.path))
+
+
+def _opening(plan: Plan, spec: EndpointSpec, settings: RunSettings, results: ResultsFile) -> str:
+    parts = [f"batch: {len(plan.items)} items on {spec.name}"]
+    if plan.done_before:
+        parts.append(f"{len(plan.done_before)} done earlier (skipped)")
+    if plan.failed_before:
+        parts.append(f"{len(plan.failed_before)} failed earlier (skipped; --retry-failed runs them)")
+    if plan.resuming:
+        parts.append(f"{len(plan.resuming)} submitted earlier (resumed, no new job)")
+    parts.append(f"{len(plan.new_jobs())} to submit, about ${plan.cost():.2f} (estimate)")
+    parts.append(f"{max(1, settings.concurrency)} at a time")
+    return ", ".join(parts) + f"; results: {results.path}"
