@@ -70,7 +70,7 @@ def client_environ(server: FakeFal, mode: str | None = None) -> dict[str, str]:
         return {"FAL_GATEWAY_URL": server.url, "FAL_GATEWAY_TOKEN": KEY}
     if mode == "proxy":
         return {"FAL_PROXY_URL": server.proxy_url}
-    return {"FAL_KEY": KEY, "FAL_QUEUE_BASE": server.url, "FAL_REST_BASE": server.url}
+    return {"FAL_KEY": KEY, "FAL_QUEUE_BASE": server.url, "FAL_REST_BASE": server.url, "FAL_API_BASE": server.url}
 
 
 def config_for(server: FakeFal, mode: str = "fal", **overrides):
@@ -78,7 +78,7 @@ def config_for(server: FakeFal, mode: str = "fal", **overrides):
     if mode != "fal":
         environ.update(client_environ(server, mode))
     else:
-        environ.update(FAL_KEY=KEY, FAL_QUEUE_BASE=server.url, FAL_REST_BASE=server.url)
+        environ.update(FAL_KEY=KEY, FAL_QUEUE_BASE=server.url, FAL_REST_BASE=server.url, FAL_API_BASE=server.url)
     environ.update(overrides)
     return load_config(environ=environ)
 

@@ -124,7 +124,7 @@ def comfyui_with_fake_fal(workdir: Path, daily_cap_usd: float | None = None):
     folder, python = comfyui_location()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAL_")}
     with FakeFal(key=KEY, max_lifetime=1800) as fal:
-        env.update(FAL_KEY=KEY, FAL_QUEUE_BASE=fal.url, FAL_REST_BASE=fal.url,
+        env.update(FAL_KEY=KEY, FAL_QUEUE_BASE=fal.url, FAL_REST_BASE=fal.url, FAL_API_BASE=fal.url,
                    FAL_QWEN_EDIT_CONFIG=str(workdir / "no-config.ini"),
                    FAL_QWEN_EDIT_STATE_DIR=str(workdir / "state"))  # fake results stay out of the real cache
         if daily_cap_usd is not None:

@@ -129,7 +129,7 @@ def test_ctrl_c_cancels_the_job_on_fal(tmp_path):
     Image.fromarray(to_u8(gradient(16, 16))).save(source)
     with FakeFal(key=KEY, run_time=30.0, max_lifetime=60).start() as server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FAL_")}
-        env.update(FAL_KEY=KEY, FAL_QUEUE_BASE=server.url, FAL_REST_BASE=server.url, HOME=str(tmp_path),
+        env.update(FAL_KEY=KEY, FAL_QUEUE_BASE=server.url, FAL_REST_BASE=server.url, FAL_API_BASE=server.url, HOME=str(tmp_path),
                    FAL_QWEN_EDIT_CONFIG="/nonexistent.ini")
         cli = subprocess.Popen(CLI + [str(source), "--prompt", "p", "--out", str(tmp_path / "o")], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -52,7 +52,7 @@ def fal():
 def comfy(fal, tmp_path_factory):
     folder, python = LOCATION
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAL_")}
-    env.update(FAL_KEY=KEY, FAL_QUEUE_BASE=fal.url, FAL_REST_BASE=fal.url, FAL_GATEWAY_TOKEN=KEY,
+    env.update(FAL_KEY=KEY, FAL_QUEUE_BASE=fal.url, FAL_REST_BASE=fal.url, FAL_API_BASE=fal.url, FAL_GATEWAY_TOKEN=KEY,
                FAL_QWEN_EDIT_CONFIG=str(tmp_path_factory.mktemp("noconfig") / "config.ini"),
                FAL_QWEN_EDIT_STATE_DIR=str(tmp_path_factory.mktemp("state")))
     instance = ComfyUI(folder, python, env, tmp_path_factory.mktemp("comfyui"))

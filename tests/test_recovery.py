@@ -177,7 +177,7 @@ def test_killed_process_then_same_edit_resumes_the_paid_job(fake_fal, tmp_path):
     source = tmp_path / "in.png"
     Image.fromarray(to_u8(IMAGE)).save(source)
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAL_")}
-    env.update(FAL_KEY=KEY, FAL_QUEUE_BASE=fake_fal.url, FAL_REST_BASE=fake_fal.url, HOME=str(tmp_path),
+    env.update(FAL_KEY=KEY, FAL_QUEUE_BASE=fake_fal.url, FAL_REST_BASE=fake_fal.url, FAL_API_BASE=fake_fal.url, HOME=str(tmp_path),
                FAL_QWEN_EDIT_STATE_DIR=str(tmp_path / "state"), FAL_QWEN_EDIT_CONFIG="/nonexistent.ini")
     command = [sys.executable, "-m", "comfyui_fal_qwen_edit.nodes.fal.cli.main", str(source), "--prompt", "p",
                "--seed", "3", "--out", str(tmp_path / "out")]

@@ -39,7 +39,7 @@ def setup(tmp_path: Path, server: FakeFal, count: int) -> tuple[Path, dict]:
         lines.append(json.dumps({"images": [f"in/{i}.png"], "prompt": "invert", "name": f"item{i}"}))
     (tmp_path / "edits.jsonl").write_text("\n".join(lines) + "\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAL_")}
-    env.update(FAL_KEY=KEY, FAL_QUEUE_BASE=server.url, FAL_REST_BASE=server.url, HOME=str(tmp_path),
+    env.update(FAL_KEY=KEY, FAL_QUEUE_BASE=server.url, FAL_REST_BASE=server.url, FAL_API_BASE=server.url, HOME=str(tmp_path),
                FAL_QWEN_EDIT_STATE_DIR=str(tmp_path / "state"), FAL_QWEN_EDIT_CONFIG="/nonexistent.ini")
     return tmp_path / "edits.jsonl", env
 

@@ -5,6 +5,7 @@
     fal-qwen-edit --result-of REQUEST_ID --out edited/   # outputs of an earlier job, free
     fal-qwen-edit --check                    # mode, hosts, key and storage: no job, no cost
     fal-qwen-edit --list-models              # the Qwen edit endpoints, their LoRA support and price
+    fal-qwen-edit --history [--from-fal]     # the jobs made here (and fal's own list), their cost
     fal-qwen-edit in.png -p "…" --model qwen-edit-2511-lora --lora https://…/x.safetensors:0.8
     fal-qwen-edit --manifest edits.jsonl --concurrency 8 --out edited/   # many edits, resumable (batch.py)
 
@@ -30,6 +31,7 @@ import numpy as np
 
 from .batch import add_batch_arguments, run_batch_command, wants_batch
 from .check import run_checks
+from .history import add_history_arguments, print_history
 from ..wire.config import DEFAULT_UPLOAD_EXPIRY, UPLOAD_EXPIRIES, budget_cap, input_defaults, load_config, state_dir
 from ..models.endpoints import BY_ENDPOINT, CUSTOM, DEFAULT_ENDPOINT, ENDPOINTS, MODEL_NAMES, spec_for
 from ..edit.connection import persistent_client
@@ -114,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run offline against a fake fal server on 127.0.0.1 (its 'model' inverts colours)")
     p.add_argument("--verbose", "-v", action="store_true")
     add_batch_arguments(p)
+    add_history_arguments(p)
     return p
 
 
@@ -241,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         return check(args)
     if args.list_models:
         return list_models()
+    if args.history:
+        environ = dict(os.environ)
+        return print_history(args, _config(args, environ), environ)
     if wants_batch(args):
         cancel = _install_cancel_handler()
         with ExitStack() as stack:

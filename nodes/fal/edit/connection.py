@@ -19,6 +19,8 @@ from ..state.budget import Budget
 from ..wire.config import FalConfig, budget_cap, cache_limit_bytes, load_config, state_dir
 from ..base.errors import ConfigError
 from ..state.journal import Journal
+from ..state.history import JobHistory
+from .job_records import connection_of
 from .pipeline import FalEditClient
 from ..state.result_cache import ResultCache
 from ..queue.way_memory import WayMemory
@@ -64,7 +66,19 @@ def persistent_client(config: FalConfig, directory: Path | None = None, *, budge
     cap = budget_cap() if budget_usd is None else budget_usd
     return FalEditClient(config, journal=journal, ways=WayMemory(directory / "ways.json"),
                          cache=ResultCache(directory / "results", cache_limit_bytes()),
-                         budget=Budget(directory / "spend.jsonl", cap), **options)
+                         budget=Budget(directory / "spend.jsonl", cap), history=shared_history(directory),
+                         prices_path=directory / "prices.json", **options)
+
+
+_histories: dict[Path, JobHistory] = {}
+_history_lock = threading.Lock()  # not _lock: client_for holds that while it builds a client
+
+
+def shared_history(directory: Path | None = None) -> JobHistory:
+    """One history object per state folder, so listeners (ComfyUI's websocket) hear every client's jobs."""
+    directory = Path(directory or state_dir())
+    with _history_lock:
+        return _histories.setdefault(directory, JobHistory(directory / "history"))
 
 
 _clients: dict[tuple, FalEditClient] = {}
@@ -79,5 +93,6 @@ def client_for(settings: ConnectionSettings | None = None) -> FalEditClient:
     with _lock:
         client = _clients.get(identity)
         if client is None:
-            client = _clients[identity] = persistent_client(config)
+            client = _clients[identity] = persistent_client(
+                config, connection=connection_of(config, (settings or ConnectionSettings()).key_env.strip() or None))
         return client

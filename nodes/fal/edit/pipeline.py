@@ -16,12 +16,15 @@ import dataclasses
 import hashlib
 import logging
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from .batch import edit_each
+from .job_records import JobRecords
 from .uploads import Uploads
 from ..state.budget import Budget, Charge
+from ..state.history import JobHistory
 from ..wire.config import FalConfig
 from ..media.downloads import decode_all, download_decoded
 from ..models.endpoints import DEFAULT_ENDPOINT, EndpointSpec, spec_for
@@ -71,6 +74,7 @@ class _Edit:
     phases: dict[str, float] = field(default_factory=dict)
     start_timeout: float | None = None  # guards.py: None auto (what is left of the edit's time), 0 none
     priority: str = "normal"
+    handle: RequestHandle | None = None  # once the job exists
 
 
 class _ResumedJobCancelled(Exception):
@@ -83,7 +87,8 @@ class FalEditClient(Uploads):
     def __init__(self, config: FalConfig, *, retry: RetryPolicy | None = None,
                  wait_settings: WaitSettings | None = None, verify: bool | str = True,
                  journal: Journal | None = None, cache: ResultCache | None = None,
-                 ways: WayMemory | None = None, budget: Budget | None = None, pool_size: int = 32):
+                 ways: WayMemory | None = None, budget: Budget | None = None, pool_size: int = 32,
+                 history: JobHistory | None = None, prices_path: Path | None = None, connection: dict | None = None):
         self.config = config
         # pool_size: connections kept per host (the batch runner's jobs each hold a status stream).
         self.transport = Transport(config, retry=retry, verify=verify, pool_size=pool_size)
@@ -92,6 +97,8 @@ class FalEditClient(Uploads):
         self.journal = journal
         self.cache = cache
         self.budget = budget or Budget()  # no cap unless one is configured
+        self.history = history
+        self.records = JobRecords.build(config, self.transport, self.queue, history, prices_path, connection)
 
     def close(self) -> None:
         self.transport.close()
@@ -104,7 +111,7 @@ class FalEditClient(Uploads):
 
     def result_by_id(self, request_id: str, *, endpoint: str = DEFAULT_ENDPOINT, mismatch: str = "pad",
                      should_cancel: CancelHook = None, timeout: float = 120.0,
-                     on_progress: ProgressCallback = None) -> EditOutcome:
+                     on_progress: ProgressCallback = None, keep: bool = False) -> EditOutcome:
         """The outputs of any earlier request, fetched (not re-run: free) from fal's queue.
         A request that is still queued or running is waited for first; Cancel stops that
         wait but leaves the job alone (this call did not start it). Outputs this machine kept
@@ -120,7 +127,10 @@ class FalEditClient(Uploads):
         except JobUnknownError as exc:
             raise JobUnknownError(f"{exc} {GONE_HINT}", status=exc.status, request_id=request_id,
                                   detail=exc.detail) from None
-        return self._finish(handle, data, waiter, mismatch, {}, "fetched", key=None)
+        keep_key = kept_key(request_id) if keep else None  # the panel's Fetch: its outputs kept on this machine
+        outcome = self._finish(handle, data, waiter, mismatch, {}, "fetched", key=keep_key)
+        self.records.finished(outcome, cache_key=keep_key)
+        return outcome
 
     def edit(self, request: QwenEditRequest, images: Sequence[Any] = (), *, model: str | None = None,
              endpoint: str = DEFAULT_ENDPOINT, input_resize: str = "fit model", **options: Any) -> EditOutcome:
@@ -179,6 +189,8 @@ class FalEditClient(Uploads):
                                     on_result(outcome)
                                 return outcome
                         handle, source = self._job(edit)
+                        edit.handle = handle
+                        self.records.started(handle, spec.name, request.prompt, source, edit.estimate.usd)
                         waiting.enter_context(WAITING.hold(edit.journal_key))  # before the claim is released
                     mark = time.monotonic()
                     try:
@@ -188,9 +200,10 @@ class FalEditClient(Uploads):
                         continue
                 edit.phases["wait"] = time.monotonic() - mark
                 break
-        except StartDeadlineError:
-            if edit.charge is not None:
+        except FalError as exc:
+            if isinstance(exc, StartDeadlineError) and edit.charge is not None:
                 edit.charge.never_billed()  # fal dropped it before it started
+            self.records.ended_badly(edit.handle, exc)
             raise
         finally:
             if slot is not None:
@@ -203,10 +216,13 @@ class FalEditClient(Uploads):
         try:
             outcome = self._finish(handle, data, waiter, mismatch, edit.phases, source,
                                    key=key if cacheable else None)
-        except (JobFailedError, ImageDecodeError, OutputGoneError):
+        except (JobFailedError, ImageDecodeError, OutputGoneError) as exc:
             self._forget(edit.journal_key)  # the job is over and its outputs are unusable: a re-run makes new ones
+            self.records.ended_badly(handle, JobFailedError(str(exc), request_id=handle.request_id))
             raise
         outcome.estimate, outcome.note = edit.estimate, note
+        self.records.finished(outcome, charge=edit.charge if source == "job" else None, model=spec.name,
+                              prompt=request.prompt, cache_key=key if cacheable else None)
         edit.phases["total"] = time.monotonic() - started
         if on_result is not None:
             on_result(outcome)  # before the journal forgets the job: a crash in between resumes it

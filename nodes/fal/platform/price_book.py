@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from pathlib import Path
 
@@ -24,9 +25,13 @@ FROM_FAL, FROM_TABLE = "fal pricing API", "endpoint table"
 
 
 class PriceBook:
+    """``path`` None: the endpoint table only (no state folder, e.g. a throwaway client)."""
+
     def __init__(self, path: Path | None, platform: PlatformClient | None = None):
         self.path = Path(path) if path is not None else None
-        self.platform = platform
+        self.platform = platform if path is not None else None
+        self._lock = threading.Lock()
+        self._asked_at = 0.0  # the last refresh tried, ok or not: at most one a REFRESH_SECONDS
 
     def _cached(self) -> dict:
         try:
@@ -35,22 +40,33 @@ class PriceBook:
             return {}
 
     def unit_price(self, endpoint: str) -> tuple[float | None, str]:
-        """(USD per billed unit, where it came from)."""
-        cached = self._cached()
-        entry = cached.get(endpoint)
-        fresh = entry is not None and time.time() - entry.get("fetched_at", 0) < REFRESH_SECONDS
-        if not fresh and self.platform is not None and unreachable_reason(self.platform.config) is None:
-            try:
-                for endpoint_id, price in self.platform.unit_prices([endpoint]).items():
-                    cached[endpoint_id] = {**price, "fetched_at": time.time()}
-                if self.path:
-                    write_atomic(self.path, json.dumps(cached, indent=1).encode())
-                entry = cached.get(endpoint)
-            except FalError as exc:  # offline, or a key without that scope: the table is the truth
-                log.info("fal: prices not refreshed (%s); using the cached or table price", exc)
+        """(USD per billed unit, where it came from). Never waits on the network: a stale or missing
+        price is refreshed in the background for the next job, and this one takes the table's."""
+        entry = self._cached().get(endpoint)
+        if entry is None or time.time() - entry.get("fetched_at", 0) >= REFRESH_SECONDS:
+            self._refresh_soon(endpoint)
         if entry is not None:
             return float(entry["unit_price"]), FROM_FAL
         return spec_for(None, endpoint).price_per_mp, FROM_TABLE
+
+    def _refresh_soon(self, endpoint: str) -> None:
+        if self.platform is None or unreachable_reason(self.platform.config) is not None:
+            return
+        with self._lock:
+            if time.monotonic() - self._asked_at < REFRESH_SECONDS and self._asked_at:
+                return
+            self._asked_at = time.monotonic()
+        threading.Thread(target=self.refresh, args=([endpoint],), name="fal-prices", daemon=True).start()
+
+    def refresh(self, endpoints: list[str]) -> None:
+        try:
+            prices = self.platform.unit_prices(endpoints)
+        except FalError as exc:  # offline, or a key without that scope: the table stays the truth
+            log.info("fal: prices not refreshed (%s); using the cached or table price", exc)
+            return
+        cached = self._cached()
+        cached.update({endpoint: {**price, "fetched_at": time.time()} for endpoint, price in prices.items()})
+        write_atomic(self.path, json.dumps(cached, indent=1).encode())
 
     def billed(self, endpoint: str, units: float | None) -> tuple[float | None, float | None, str]:
         """(billed USD, unit price, source) for ``units`` of fal's X-Fal-Billable-Units."""

@@ -12,6 +12,7 @@ whichever the server offers) is wait_ways.py; what an answer means, job_state.py
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -80,6 +81,9 @@ class QueueClient:
         self.transport = transport or Transport(config)
         self.settings = wait_settings or WaitSettings()
         self.ways = ways or WayMemory()
+        # fal's X-Fal-Billable-Units of each result read, by request id: what the job was billed for
+        # (the pipeline takes it into the job history and the ledger).
+        self.billable_units: dict[str, float] = {}
 
     def handle_for(self, endpoint: str, request_id: str) -> RequestHandle:
         """A handle for a request id known from earlier (resume, result by id)."""
@@ -190,6 +194,10 @@ class QueueClient:
                     "fine. Fetch its result again later by its request id.", status=exc.status,
                     request_id=handle.request_id, detail=exc.detail) from None
             raise
+        units = resp.headers.get("X-Fal-Billable-Units")
+        with contextlib.suppress(TypeError, ValueError):
+            if units is not None and resp.status_code == 200:
+                self.billable_units[handle.request_id] = float(units)
         return from_result(resp.status_code, json_body(resp, what, handle.request_id))
 
     def result(self, handle: RequestHandle, *, waiter: Waiter | None = None) -> dict:

@@ -64,6 +64,13 @@ class Charge:
         self.paid = False
         self.release_unless_paid()
 
+    def settle(self, billed_usd: float, request_id: str) -> None:
+        """fal's billed figure replaces the estimate: the ledger gains the difference as its own line."""
+        delta = round(billed_usd - self.usd, 4)
+        if self.paid and not self.released and delta:
+            self.budget._adjust(delta, f"billed ${billed_usd:.4f} for {request_id} (estimated ${self.usd:.4f})")
+            self.usd = billed_usd
+
 
 class Budget:
     def __init__(self, path: Path | None = None, cap_usd: float | None = None):
@@ -93,6 +100,10 @@ class Budget:
                    for amount in amounts]
             self._append(new, entries)
         return [Charge(self, entry["id"], entry["usd"]) for entry in new]
+
+    def _adjust(self, usd: float, what: str) -> None:
+        with self._locked():
+            self._append([{"id": uuid.uuid4().hex, "t": time.time(), "usd": usd, "what": what[:120]}], None)
 
     def _release(self, entry_id: str) -> None:
         with self._locked():

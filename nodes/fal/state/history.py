@@ -37,7 +37,7 @@ MAX_JOBS = 5000
 MAX_THUMB_BYTES = 200 * 1024**2
 FIELDS = ("request_id", "endpoint", "model", "prompt", "submitted_at", "finished_at", "status",
           "cost_usd_estimate", "cost_usd_billed", "billed_units", "unit_price_usd", "price_source",
-          "num_outputs", "thumbnails", "error", "connection", "source")
+          "num_outputs", "thumbnails", "error", "connection", "source", "cache_key")
 REQUEST_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 Listener = Callable[[dict], None]
 
@@ -99,8 +99,9 @@ class JobHistory:
         change["request_id"] = request_id
         with self._locked():
             jobs = self._read()
+            if request_id not in jobs:
+                change.setdefault("submitted_at", time.time())  # first seen now: its line says when
             job = {**jobs.get(request_id, {}), **change}
-            job.setdefault("submitted_at", time.time())
             self._append(change, jobs, job)
         self._tell(job)
         return job

@@ -1,0 +1,192 @@
+"""The job history: what it records for every job, its bounds and crash safety across processes, the
+billed cost beside the estimate, fal's own history merged in, and the panel's actions (fetch is free,
+cancel reaches fal) — with no key in anything it answers."""
+
+from __future__ import annotations
+
+import base64
+import json
+import multiprocessing
+import subprocess
+import sys
+import uuid
+
+import numpy as np
+import pytest
+import torch
+
+from comfyui_fal_qwen_edit.nodes.fal.edit.connection import persistent_client
+from comfyui_fal_qwen_edit.nodes.fal.media.images import encode_png
+from comfyui_fal_qwen_edit.nodes.fal.models.qwen import QwenEditRequest
+from comfyui_fal_qwen_edit.nodes.fal.panel.jobs import BadRequest, Conflict, JobsPanel, NotFound
+from comfyui_fal_qwen_edit.nodes.fal.state import history as history_module
+from comfyui_fal_qwen_edit.nodes.fal.state.history import JobHistory
+
+from conftest import FAST_RETRY, KEY, config_for, gradient
+
+IMAGE = torch.from_numpy(gradient(48, 64, seed=3))[None]
+
+
+def rid() -> str:
+    return str(uuid.uuid4())
+
+
+@pytest.fixture
+def client(fake_fal, tmp_path):
+    made = persistent_client(config_for(fake_fal), tmp_path / "state", retry=FAST_RETRY, budget_usd=5.0)
+    yield made
+    made.close()
+
+
+def panel_for(client) -> JobsPanel:
+    return JobsPanel(client.history, clients=lambda connection: client)
+
+
+def seeded(fake_fal) -> str:
+    uri = "data:image/png;base64," + base64.b64encode(encode_png(gradient(32, 40, seed=5))).decode()
+    return fake_fal.seed_job("fal-ai/qwen-image-edit-plus", {"prompt": "elsewhere", "image_urls": [uri],
+                                                               "seed": 3}).request_id
+
+
+def test_an_edit_is_recorded_with_its_cost_thumbnail_and_connection_but_no_key(client, fake_fal):
+    heard = []
+    client.history.on_change(heard.append)
+    outcome = client.edit(QwenEditRequest(prompt="make it blue " * 30, seed=4), [IMAGE], timeout=30)
+    job = client.history.get(outcome.handle.request_id)
+    assert job["status"] == "done" and job["model"] == "qwen-edit-plus" and len(job["prompt"]) == 200
+    assert job["cost_usd_estimate"] == 0.03 and job["submitted_at"] <= job["finished_at"]
+    # fal's X-Fal-Billable-Units (the fake bills output megapixels) x the table's unit price
+    assert job["billed_units"] == round(48 * 64 / 1024**2, 4)
+    assert job["cost_usd_billed"] == round(job["billed_units"] * 0.03, 4) and job["price_source"]
+    assert job["connection"] == {"kind": "fal", "host": "127.0.0.1", "base_url": None, "key_env": None}
+    thumb = client.history.thumbnail_path(job["request_id"], 0).read_bytes()
+    assert thumb[:4] == b"RIFF" and thumb[8:12] == b"WEBP"
+    assert [h["status"] for h in heard][0] == "running" and heard[-1]["status"] == "done"
+    # the ledger now holds the billed figure, not the estimate
+    assert client.budget.spent() == pytest.approx(job["cost_usd_billed"])
+    everything = (client.history.directory / "jobs.jsonl").read_text() + json.dumps(heard)
+    assert KEY not in everything and KEY.split(":")[1] not in everything
+
+
+def test_a_failed_job_and_a_cancelled_one_are_recorded_so(client, fake_fal):
+    fake_fal.fail_job = "the model crashed"
+    with pytest.raises(Exception):
+        client.edit(QwenEditRequest(prompt="p", seed=1), [IMAGE], timeout=30)
+    [job] = client.history.jobs()
+    assert job["status"] == "failed" and "crashed" in job["error"]
+
+
+def test_the_store_is_bounded_and_a_line_cut_short_by_a_crash_loses_nothing_else(tmp_path, monkeypatch):
+    now = [1_800_000_000.0]
+    monkeypatch.setattr(history_module.time, "time", lambda: now[0])
+    history = JobHistory(tmp_path)
+    ids = [rid() for _ in range(3)]
+    for n, request_id in enumerate(ids):
+        now[0] += 1
+        history.record(request_id, status="running", prompt=f"p{n}")
+    with open(tmp_path / "jobs.jsonl", "a") as lines:
+        lines.write('{"request_id": "' + ids[0] + '", "status": "do')  # the crash
+    history.record(ids[1], status="done")
+    assert {j["request_id"]: j["status"] for j in history.jobs()} == {ids[0]: "running", ids[1]: "done",
+                                                                      ids[2]: "running"}
+    assert [j["request_id"] for j in history.jobs()] == ids[::-1]  # newest first
+    monkeypatch.setattr(history_module, "MAX_JOBS", 2)
+    now[0] += 1000
+    newest = rid()
+    history.record(newest, status="running")
+    assert [j["request_id"] for j in history.jobs()] == [newest, ids[2]]  # the oldest went
+    now[0] += history_module.MAX_AGE - 500
+    assert [j["request_id"] for j in history.jobs()] == [newest]  # older than 90 days: gone
+
+
+def _write_many(folder: str, count: int) -> None:
+    store = JobHistory(folder)
+    for _ in range(count):
+        store.record(str(uuid.uuid4()), status="done", prompt="x" * 150)
+
+
+def test_two_processes_write_at_once_and_every_job_is_kept(tmp_path):
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_write_many, args=(str(tmp_path), 150)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert all(worker.exitcode == 0 for worker in workers)
+    assert len(JobHistory(tmp_path).jobs()) == 300
+
+
+def test_request_ids_are_checked_before_they_reach_a_path_or_url(client):
+    panel = panel_for(client)
+    for bad in ("../../etc/passwd", "9c08e7d8-312c-402d-a691-c207a9cb8121/../x", "http://evil/", ""):
+        with pytest.raises(BadRequest):
+            panel.fetch(bad)
+        with pytest.raises((BadRequest, ValueError)):
+            client.history.record(bad, status="done")
+    with pytest.raises(NotFound):
+        panel.job(rid())
+
+
+def test_a_job_only_in_fals_history_is_listed_and_fetched_free(client, fake_fal):
+    other_machine = seeded(fake_fal)
+    mine = client.edit(QwenEditRequest(prompt="here", seed=2), [IMAGE], timeout=30).handle.request_id
+    panel = panel_for(client)
+    assert [j["request_id"] for j in panel.list(source="local")["jobs"]] == [mine]
+    listed = {j["request_id"]: j for j in panel.list(source="all")["jobs"]}
+    assert listed[mine]["known_locally"] and not listed[other_machine]["known_locally"]
+    assert listed[other_machine]["status"] == "done"
+    submits = fake_fal.submissions
+    fetched = panel.fetch(other_machine, "fal-ai/qwen-image-edit-plus")
+    assert fake_fal.submissions == submits  # no new job, no cost
+    assert fetched["known_locally"] and fetched["status"] == "done" and len(fetched["outputs"]) == 1
+    assert fetched["thumbnails"] and panel.outputs(other_machine)[0][:8] == b"\x89PNG\r\n\x1a\n"
+    page = json.dumps(panel.list(source="all"))
+    assert KEY not in page and KEY.split(":")[1] not in page
+
+
+def test_fal_history_pages_by_cursor_and_says_when_it_is_out_of_reach(client, fake_fal, gateway_fal, tmp_path):
+    ids = {seeded(fake_fal) for _ in range(5)}
+    panel, seen, cursor = panel_for(client), set(), None
+    for _ in range(5):
+        page = panel.list(limit=2, cursor=cursor, source="fal")
+        seen |= {j["request_id"] for j in page["jobs"]}
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == ids
+    gateway = persistent_client(config_for(gateway_fal, "gateway"), tmp_path / "gw", retry=FAST_RETRY)
+    page = panel_for(gateway).list(source="all")
+    assert page["fal_history"]["available"] is False and "gateway" in page["fal_history"]["reason"]
+    with pytest.raises(BadRequest):
+        panel.list(cursor="not a cursor")
+
+
+def test_cancel_from_the_panel_reaches_fal_and_fetch_of_a_running_job_is_refused(client, fake_fal):
+    fake_fal.queue_time = 30.0
+    uri = "data:image/png;base64," + base64.b64encode(encode_png(gradient(8, 8))).decode()
+    handle = client.queue.submit("fal-ai/qwen-image-edit-plus", {"prompt": "p", "image_urls": [uri]})
+    client.history.record(handle.request_id, status="running", endpoint=handle.endpoint)
+    panel = panel_for(client)
+    with pytest.raises(Conflict):
+        panel.fetch(handle.request_id)
+    answer = panel.cancel(handle.request_id)
+    assert answer["answer"] == "CANCELLATION_REQUESTED" and answer["job"]["status"] == "cancelled"
+    assert [r for r, _ in fake_fal.cancel_requests] == [handle.request_id]
+    with pytest.raises(Conflict):
+        panel.cancel(handle.request_id)
+
+
+def test_the_cli_prints_the_history_as_lines_and_json(client, fake_fal, tmp_path):
+    mine = client.edit(QwenEditRequest(prompt="cli", seed=9), [IMAGE], timeout=30).handle.request_id
+    other = seeded(fake_fal)
+    env = {"FAL_KEY": KEY, "FAL_QUEUE_BASE": fake_fal.url, "FAL_REST_BASE": fake_fal.url, "FAL_API_BASE": fake_fal.url,
+           "FAL_QWEN_EDIT_STATE_DIR": str(tmp_path / "state"), "FAL_QWEN_EDIT_CONFIG": "/nonexistent",
+           "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    run = lambda *args: subprocess.run([sys.executable, "-m", "comfyui_fal_qwen_edit.nodes.fal.cli.main", *args],
+                                       env=env, capture_output=True, text=True, timeout=60)
+    lines = run("--history")
+    assert lines.returncode == 0 and mine in lines.stdout and other not in lines.stdout
+    both = json.loads(run("--history", "--from-fal", "--json").stdout)
+    flags = {j["request_id"]: j["known_locally"] for j in both["jobs"]}
+    assert flags[mine] is True and flags[other] is False
+    assert KEY not in lines.stdout + lines.stderr
