@@ -132,6 +132,7 @@ def comfyui_with_fake_fal(workdir: Path, daily_cap_usd: float | None = None):
         comfy = ComfyUI(folder, python, env, workdir / "comfyui")
         install_inputs(comfy.input_dir)
         try:
+            comfy.fal = fal  # tests look at what fal was sent, or seed jobs it holds
             yield comfy.start()
         finally:
             comfy.stop()
