@@ -102,6 +102,7 @@ class Scheduler:
                     while not ahead.settled.wait(CHECK_INTERVAL) and not self.stopping():
                         pass
                 if self.stopping():
+                    ticket.give_back()  # settles it: a worker waiting on it sees the stop as well
                     return
                 try:
                     self._run_one(items[index], ticket)
