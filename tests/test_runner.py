@@ -238,3 +238,18 @@ def test_the_pipeline_hands_the_result_over_before_its_journal_forgets_the_job(f
         inputs = prepare_all([torch.from_numpy(gradient(16, 16))[None]], SPEC.reads_area)
         outcome = client._edit_encoded(QwenEditRequest(prompt="p"), inputs, SPEC, started=0.0, on_result=on_result)
         assert seen == [True] and client.journal.entries() == [] and outcome.source == "job"
+
+
+def test_a_submit_whose_answer_was_lost_is_resubmitted_only_with_retry_failed(fal, tmp_path):
+    photos(tmp_path / "in", 2)
+    fal.add_fault(Fault("submit", "reset_after"))  # fal takes the job, the answer never arrives
+    first = batch(fal, tmp_path / "state", folder_lines(tmp_path / "in", []), tmp_path / "out", concurrency=1)
+    assert (first.done, first.failed) == (1, 1) and fal.submissions == 2
+    [lost] = [r for r in records(tmp_path / "out") if r["status"] == "failed"]
+    assert lost["uncertain"] is True and "fal dashboard" in lost["error"]
+    assert "--retry-failed submits this item again; it may then be paid twice" in lost["error"]
+    assert "--fresh" not in lost["error"]  # --fresh would resubmit every unfinished item, not this one
+    again = batch(fal, tmp_path / "state", folder_lines(tmp_path / "in", []), tmp_path / "out")
+    assert again.failed_before == 1 and fal.submissions == 2  # without the flag the journal still blocks it
+    retried = batch(fal, tmp_path / "state", folder_lines(tmp_path / "in", []), tmp_path / "out", retry_failed=True)
+    assert retried.done == 1 and retried.complete and fal.submissions == 3

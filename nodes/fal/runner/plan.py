@@ -34,6 +34,7 @@ class Item:
     sources: list[Source]
     key: str
     estimate: Estimate
+    resubmit: bool = False  # its earlier submit's answer was lost, and --retry-failed says submit it again
 
     @property
     def name(self) -> str:
@@ -124,6 +125,7 @@ def make_plan(items: list[Item], earlier: dict[str, dict], retry_failed: bool) -
             plan.failed_before.append(item)
         else:
             plan.to_run.append(item)
+            item.resubmit = status == FAILED and bool(earlier[item.key].get("uncertain"))
             if status == RUNNING:
                 plan.resuming.add(item.key)
     return plan

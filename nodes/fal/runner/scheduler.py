@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..base.errors import AuthError, CancelledError, ConfigError, FalError
+from ..base.errors import AuthError, CancelledError, ConfigError, FalError, SubmitUncertainError
 from ..base.waiting import CHECK_INTERVAL
 from ..edit.outcome import EditOutcome
-from ..edit.pipeline import DEFAULT_TIMEOUT, FalEditClient
+from ..edit.pipeline import DEFAULT_TIMEOUT, FORCE_HINT, FalEditClient
 from ..models.endpoints import EndpointSpec
 from ..queue.client import Progress
 from ..queue.job_slots import JobSlots, SlotTicket
@@ -48,6 +48,8 @@ from .sources import InputLoader
 
 log = logging.getLogger("fal_qwen_edit")
 
+RESUBMIT_HINT = ("--retry-failed submits this item again; it may then be paid twice (fal's queue cannot be asked "
+                 "whether a job exists without its request id).")
 JOB_SOURCES = ("job", "resumed")  # an item's own job, whichever run submitted it (not a cache hit)
 EndHook = Callable[[Item, dict, "EditOutcome | None"], None]
 
@@ -100,6 +102,7 @@ class Scheduler:
                     while not ahead.settled.wait(CHECK_INTERVAL) and not self.stopping():
                         pass
                 if self.stopping():
+                    ticket.give_back()  # settles it: a worker waiting on it sees the stop as well
                     return
                 try:
                     self._run_one(items[index], ticket)
@@ -132,8 +135,8 @@ class Scheduler:
             self.client._edit_encoded(
                 item.request, inputs, self.spec, started=time.monotonic(), resize=self.settings.input_resize,
                 upload_format=self.settings.upload_format, on_progress=on_progress, should_cancel=self.should_cancel,
-                timeout=self.settings.timeout, fresh=self.settings.fresh, slot=ticket, on_result=on_result,
-                **self.settings.edit_options)
+                timeout=self.settings.timeout, fresh=self.settings.fresh or item.resubmit, slot=ticket,
+                on_result=on_result, **self.settings.edit_options)
         except BudgetError as exc:
             self._stop("cap", f"Spending cap reached: {item.line.where} ({item.name}) would cross it, so no more "
                               f"items are submitted; the jobs in flight finish. {exc}")
@@ -145,6 +148,9 @@ class Scheduler:
                 pass  # cancelled before its submit: it simply has not started
             else:
                 self._end(item, error=exc, status=CANCELLED if exc.by_user else FAILED, request_id=request_id)
+        except SubmitUncertainError as exc:
+            # A submit (this run's, or one a crash cut off) was sent and its answer lost: a job may exist.
+            self._end(item, error=exc, request_id=exc.request_id, uncertain=True)
         except (FalError, OSError) as exc:
             if not seen["ended"]:
                 self._end(item, error=exc, request_id=getattr(exc, "request_id", None) or seen["request_id"])
@@ -173,7 +179,7 @@ class Scheduler:
                 self.tally.running += 1
 
     def _end(self, item: Item, *, outcome: EditOutcome | None = None, error: BaseException | None = None,
-             status: str = FAILED, request_id: str | None = None) -> None:
+             status: str = FAILED, request_id: str | None = None, uncertain: bool = False) -> None:
         """The one place where an item's job ends: outputs, results line, tally, display, hook."""
         if outcome is not None:
             files = write_outputs(self.results.folder, item.name, outcome)
@@ -186,6 +192,8 @@ class Scheduler:
         else:
             message = str(error) if isinstance(error, FalError) else f"{type(error).__name__}: {error}"
             record = item.record(status, request_id=request_id, error=message)
+            if uncertain:
+                record.update(error=message.replace(FORCE_HINT, RESUBMIT_HINT), uncertain=True)
         self.results.append(record)
         with self._lock:
             if item.key in self._running:
