@@ -227,8 +227,8 @@ class FalEditClient(Uploads):
                 raise  # a job this run submitted: kept, its result may still appear
             self._forget(journal_key)  # its result URL says 404: nothing of it can be fetched any more
             raise FalError(f"The journalled request {handle.request_id} is unknown to fal with this connection "
-                           f"now ({exc}); fal keeps a job's result for a limited time. Running the edit again "
-                           "submits a new job.", request_id=handle.request_id) from None
+                           f"now ({exc}); fal keeps a job's result for a limited time (an hour at most with "
+                           "keep_on_fal off). Running the edit again submits a new job.", request_id=handle.request_id) from None
         except AuthError as exc:
             raise AuthError(f"{exc} The job stays journalled: once the key is accepted, running the same edit "
                             "again fetches it without a new job.", status=exc.status, request_id=handle.request_id,

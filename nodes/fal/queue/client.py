@@ -37,7 +37,7 @@ ENDPOINT_ID = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"
 NO_CANCEL = "NOT_OFFERED"  # our name for a server without a cancel route (not one of fal's answers)
 # fal's answers to a cancel (fal's queue docs: 202, 400, 404).
 CANCEL_REQUESTED, ALREADY_COMPLETED, NOT_FOUND = "CANCELLATION_REQUESTED", "ALREADY_COMPLETED", "NOT_FOUND"
-PAID_RESULT_TIMEOUT = 60.0  # seconds to fetch the result of a job that completed before its cancel
+PAID_RESULT_TIMEOUT = 60.0  # seconds to wait for the result of a job that completed before its cancel
 
 
 @dataclass
@@ -302,7 +302,8 @@ class QueueClient:
         log.warning("fal: request %s had already completed when the cancel arrived; it is paid for, so its "
                     "result is fetched", handle.request_id)
         try:
-            return self.result(handle, waiter=Waiter(timeout=PAID_RESULT_TIMEOUT))
+            # Waited for, not just fetched: fal's answer may run a moment ahead of its result. No cancel hook.
+            return self.wait(handle, timeout=PAID_RESULT_TIMEOUT)
         except JobFailedError:
             raise
         except FalError as exc:
