@@ -1,13 +1,28 @@
-"""The ComfyExtension that registers this pack's nodes (loaded lazily by ``__init__.py``)."""
+"""The ComfyExtension that registers this pack's nodes and HTTP routes (loaded lazily by ``__init__.py``)."""
 
 from __future__ import annotations
 
 from comfy_api.latest import ComfyExtension, io
 
+from . import price_route
 from .connection_node import FalConnectionNode
 from .lora_node import FalLoraNode
 from .qwen_edit_node import QwenImageEditPlusNode
 from .url_nodes import FalResultByRequestIdNode, FalUploadImageNode, LoadImageFromUrlNode
+
+_registered = False
+
+
+def register_routes() -> None:
+    """Add the pack's routes to ComfyUI's route table. ComfyUI turns that table into its aiohttp app
+    (also under /api/…) only after every custom node has loaded, so this runs at load time."""
+    global _registered
+    from server import PromptServer
+    server = getattr(PromptServer, "instance", None)
+    if server is None or _registered:
+        return
+    price_route.register(server.routes)
+    _registered = True
 
 
 class FalQwenEditExtension(ComfyExtension):

@@ -20,20 +20,21 @@ import comfy.model_management
 from .comfy_progress import node_progress
 from .connection_node import FalConnection
 from .fal.edit.connection import client_for
-from .fal.models.endpoints import CUSTOM, MODEL_NAMES, spec_for
+from .fal.edit.node_values import BATCH_MODES, endpoint_from_widgets, estimate_for_widgets, request_from_widgets
+from .fal.models.endpoints import CUSTOM, MODEL_NAMES
 from .fal.media.images import MISMATCH_MODES
 from .fal.edit.outcome import run_info
 from .fal.edit.pipeline import DEFAULT_TIMEOUT, EditOutcome, combine
 from .fal.wire.config import input_defaults
 from .fal.wire.guards import PRIORITIES, check_start_timeout, queue_defaults
-from .fal.media.inputs import UPLOAD_FORMATS, estimate_run
+from .fal.media.inputs import UPLOAD_FORMATS
 from .fal.models.sizing import RESIZE_MODES
 from .fal.models.qwen import (ACCELERATIONS, DEFAULT_ENDPOINT, GUIDANCE_RANGE, IMAGE_SIZE_PRESETS, NUM_IMAGES_RANGE,
-                       OUTPUT_FORMATS, SIDE_RANGE, STEPS_RANGE, QwenEditRequest)
+                       OUTPUT_FORMATS, SIDE_RANGE, STEPS_RANGE)
 from .lora_node import FalLoras
+from .schema_features import advanced, search_aliases
 
 CATEGORY = "fal/Qwen Edit"
-BATCH_MODES = ("all images in one edit", "one edit per image_1 frame")
 SEED_MAX = 2**32 - 1
 
 
@@ -53,8 +54,9 @@ def done_text(outcomes: list[EditOutcome], seconds: float) -> str:
     return "\n".join(lines)
 
 
-def parse_urls(text: str | None) -> list[str]:
-    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+def input_sizes(**images: torch.Tensor | None) -> dict[str, tuple[int, int, int]]:
+    """(width, height, frames) of each connected IMAGE input."""
+    return {name: (t.shape[2], t.shape[1], t.shape[0]) for name, t in images.items() if t is not None}
 
 
 class QwenImageEditPlusNode(io.ComfyNode):
@@ -65,6 +67,8 @@ class QwenImageEditPlusNode(io.ComfyNode):
             node_id="FalQwenImageEditPlus",
             display_name="Qwen Image Edit Plus (fal)",
             category=CATEGORY,
+            **search_aliases("qwen edit", "qwen image edit", "qwen image edit plus", "qwen 2511", "fal qwen",
+                             "edit image api"),
             description="Edits images with Qwen-Image-Edit-Plus on fal (or a gateway). Paid per run: an "
                         "unchanged graph re-uses the last result instead of paying again.",
             inputs=[
@@ -94,39 +98,39 @@ class QwenImageEditPlusNode(io.ComfyNode):
                 io.Int.Input("seed", default=0, min=0, max=SEED_MAX, control_after_generate=True,
                              tooltip="Seed sent to fal. 'fixed' re-uses the cached result; 'randomize' "
                                      "makes a new (paid) edit every run."),
-                io.Boolean.Input("fal_picks_seed", default=False,
+                io.Boolean.Input("fal_picks_seed", **advanced(), default=False,
                                  tooltip="Let fal choose the seed (the seed output tells which it used)."),
                 io.Boolean.Input("enable_safety_checker", default=True,
                                  tooltip="fal's NSFW checker; flagged images come back black and are "
                                          "reported in the info output."),
                 io.Combo.Input("output_format", options=list(OUTPUT_FORMATS), default="png",
                                tooltip="Format fal encodes the outputs in (png is lossless)."),
-                io.Combo.Input("acceleration", options=["default", *ACCELERATIONS], default="default",
+                io.Combo.Input("acceleration", **advanced(), options=["default", *ACCELERATIONS], default="default",
                                tooltip="Speed/quality trade-off where the endpoint supports it; default "
                                        "leaves it to fal."),
-                io.Boolean.Input("sync_mode", default=False,
+                io.Boolean.Input("sync_mode", **advanced(), default=False,
                                  tooltip="Ask fal to return images inline; they are then not kept in your "
                                          "fal request history."),
                 io.Combo.Input("batch_mode", options=list(BATCH_MODES), default=BATCH_MODES[0],
                                tooltip="all images in one edit: every frame of every input is a reference. "
                                        "one edit per image_1 frame: a separate edit for each frame of "
                                        "image_1, with image_2/image_3 as shared references."),
-                io.Int.Input("concurrency", default=4, min=1, max=16,
+                io.Int.Input("concurrency", **advanced(), default=4, min=1, max=16,
                              tooltip="Jobs on fal at once in per-frame mode; the next frames are encoded and "
                                      "uploaded while they run."),
-                io.Combo.Input("size_mismatch", options=list(MISMATCH_MODES), default="pad",
+                io.Combo.Input("size_mismatch", **advanced(), options=list(MISMATCH_MODES), default="pad",
                                tooltip="Outputs of different sizes in one batch: pad (centre on black, padding "
                                        "marked in the mask), resize to the first, or error."),
-                io.Int.Input("timeout", default=int(DEFAULT_TIMEOUT), min=10, max=7200,
+                io.Int.Input("timeout", **advanced(), default=int(DEFAULT_TIMEOUT), min=10, max=7200,
                              tooltip="Seconds to wait for the whole edit; on timeout the request id is "
                                      "reported so the result is not lost."),
-                io.Boolean.Input("force_new_job", default=False,
+                io.Boolean.Input("force_new_job", **advanced(), default=False,
                                  tooltip="Submit a new (paid) job even when this exact edit is in the result "
                                          "cache or an earlier run's job can be resumed."),
-                io.String.Input("endpoint", default=DEFAULT_ENDPOINT,
+                io.String.Input("endpoint", **advanced(), default=DEFAULT_ENDPOINT,
                                 tooltip="fal endpoint id, used when model is 'custom' (a known id gets its own "
                                         "fields and ranges; any other id the generic rules)."),
-                io.String.Input("image_urls", multiline=True, default="", optional=True,
+                io.String.Input("image_urls", **advanced(), multiline=True, default="", optional=True,
                                 tooltip="Extra already-hosted image URLs, one per line (e.g. from fal Upload "
                                         "Image); sent before the image inputs."),
                 FalConnection.Input("connection", optional=True,
@@ -138,22 +142,23 @@ class QwenImageEditPlusNode(io.ComfyNode):
                                        "changed). Run fal-qwen-edit --list-models for the table."),
                 FalLoras.Input("loras", optional=True,
                                tooltip="From fal LoRA nodes; only for models that take LoRAs (…-lora)."),
-                io.Combo.Input("input_resize", options=list(RESIZE_MODES), default=RESIZE_MODES[0], optional=True,
+                io.Combo.Input("input_resize", **advanced(), options=list(RESIZE_MODES), default=RESIZE_MODES[0], optional=True,
                                tooltip="fit model: inputs larger than the model reads (about 1 MP, the size "
                                        "Qwen's pipeline resizes every input to) are downscaled before upload, "
                                        "so a 12 MP photo uploads ~12x faster; the output size is kept. off: "
                                        "send every pixel."),
-                io.Combo.Input("upload_format", options=list(UPLOAD_FORMATS), default=UPLOAD_FORMATS[0],
+                io.Combo.Input("upload_format", **advanced(), options=list(UPLOAD_FORMATS), default=UPLOAD_FORMATS[0],
                                optional=True,
                                tooltip="How inputs are encoded for upload: png (lossless), webp_lossless "
                                        "(lossless, smaller, slower to encode), jpeg_95 (smallest, lossy, "
                                        "drops alpha)."),
-                io.Int.Input("start_timeout", default=-1, min=-1, max=86400, optional=True,
+                io.Int.Input("start_timeout", **advanced(), default=-1, min=-1, max=86400, optional=True,
                              tooltip="fal drops the job, unrun and unbilled, if no runner has started it within "
                                      "this many seconds of the submit (queue wait; sent as X-Fal-Request-Timeout, "
                                      "more than 1). 0: no deadline. -1: FAL_START_TIMEOUT or config.ini, else "
                                      "what is left of timeout, as fal's own client does."),
-                io.Combo.Input("priority", options=["default", *PRIORITIES], default="default", optional=True,
+                io.Combo.Input("priority", **advanced(), options=["default", *PRIORITIES], default="default",
+                               optional=True,
                                tooltip="fal's queue priority (X-Fal-Queue-Priority): low lets a large batch that "
                                        "is not urgent yield to interactive work. default: FAL_QUEUE_PRIORITY or "
                                        "config.ini, else normal."),
@@ -178,15 +183,15 @@ class QwenImageEditPlusNode(io.ComfyNode):
                       image_urls: str = "", connection=None, model: str | None = None,
                       loras=None, input_resize: str | None = None, upload_format: str | None = None,
                       start_timeout: int | None = None, priority: str | None = None) -> io.NodeOutput:
-        size = (width, height) if image_size == "custom" else None if image_size == "auto" else image_size
-        request = QwenEditRequest(
-            prompt=prompt, image_urls=parse_urls(image_urls), negative_prompt=negative_prompt.strip() or None,
-            image_size=size, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
-            num_images=num_images, seed=None if fal_picks_seed else seed,
-            enable_safety_checker=enable_safety_checker, output_format=output_format,
-            sync_mode=True if sync_mode else None,
-            acceleration=None if acceleration == "default" else acceleration, loras=list(loras or ()))
-        spec = spec_for(model, endpoint)  # None (a prompt saved before this input existed): the endpoint field
+        values = dict(prompt=prompt, negative_prompt=negative_prompt, image_size=image_size, width=width,
+                      height=height, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+                      num_images=num_images, seed=seed, fal_picks_seed=fal_picks_seed,
+                      enable_safety_checker=enable_safety_checker, output_format=output_format,
+                      acceleration=acceleration, sync_mode=sync_mode, image_urls=image_urls, model=model,
+                      endpoint=endpoint, batch_mode=batch_mode)
+        loras = list(loras or ())
+        request = request_from_widgets(values, loras)
+        spec = endpoint_from_widgets(values)
         references = [image for image in (image_2, image_3) if image is not None]
         per_frame = batch_mode == BATCH_MODES[1]
         frames_per_edit = (1 if per_frame else image_1.shape[0]) + sum(r.shape[0] for r in references)
@@ -198,9 +203,8 @@ class QwenImageEditPlusNode(io.ComfyNode):
         start = default_start if start_timeout in (None, -1) else check_start_timeout(start_timeout)
         priority = default_priority if priority in (None, "", "default") else priority
         jobs = image_1.shape[0] if per_frame else 1
-        frames = [image_1[:1] if per_frame else image_1, *references]
-        cost = estimate_run(spec, request, [(t.shape[2], t.shape[1]) for t in frames for _ in range(t.shape[0])],
-                            input_resize, jobs)
+        sizes = input_sizes(image_1=image_1, image_2=image_2, image_3=image_3)
+        cost = estimate_for_widgets({**values, "input_resize": input_resize}, sizes, loras)
         client = await asyncio.to_thread(client_for, connection)
         with node_progress(cls.hidden.unique_id, jobs=jobs) as progress:
             progress.estimate = f"{cost.text()} on {spec.name}"
@@ -217,5 +221,6 @@ class QwenImageEditPlusNode(io.ComfyNode):
         images, mask = combine(outcomes, size_mismatch) if len(outcomes) > 1 else \
             (outcomes[0].images, outcomes[0].mask)
         used_seed = outcomes[0].result.seed if isinstance(outcomes[0].result.seed, int) else seed
+        # The sizes go to the frontend, which prices this node by them before the next run.
         return io.NodeOutput(torch.from_numpy(images), used_seed, json.dumps(run_info(outcomes), indent=1),
-                             torch.from_numpy(mask))
+                             torch.from_numpy(mask), ui={"fal_input_sizes": [sizes]})

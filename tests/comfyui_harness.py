@@ -39,6 +39,13 @@ def comfyui_location() -> tuple[Path, Path] | None:
     return folder, python
 
 
+def front_end_root() -> list[str]:
+    """``COMFYUI_FRONT_END_ROOT``: another frontend's static folder (an unzipped comfyui-frontend-package
+    wheel's ``comfyui_frontend_package/static``) instead of the one the install ships."""
+    root = os.environ.get("COMFYUI_FRONT_END_ROOT")
+    return ["--front-end-root", root] if root else []
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -74,7 +81,7 @@ class ComfyUI:
         self.log = open(self.log_path, "a")
         self.process = subprocess.Popen(
             [str(self.python), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
-             "--disable-auto-launch", "--base-directory", str(self.base_dir)],
+             "--disable-auto-launch", "--base-directory", str(self.base_dir), *front_end_root()],
             cwd=self.folder, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout

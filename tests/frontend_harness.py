@@ -33,17 +33,21 @@ SETTINGS = {"Comfy.TutorialCompleted": True, "Comfy.Minimap.Visible": False, "Co
 
 # Runs in the page after loadGraphData: what the frontend made of the workflow, compared with the file.
 CHECK_JS = """([wf, added]) => {
-  const problems = [], graph = app.graph, byId = new Map(graph.nodes.map(n => [n.id, n]));
+  const problems = [], graph = app.graph, byId = new Map(graph.nodes.map(n => [String(n.id), n]));  // 1.58: ids may be strings
   const label = (n) => `${n.type} #${n.id}`;
   if (graph.nodes.length !== wf.nodes.length)
     problems.push(`graph has ${graph.nodes.length} nodes, the file ${wf.nodes.length}`);
   for (const saved of wf.nodes) {
-    const node = byId.get(saved.id);
+    const node = byId.get(String(saved.id));
     if (!node) { problems.push(`${saved.type} #${saved.id} was not created`); continue; }
     const now = node.serialize().widgets_values ?? [];
-    // A workflow saved before a node gained widgets gets exactly their defaults, appended.
-    const expected = [...(saved.widgets_values ?? []), ...(added[saved.type] ?? [])].slice(0, Math.max(
-      now.length, (saved.widgets_values ?? []).length));
+    // A workflow saved before a node gained widgets gets exactly their defaults, appended. Core nodes
+    // gain widgets too between ComfyUI versions (0.12.1's PreviewAny: [] became [null, null, false]);
+    // their defaults are not ours to know, so for them the saved values must stay a prefix.
+    const savedValues = saved.widgets_values ?? [];
+    const ours = saved.type.startsWith("FalQwen");
+    const expected = [...savedValues, ...(ours ? (added[saved.type] ?? []) : now.slice(savedValues.length))]
+      .slice(0, Math.max(now.length, savedValues.length));
     if (JSON.stringify(now) !== JSON.stringify(expected))
       problems.push(`${label(node)}: widgets_values ${JSON.stringify(saved.widgets_values)} ` +
                     `became ${JSON.stringify(now)}`);
@@ -56,9 +60,10 @@ CHECK_JS = """([wf, added]) => {
   const linkOf = (id) => graph.links instanceof Map ? graph.links.get(id) : graph.links[id];
   const slotName = (id, kind, slot) => wf.nodes.find(n => n.id === id)?.[kind]?.[slot]?.name;
   for (const [id, from, fromSlot, to, toSlot, type] of wf.links) {  // same names; slot order may change
-    const link = linkOf(id), src = byId.get(from), dst = byId.get(to);
+    const link = linkOf(id), src = byId.get(String(from)), dst = byId.get(String(to));
     const out = src?.outputs?.[link?.origin_slot], inp = dst?.inputs?.[link?.target_slot];
-    if (!link || link.origin_id !== from || link.target_id !== to || !out || !inp || inp.link !== id
+    if (!link || String(link.origin_id) !== String(from) || String(link.target_id) !== String(to) || !out || !inp
+        || String(inp.link) !== String(id)
         || out.name !== slotName(from, "outputs", fromSlot) || inp.name !== slotName(to, "inputs", toSlot))
       problems.push(`link ${id} (${type}) from #${from} to #${to}.${slotName(to, "inputs", toSlot)} ` +
                     `was dropped or rewired`);
@@ -95,15 +100,26 @@ def workflow_files() -> list[Path]:
 RELEASED = ROOT / "tests" / "fixtures" / "workflows_0_1_0"
 ADDED_SINCE_0_1_0 = {"FalQwenImageEditPlus": ["custom", "fit model", "png", -1, "default"],
                      "FalQwenConnection": ["default", "default"]}
+# The examples as the release before the frontend extension saved them (commit c0b86bf).
+RELEASED_C0B86BF = ROOT / "tests" / "fixtures" / "workflows_c0b86bf"
+ADDED_SINCE_C0B86BF: dict[str, list] = {"FalQwenImageEditPlus": [-1, "default"], "FalQwenConnection": ["default"]}
+SAVED_SETS = {"0.1.0": (RELEASED, ADDED_SINCE_0_1_0), "c0b86bf": (RELEASED_C0B86BF, ADDED_SINCE_C0B86BF)}
 
 
 def released_workflow_files() -> list[Path]:
     return sorted(RELEASED.glob("*.json"))
 
 
+def saved_workflows() -> list[tuple[str, Path, dict[str, list]]]:
+    """(release, file, the defaults of the widgets its nodes gained since) for every saved set."""
+    return [(release, path, added) for release, (folder, added) in SAVED_SETS.items()
+            for path in sorted(folder.glob("*.json"))]
+
+
 @contextlib.contextmanager
-def comfyui_with_fake_fal(workdir: Path):
-    """A ComfyUI with this pack, sample inputs installed, fal requests going to a local FakeFal."""
+def comfyui_with_fake_fal(workdir: Path, daily_cap_usd: float | None = None):
+    """A ComfyUI with this pack, sample inputs installed, fal requests going to a local FakeFal
+    (``daily_cap_usd``: the pack's spending cap)."""
     from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal
     folder, python = comfyui_location()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAL_")}
@@ -111,6 +127,8 @@ def comfyui_with_fake_fal(workdir: Path):
         env.update(FAL_KEY=KEY, FAL_QUEUE_BASE=fal.url, FAL_REST_BASE=fal.url,
                    FAL_QWEN_EDIT_CONFIG=str(workdir / "no-config.ini"),
                    FAL_QWEN_EDIT_STATE_DIR=str(workdir / "state"))  # fake results stay out of the real cache
+        if daily_cap_usd is not None:
+            env["FAL_DAILY_BUDGET_USD"] = str(daily_cap_usd)
         comfy = ComfyUI(folder, python, env, workdir / "comfyui")
         install_inputs(comfy.input_dir)
         try:
@@ -188,7 +206,7 @@ class Frontend:
                 break
             self.page.keyboard.press("Escape")
             self.page.wait_for_timeout(300)
-        self.page.evaluate("app.extensionManager.toast.removeAll()")
+        self.page.evaluate("(() => { const t = app.extensionManager.toast; (t.removeAll ?? t.clearAll ?? (() => {})).call(t); })()")
         self.page.wait_for_timeout(300)
 
     def load(self, path: Path, added: dict[str, list] | None = None) -> list[str]:
@@ -233,6 +251,7 @@ class Frontend:
         entry = self.comfy.wait(queued["prompt_id"], timeout)
         if entry["status"]["status_str"] != "success":
             return [f"run failed: {json.dumps(entry['status'].get('messages'))[:1500]}"]
+        self.fit()  # 1.58 loads a node's output images only once the node is drawn
         deadline = time.monotonic() + 30
         shown = "() => app.graph.nodes.filter(n => n.type === 'SaveImage')" \
                 ".every(n => n.imgs?.length && n.imgs.every(i => i.complete && i.naturalWidth))"

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import pytest
 
-from frontend_harness import (ADDED_SINCE_0_1_0, Frontend, comfyui_with_fake_fal, released_workflow_files, unavailable,
-                              workflow_files)
+from frontend_harness import Frontend, comfyui_with_fake_fal, saved_workflows, unavailable, workflow_files
 
 REASON = unavailable()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"frontend tests skipped: {REASON}")
 WORKFLOWS = workflow_files()
-RELEASED = released_workflow_files()
+SAVED = saved_workflows()
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +42,9 @@ def test_prompt_built_by_the_frontend_runs(frontend, path):
     assert not problems, f"{path.name} queued from the frontend:\n" + "\n".join(problems)
 
 
-@pytest.mark.parametrize("path", RELEASED, ids=lambda p: f"0.1.0/{p.stem}")
-def test_a_workflow_saved_by_the_last_release_loads_and_runs_with_the_same_values(frontend, path):
-    problems = frontend.load(path, added=ADDED_SINCE_0_1_0)
-    assert not problems, f"{path.name} (saved by 0.1.0) in the frontend:\n" + "\n".join(problems)
+@pytest.mark.parametrize("release,path,added", SAVED, ids=[f"{release}/{path.stem}" for release, path, _ in SAVED])
+def test_a_workflow_saved_by_a_release_loads_and_runs_with_the_same_values(frontend, release, path, added):
+    problems = frontend.load(path, added=added)
+    assert not problems, f"{path.name} (saved by {release}) in the frontend:\n" + "\n".join(problems)
     problems = frontend.run()
-    assert not problems, f"{path.name} (saved by 0.1.0) queued from the frontend:\n" + "\n".join(problems)
+    assert not problems, f"{path.name} (saved by {release}) queued from the frontend:\n" + "\n".join(problems)

@@ -1,0 +1,70 @@
+// Node's own test runner (node --test tests/web/): the frontend's pure logic.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { hiddenWidgets } from "../../web/lib/widget_rules.js";
+import { badgeText, capWarning, estimateBody, graphTotal, spendText } from "../../web/lib/price.js";
+import { actionsFor, costText, isRequestId, mergeJob, promptLine, spendFraction, timeAgo } from "../../web/lib/jobs.js";
+
+test("width and height show only for a custom size, endpoint only for a custom model", () => {
+  assert.deepEqual([...hiddenWidgets({ image_size: "auto", model: "qwen-edit-plus" })].sort(),
+                   ["endpoint", "height", "width"]);
+  assert.deepEqual([...hiddenWidgets({ image_size: "custom", model: "custom" })], []);
+  assert.deepEqual([...hiddenWidgets({ image_size: "square_hd", model: "custom" })].sort(), ["height", "width"]);
+});
+
+test("the estimate question carries only known sizes and the wired inputs", () => {
+  const body = estimateBody({ model: "qwen-edit-plus" }, { image_1: [640, 480, 1], image_2: null },
+                            ["image_2", "image_1"]);
+  assert.deepEqual(body, { widgets: { model: "qwen-edit-plus" }, sizes: { image_1: [640, 480, 1] },
+                           connected: ["image_1", "image_2"] });
+});
+
+test("badges say the backend's figure and when it is assumed", () => {
+  assert.equal(badgeText({ badge: "≈$0.031", price_confirmed: true }), "fal ≈$0.031");
+  assert.equal(badgeText({ badge: "$0.035/MP", price_confirmed: false }), "fal $0.035/MP (assumed)");
+  assert.equal(badgeText(null), "fal: …");
+});
+
+test("the graph total adds known prices and counts the rest, never guessing them", () => {
+  const total = graphTotal([{ known: true, usd: 0.03, badge: "≈$0.030" }, { known: true, usd: 0.0612 },
+                            { known: false, badge: "$0.03/MP" }]);
+  assert.equal(total.usd, 0.0912);
+  assert.equal(total.unknown, 1);
+  assert.equal(total.text, "≈$0.091 + 1 priced by size ($0.03/MP)");
+  assert.equal(graphTotal([]).text, "≈$0.000");
+});
+
+test("the cap warning appears only when the known total crosses what is left", () => {
+  const spend = { spent_24h_usd: 0.97, daily_cap_usd: 1, remaining_usd: 0.03 };
+  assert.equal(capWarning({ usd: 0.03 }, spend), null);
+  assert.match(capWarning({ usd: 0.06 }, spend), /only \$0\.03 of your \$1\.00 daily fal cap is left/);
+  assert.equal(capWarning({ usd: 100 }, { spent_24h_usd: 3, daily_cap_usd: null, remaining_usd: null }), null);
+  assert.equal(spendText(spend), "$0.97 spent in 24 h of $1.00; $0.03 left");
+  assert.equal(spendFraction(spend), 0.97);
+});
+
+test("live job events update in place and keep the newest first", () => {
+  let jobs = mergeJob([], { request_id: "a", status: "running", submitted_at: 10 });
+  jobs = mergeJob(jobs, { request_id: "b", status: "running", submitted_at: 20 });
+  jobs = mergeJob(jobs, { request_id: "a", status: "done", thumbnails: ["/t"] });
+  assert.deepEqual(jobs.map((j) => [j.request_id, j.status]), [["b", "running"], ["a", "done"]]);
+  assert.equal(jobs[1].submitted_at, 10);
+});
+
+test("actions: cancel while running, fetch for a result not on this machine, never a new job", () => {
+  assert.deepEqual(actionsFor({ status: "running" }), ["copy", "cancel", "add"]);
+  assert.deepEqual(actionsFor({ status: "done", known_locally: false, thumbnails: [] }), ["copy", "fetch", "add"]);
+  assert.deepEqual(actionsFor({ status: "done", known_locally: true, thumbnails: ["/t"] }), ["copy", "add"]);
+  assert.deepEqual(actionsFor({ status: "failed" }), ["copy"]);
+});
+
+test("costs say whether they are billed or estimated; request ids are UUIDs", () => {
+  assert.equal(costText({ cost_usd_billed: 0.0312, cost_usd_estimate: 0.03 }), "$0.031 billed");
+  assert.equal(costText({ cost_usd_estimate: 0.03 }), "≈$0.030 est.");
+  assert.equal(costText({}), "cost unknown");
+  assert.ok(isRequestId("9c08e7d8-312c-402d-a691-c207a9cb8121"));
+  assert.ok(!isRequestId("../../etc/passwd"));
+  assert.equal(timeAgo(100, 190), "2 min ago");
+  assert.equal(timeAgo(100, 130), "30 s ago");
+  assert.equal(promptLine({ prompt: "a  b\nc" }), "a b c");
+});

@@ -1,0 +1,60 @@
+// The fal panel's job list: pure logic (no DOM), so Node's test runner can check it.
+// A job is the backend's JSON (GET /fal_qwen_edit/jobs): request_id, status, model, prompt, times in
+// Unix seconds, cost_usd_estimate / cost_usd_billed, thumbnails, known_locally, …
+export const RESULT_NODE = "FalQwenResultByRequestId";
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function isRequestId(text) {
+  return typeof text === "string" && UUID.test(text);
+}
+
+// Live events update a job in place; new jobs go first; newest submitted first.
+export function mergeJob(jobs, job) {
+  const others = jobs.filter((j) => j.request_id !== job.request_id);
+  const old = jobs.find((j) => j.request_id === job.request_id);
+  const merged = old ? { ...old, ...job } : job;
+  return [merged, ...others].sort((a, b) => (b.submitted_at ?? 0) - (a.submitted_at ?? 0));
+}
+
+export function mergePage(jobs, page) {
+  return page.reduce((list, job) => mergeJob(list, job), jobs);
+}
+
+const LABELS = { running: "running", done: "done", failed: "failed", cancelled: "cancelled", unknown: "unknown" };
+export function statusLabel(job) {
+  return LABELS[job.status] ?? String(job.status ?? "unknown");
+}
+
+export function costText(job) {
+  if (job.cost_usd_billed != null) return `$${job.cost_usd_billed.toFixed(3)} billed`;
+  if (job.cost_usd_estimate != null) return `≈$${job.cost_usd_estimate.toFixed(3)} est.`;
+  return "cost unknown";
+}
+
+export function timeAgo(seconds, now = Date.now() / 1000) {
+  if (seconds == null) return "";
+  const s = Math.max(0, Math.round(now - seconds));
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.round(s / 60)} min ago`;
+  if (s < 86400) return `${Math.round(s / 3600)} h ago`;
+  return `${Math.round(s / 86400)} d ago`;
+}
+
+// What a user may do with a job. Nothing here submits: Fetch and Add to graph reach a job that exists.
+export function actionsFor(job) {
+  const actions = ["copy"];
+  if (job.status === "running") actions.push("cancel");
+  if (job.status === "done" && (!job.known_locally || !(job.thumbnails ?? []).length)) actions.push("fetch");
+  if (job.status === "done" || job.status === "running") actions.push("add");
+  return actions;
+}
+
+export function spendFraction(spend) {
+  if (!spend || !spend.daily_cap_usd) return null;
+  return Math.min(1, spend.spent_24h_usd / spend.daily_cap_usd);
+}
+
+export function promptLine(job, length = 90) {
+  const text = (job.prompt ?? "").replace(/\s+/g, " ").trim();
+  return text.length > length ? `${text.slice(0, length - 1)}…` : text;
+}

@@ -1,0 +1,47 @@
+// The price shown before Run. The numbers come from the backend (POST /fal_qwen_edit/estimate, the
+// rule the node runs by); this module only builds the question and adds the answers up.
+export const IMAGE_INPUTS = ["image_1", "image_2", "image_3"];
+
+export function estimateBody(values, sizes, connected) {
+  const known = {};
+  for (const name of IMAGE_INPUTS) if (sizes[name]) known[name] = sizes[name];
+  return { widgets: values, sizes: known, connected: IMAGE_INPUTS.filter((name) => connected.includes(name)) };
+}
+
+export function badgeText(preview) {
+  if (!preview) return "fal: …";
+  if (preview.error) return "fal: price ?";
+  return `fal ${preview.badge}${preview.price_confirmed ? "" : " (assumed)"}`;
+}
+
+// previews: the answers for every active edit node. Unknown totals are counted, not guessed.
+export function graphTotal(previews) {
+  let usd = 0, known = 0;
+  const open = [];
+  for (const preview of previews) {
+    if (!preview || preview.error) { open.push("?"); continue; }
+    if (preview.known) { usd += preview.usd; known += 1; } else open.push(preview.badge);
+  }
+  usd = Math.round(usd * 10000) / 10000;
+  const parts = [];
+  if (known || !open.length) parts.push(`≈$${usd.toFixed(3)}`);
+  if (open.length) parts.push(`+ ${open.length} priced by size (${[...new Set(open)].join(", ")})`);
+  return { usd, nodes: previews.length, unknown: open.length, text: parts.join(" ") };
+}
+
+export function spendText(spend) {
+  if (!spend) return "";
+  const spent = `$${spend.spent_24h_usd.toFixed(2)} spent in 24 h`;
+  if (spend.daily_cap_usd == null) return `${spent} (no daily cap)`;
+  return `${spent} of $${spend.daily_cap_usd.toFixed(2)}; $${spend.remaining_usd.toFixed(2)} left`;
+}
+
+// Before a prompt is sent: a warning when the known part of this graph's price would cross the cap.
+// The backend still refuses such an edit; this saves the round trip.
+export function capWarning(total, spend) {
+  if (!spend || spend.daily_cap_usd == null || total.usd <= spend.remaining_usd + 1e-9) return null;
+  return `This run is estimated at $${total.usd.toFixed(3)}, but only $${spend.remaining_usd.toFixed(2)} of ` +
+    `your $${spend.daily_cap_usd.toFixed(2)} daily fal cap is left: the fal nodes over the cap will be ` +
+    `refused (nothing is uploaded or paid for them). Raise [budget] daily_usd or FAL_DAILY_BUDGET_USD to run ` +
+    `them. Queue anyway?`;
+}

@@ -1,0 +1,167 @@
+// The "fal" sidebar tab: the graph's price and the 24 h spend against the cap, then every job with
+// its thumbnails, cost and status (live over ComfyUI's websocket), and per job: Cancel, Fetch
+// outputs (free), Copy request id, Add to graph, and the outputs shown large on click.
+import { RESULT_NODE, actionsFor, costText, mergeJob, mergePage, promptLine, spendFraction, statusLabel,
+         timeAgo } from "./lib/jobs.js";
+import { spendText } from "./lib/price.js";
+import { fetchSpend, graphPrice } from "./run_guard.js";
+
+const JOB_EVENT = "fal_qwen_edit.job";
+const PAGE = 30;
+const state = { jobs: [], cursor: null, source: "local", note: "", total: null, spend: null, root: null,
+                falHistory: null };
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "style") node.style.cssText = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value);
+  }
+  node.append(...children.filter((child) => child != null));
+  return node;
+}
+
+async function callJson(api, path, options) {
+  const response = await api.fetchApi(path, options);
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(body.error ?? `HTTP ${response.status}`);
+  return body;
+}
+
+async function loadJobs(api, more = false) {
+  const query = new URLSearchParams({ limit: String(PAGE), source: state.source });
+  if (more && state.cursor) query.set("cursor", state.cursor);
+  try {
+    const page = await callJson(api, `/fal_qwen_edit/jobs?${query}`);
+    state.jobs = more ? mergePage(state.jobs, page.jobs) : mergePage([], page.jobs);
+    state.cursor = page.next_cursor;
+    state.falHistory = page.fal_history ?? null;
+  } catch (error) {
+    state.note = `Could not list jobs: ${error.message}`;
+  }
+}
+
+async function refreshHeader(app, api) {
+  [state.total, state.spend] = await Promise.all([graphPrice(app, api), fetchSpend(api)]);
+}
+
+function addToGraph(app, job) {
+  const node = globalThis.LiteGraph.createNode(RESULT_NODE);
+  const canvas = app.canvas;
+  const [x, y] = canvas.ds.convertCanvasToOffset([canvas.canvas.clientWidth / 2, canvas.canvas.clientHeight / 2]);
+  node.pos = [x - node.size[0] / 2, y - node.size[1] / 2];
+  for (const [name, value] of [["request_id", job.request_id], ["endpoint", job.endpoint]]) {
+    const widget = node.widgets?.find((w) => w.name === name);
+    if (widget && value) { widget.value = value; widget.callback?.(value, canvas, node); }
+  }
+  (canvas.graph ?? app.graph).add(node);
+  canvas.selectNode?.(node);
+  app.graph.setDirtyCanvas(true, true);
+  state.note = job.connection && job.connection.kind !== "fal"
+    ? `Added. This job went through a ${job.connection.kind} (${job.connection.host}): connect the same fal Connection node.`
+    : "Added a fal Result by Request ID node: running it fetches this job's outputs, with no new job.";
+  return node;
+}
+
+function showLarge(api, job) {
+  callJson(api, `/fal_qwen_edit/jobs/${job.request_id}`).then((full) => {
+    const urls = full.outputs?.length ? full.outputs : full.thumbnails ?? [];
+    const overlay = el("div", { class: "fal-qwen-overlay", style: "position:fixed;inset:0;z-index:10000;" +
+      "background:rgba(0,0,0,.85);display:flex;flex-wrap:wrap;gap:8px;align-items:center;justify-content:center;" +
+      "cursor:zoom-out", onclick: () => overlay.remove() },
+      ...urls.map((url) => el("img", { src: api.apiURL(url), style: "max-width:45vw;max-height:90vh" })),
+      urls.length ? null : el("div", { style: "color:#ddd" }, "No outputs on this machine: use Fetch outputs."));
+    document.body.append(overlay);
+  }).catch((error) => { state.note = error.message; render(); });
+}
+
+function jobRow(app, api, job) {
+  const act = async (what) => {
+    try {
+      if (what === "copy") {
+        await navigator.clipboard?.writeText(job.request_id).catch(() => {});
+        state.note = `Copied ${job.request_id}`;
+      } else if (what === "add") {
+        addToGraph(app, job);
+      } else {
+        const answer = await callJson(api, `/fal_qwen_edit/jobs/${job.request_id}/${what}`, { method: "POST" });
+        state.jobs = mergeJob(state.jobs, answer.job ?? answer);
+        state.note = answer.message ?? "";
+      }
+    } catch (error) {
+      state.note = `${what}: ${error.message}`;
+    }
+    render();
+  };
+  const labels = { copy: "Copy id", cancel: "Cancel", fetch: "Fetch outputs", add: "Add to graph" };
+  const thumbs = (job.thumbnails ?? []).map((url) => el("img", { src: api.apiURL(url), class: "fal-qwen-thumb",
+    style: "width:56px;height:56px;object-fit:cover;border-radius:4px;cursor:zoom-in", title: "Show large",
+    onclick: () => showLarge(api, job) }));
+  return el("div", { class: `fal-qwen-job fal-qwen-${job.status}`, "data-request-id": job.request_id,
+                     style: "border-bottom:1px solid var(--border-color,#444);padding:6px 4px" },
+    el("div", { style: "display:flex;gap:4px;flex-wrap:wrap" }, ...thumbs),
+    el("div", { style: "font-size:12px" },
+      el("b", { class: "fal-qwen-status" }, statusLabel(job)), " · ", job.model ?? job.endpoint ?? "", " · ",
+      el("span", { class: "fal-qwen-cost" }, costText(job)), " · ", timeAgo(job.submitted_at),
+      job.known_locally === false ? el("span", { class: "fal-qwen-remote" }, " · only in fal's history") : null),
+    el("div", { style: "font-size:11px;opacity:.8" }, promptLine(job)),
+    job.error ? el("div", { style: "font-size:11px;color:#e88" }, job.error) : null,
+    el("div", { style: "display:flex;gap:4px;margin-top:3px" }, ...actionsFor(job).map((what) =>
+      el("button", { class: `fal-qwen-${what}`, onclick: () => act(what) }, labels[what]))));
+}
+
+function render() {
+  const { root, app, api } = state;
+  if (!root) return;
+  const fraction = spendFraction(state.spend);
+  const header = el("div", { style: "padding:6px" },
+    el("div", { class: "fal-qwen-total", style: "font-weight:bold" },
+      state.total ? `This graph: ${state.total.text} (${state.total.nodes} fal node${state.total.nodes === 1 ? "" : "s"})` : ""),
+    el("div", { class: "fal-qwen-spend", style: "font-size:12px" }, spendText(state.spend)),
+    fraction == null ? null : el("div", { style: "height:6px;background:#333;border-radius:3px;margin-top:3px" },
+      el("div", { class: "fal-qwen-spendbar", style: `height:6px;width:${(fraction * 100).toFixed(1)}%;` +
+        `background:${fraction > 0.9 ? "#c44" : "#4a8"};border-radius:3px` })),
+    el("div", { style: "display:flex;gap:6px;margin-top:6px;align-items:center" },
+      el("select", { class: "fal-qwen-source", onchange: async (e) => { state.source = e.target.value; await loadJobs(api); render(); } },
+        ...[["local", "this machine"], ["all", "+ fal's history"], ["fal", "fal's history"]].map(([value, text]) => {
+          const option = el("option", { value }, text);
+          option.selected = value === state.source;
+          return option;
+        })),
+      el("button", { class: "fal-qwen-refresh", onclick: async () => { await Promise.all([loadJobs(api), refreshHeader(app, api)]); render(); } }, "Refresh")),
+    state.falHistory && !state.falHistory.available && state.source !== "local"
+      ? el("div", { style: "font-size:11px;opacity:.8" }, state.falHistory.reason) : null,
+    state.note ? el("div", { class: "fal-qwen-note", style: "font-size:11px;margin-top:4px" }, state.note) : null);
+  const list = el("div", { class: "fal-qwen-jobs" }, ...state.jobs.map((job) => jobRow(app, api, job)),
+    state.jobs.length ? null : el("div", { style: "padding:6px;opacity:.7" }, "No fal jobs yet."),
+    state.cursor ? el("button", { class: "fal-qwen-more", onclick: async () => { await loadJobs(api, true); render(); } }, "More") : null);
+  root.replaceChildren(el("div", { class: "fal-qwen-panel", style: "overflow:auto;height:100%" }, header, list));
+}
+
+export function registerPanel(app, api) {
+  Object.assign(state, { app, api });
+  api.addEventListener(JOB_EVENT, (event) => {  // registered at once: unregistered types are dropped
+    state.jobs = mergeJob(state.jobs, event.detail);
+    render();
+  });
+  const tab = {
+    id: "fal-qwen-edit", icon: "pi pi-images", title: "fal", tooltip: "fal: jobs, costs and outputs",
+    type: "custom",
+    render: async (root) => {  // runs every time the tab opens
+      state.root = root;
+      render();
+      await Promise.all([loadJobs(api), refreshHeader(app, api)]);
+      render();
+    },
+    destroy: () => { state.root = null; },
+  };
+  if (typeof app.extensionManager?.registerSidebarTab === "function") {
+    app.extensionManager.registerSidebarTab(tab);
+    return true;
+  }
+  console.warn("fal: this frontend has no sidebar tabs; the fal panel is not shown");
+  return false;
+}
+
+export const panelState = state;
