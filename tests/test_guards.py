@@ -300,3 +300,19 @@ def test_keep_on_fal_setting(tmp_path):
     assert load_config(keep_on_fal="on", environ=env).store_io
     with pytest.raises(ConfigError, match="keep_on_fal must be on or off"):
         load_config(keep_on_fal="maybe", environ=env)
+
+
+def test_the_connect_timeout_to_either_queue_host_is_capped_at_5_s(server, tmp_path, monkeypatch):
+    from comfyui_fal_qwen_edit.nodes.fal.wire.transport import Transport
+    transport = backup_client(server, tmp_path).transport
+    seen, send = [], Transport._send_one
+
+    def spy(self, method, url, waiter, request_id, submit, session, kwargs):
+        seen.append((url.split("/")[2], kwargs.get("timeout")))
+        return send(self, method, url, waiter, request_id, submit, session, kwargs)
+
+    monkeypatch.setattr(Transport, "_send_one", spy)
+    for url in (server.unreachable_url, server.cdn_url):
+        transport.request("GET", url + "/files/none", what="a GET", ok=(404,), timeout=(30.0, 60.0)).close()
+    primary, backup_host, cdn = (url.split("/")[2] for url in (server.unreachable_url, server.url, server.cdn_url))
+    assert seen == [(primary, (5.0, 60.0)), (backup_host, (5.0, 60.0)), (cdn, (30.0, 60.0))]
