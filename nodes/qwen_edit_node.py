@@ -157,7 +157,8 @@ class QwenImageEditPlusNode(io.ComfyNode):
                                      "this many seconds of the submit (queue wait; sent as X-Fal-Request-Timeout, "
                                      "more than 1). 0: no deadline. -1: FAL_START_TIMEOUT or config.ini, else "
                                      "what is left of timeout, as fal's own client does."),
-                io.Combo.Input("priority", **advanced(), options=["default", *PRIORITIES], default="default", optional=True,
+                io.Combo.Input("priority", **advanced(), options=["default", *PRIORITIES], default="default",
+                               optional=True,
                                tooltip="fal's queue priority (X-Fal-Queue-Priority): low lets a large batch that "
                                        "is not urgent yield to interactive work. default: FAL_QUEUE_PRIORITY or "
                                        "config.ini, else normal."),

@@ -102,7 +102,7 @@ ADDED_SINCE_0_1_0 = {"FalQwenImageEditPlus": ["custom", "fit model", "png", -1, 
                      "FalQwenConnection": ["default", "default"]}
 # The examples as the release before the frontend extension saved them (commit c0b86bf).
 RELEASED_C0B86BF = ROOT / "tests" / "fixtures" / "workflows_c0b86bf"
-ADDED_SINCE_C0B86BF = {"FalQwenImageEditPlus": [-1, "default"], "FalQwenConnection": ["default"]}
+ADDED_SINCE_C0B86BF: dict[str, list] = {"FalQwenImageEditPlus": [-1, "default"], "FalQwenConnection": ["default"]}
 SAVED_SETS = {"0.1.0": (RELEASED, ADDED_SINCE_0_1_0), "c0b86bf": (RELEASED_C0B86BF, ADDED_SINCE_C0B86BF)}
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal, Fault
-from comfyui_fal_qwen_edit.nodes.fal.base.errors import (CancelledError, ConfigError, JobUnknownError,
+from comfyui_fal_qwen_edit.nodes.fal.base.errors import (CancelledError, ConfigError, FalTimeoutError, JobUnknownError,
                                                          StartDeadlineError, SubmitUncertainError, TransportError)
 from comfyui_fal_qwen_edit.nodes.fal.cli.check import run_checks
 from comfyui_fal_qwen_edit.nodes.fal.edit.connection import persistent_client
@@ -111,6 +111,23 @@ def test_a_queue_wait_past_start_timeout_ends_the_edit_and_the_job_never_runs(mo
     assert srv.errors == []
 
 
+def test_an_edit_that_timed_out_in_the_queue_leaves_a_job_fal_drops_and_the_rerun_submits_once(server, tmp_path):
+    """The issue's case: the edit gives up in a long queue. Its job is dropped unrun at its start deadline
+    instead of running unseen later; the same edit run again learns that from the journalled job and
+    submits one new job. (A start deadline past the edit's timeout, so the timeout surely comes first.)"""
+    server.queue_time = 30.0
+    client = client_for(server, tmp_path)
+    with pytest.raises(FalTimeoutError):
+        edit(client, timeout=1.5, start_timeout=2.5)
+    [first] = server.jobs.values()
+    assert first.start_deadline == 2.5 and len(Journal(tmp_path / "journal").entries()) == 1
+    time.sleep(max(0.0, first.started_at - time.monotonic()) + 0.1)  # its deadline passes: fal drops it
+    server.queue_time = 0.0
+    again = edit(client)
+    assert right(again) and again.source == "job" and server.submissions == 2 and server.runs == 1
+    assert not first.ran(time.monotonic()) and Journal(tmp_path / "journal").entries() == []
+
+
 def test_the_auto_start_deadline_is_what_is_left_of_the_edit(server, tmp_path):
     client = client_for(server, tmp_path)
     assert right(edit(client, timeout=20))
@@ -142,7 +159,8 @@ def test_default_backup_is_fals_own_and_can_be_turned_off(tmp_path):
     assert load_config(environ=env).queue_backup_base == "https://queue.falrun.com"
     assert load_config(environ={**env, "FAL_QUEUE_BACKUP_BASE": ""}).queue_backup_base == ""
     assert load_config(environ={**env, "FAL_QUEUE_BASE": "http://127.0.0.1:9"}).queue_backup_base == ""
-    assert load_config(environ={**env, "FAL_GATEWAY_URL": "https://gw.example", "FAL_GATEWAY_TOKEN": KEY}).queue_backup_base == ""
+    gateway = {**env, "FAL_GATEWAY_URL": "https://gw.example", "FAL_GATEWAY_TOKEN": KEY}
+    assert load_config(environ=gateway).queue_backup_base == ""
     assert backup.default_backup("https://fal.run") == "https://falrun.com"
     assert backup.capped((10.0, 60.0), (1.0, 1.0)) == (5.0, 60.0) and backup.capped(None, (3.0, 9.0)) == (3.0, 9.0)
     config = load_config(environ=env)
@@ -150,8 +168,7 @@ def test_default_backup_is_fals_own_and_can_be_turned_off(tmp_path):
 
 
 @pytest.mark.parametrize("sse", [True, False])
-def test_with_the_primary_unreachable_the_whole_edit_runs_on_the_backup_with_one_submit(sse, server, tmp_path,
-                                                                                        caplog, key_scan):
+def test_with_the_primary_unreachable_the_whole_edit_runs_on_the_backup_with_one_submit(sse, server, tmp_path, caplog):
     server.run_time = 0.3
     client = backup_client(server, tmp_path, sse=sse)
     outcome = edit(client)
@@ -283,3 +300,19 @@ def test_keep_on_fal_setting(tmp_path):
     assert load_config(keep_on_fal="on", environ=env).store_io
     with pytest.raises(ConfigError, match="keep_on_fal must be on or off"):
         load_config(keep_on_fal="maybe", environ=env)
+
+
+def test_the_connect_timeout_to_either_queue_host_is_capped_at_5_s(server, tmp_path, monkeypatch):
+    from comfyui_fal_qwen_edit.nodes.fal.wire.transport import Transport
+    transport = backup_client(server, tmp_path).transport
+    seen, send = [], Transport._send_one
+
+    def spy(self, method, url, waiter, request_id, submit, session, kwargs):
+        seen.append((url.split("/")[2], kwargs.get("timeout")))
+        return send(self, method, url, waiter, request_id, submit, session, kwargs)
+
+    monkeypatch.setattr(Transport, "_send_one", spy)
+    for url in (server.unreachable_url, server.cdn_url):
+        transport.request("GET", url + "/files/none", what="a GET", ok=(404,), timeout=(30.0, 60.0)).close()
+    primary, backup_host, cdn = (url.split("/")[2] for url in (server.unreachable_url, server.url, server.cdn_url))
+    assert seen == [(primary, (5.0, 60.0)), (backup_host, (5.0, 60.0)), (cdn, (30.0, 60.0))]

@@ -49,10 +49,21 @@ def cancel_when(status: str):
     return fired.is_set, lambda progress: fired.set() if progress.status == status else None
 
 
-@pytest.mark.parametrize("answer", [
-    Fault("cancel", "status", code=400, body={"status": "ALREADY_COMPLETED"}),
-    Fault("cancel", "reset", times=None),
-], ids=["already-completed", "cancel-request-lost"])
+def test_a_cancel_answered_already_completed_returns_the_paid_result_and_ends_the_entry(fake_fal, tmp_path):
+    fake_fal.run_time = 0.8
+    fake_fal.add_fault(Fault("cancel", "status", code=400, body={"status": "ALREADY_COMPLETED"}))
+    should_cancel, on_progress = cancel_when("IN_PROGRESS")
+    with client(fake_fal, tmp_path) as c:
+        outcome = edit(c, should_cancel=should_cancel, on_progress=on_progress)
+    assert should_cancel() and [r for r, _ in fake_fal.cancel_requests] == [outcome.handle.request_id]
+    assert np.array_equal(to_u8(outcome.images[0]), INVERTED) and "Cancel came too late" in outcome.note
+    assert entries(tmp_path) == []  # its result is in hand: nothing left to resume
+    with client(fake_fal, tmp_path) as c:
+        again = edit(c)
+    assert again.source == "cache" and fake_fal.submissions == 1  # the paid result, kept
+
+
+@pytest.mark.parametrize("answer", [Fault("cancel", "reset", times=None)], ids=["cancel-request-lost"])
 def test_a_cancel_fal_did_not_honour_keeps_the_job_for_the_rerun(fake_fal, tmp_path, answer):
     fake_fal.run_time = 0.8
     fake_fal.add_fault(answer)

@@ -78,7 +78,8 @@ class _Edit:
 
 
 class _ResumedJobCancelled(Exception):
-    """The journalled job this run resumed turned out cancelled (by an earlier Cancel)."""
+    """The journalled job this run resumed turned out cancelled (by an earlier Cancel), or dropped
+    by fal at its start deadline (an earlier run that timed out in the queue)."""
 
 
 class FalEditClient(Uploads):
@@ -177,7 +178,7 @@ class FalEditClient(Uploads):
         cacheable = self.cache is not None and request.seed is not None and \
             all(url.startswith("data:") for url in request.image_urls)
         try:
-            for _ in range(2):  # a second pass only when the journalled job turned out cancelled
+            for _ in range(2):  # a second pass only when the journalled job turned out cancelled or dropped
                 with contextlib.ExitStack() as waiting:
                     # Under the claim, an identical edit started meanwhile (a duplicate frame, another
                     # process) finds this one's job in the journal, or its result in the cache, and shares it.
@@ -236,12 +237,13 @@ class FalEditClient(Uploads):
         try:
             return self.queue.wait(handle, on_progress=on_progress, should_cancel=should_cancel,
                                    timeout=None if remaining is None else max(remaining, 0.001))
-        except CancelledError as exc:
-            if exc.by_user:
+        except (CancelledError, StartDeadlineError) as exc:
+            if getattr(exc, "by_user", False):
                 raise  # entry kept: a re-run learns from fal whether the cancel took effect
             self._forget(journal_key)
-            if source == "resumed":
-                log.info("fal: journalled request %s was cancelled; submitting a new job", handle.request_id)
+            if source == "resumed":  # an earlier run's job that never ran to its end, unbilled
+                log.info("fal: journalled request %s was cancelled or dropped unstarted; submitting a new job",
+                         handle.request_id)
                 raise _ResumedJobCancelled() from exc
             raise
         except (JobFailedError, ValidationError):
@@ -252,8 +254,8 @@ class FalEditClient(Uploads):
                 raise  # a job this run submitted: kept, its result may still appear
             self._forget(journal_key)  # its result URL says 404: nothing of it can be fetched any more
             raise FalError(f"The journalled request {handle.request_id} is unknown to fal with this connection "
-                           f"now ({exc}); fal keeps a job's result for a limited time. Running the edit again "
-                           "submits a new job.", request_id=handle.request_id) from None
+                           f"now ({exc}); fal keeps a job's result for a limited time (an hour at most with "
+                           "keep_on_fal off). Running the edit again submits a new job.", request_id=handle.request_id) from None
         except AuthError as exc:
             raise AuthError(f"{exc} The job stays journalled: once the key is accepted, running the same edit "
                             "again fetches it without a new job.", status=exc.status, request_id=handle.request_id,

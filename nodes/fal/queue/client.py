@@ -38,7 +38,8 @@ ENDPOINT_ID = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"
 NO_CANCEL = "NOT_OFFERED"  # our name for a server without a cancel route (not one of fal's answers)
 # fal's answers to a cancel (fal's queue docs: 202, 400, 404).
 CANCEL_REQUESTED, ALREADY_COMPLETED, NOT_FOUND = "CANCELLATION_REQUESTED", "ALREADY_COMPLETED", "NOT_FOUND"
-PAID_RESULT_TIMEOUT = 60.0  # seconds to fetch the result of a job that completed before its cancel
+UNLESS_DROPPED_TIMEOUT = 15.0  # seconds for the one GET that tells a dropped job from a failed one
+PAID_RESULT_TIMEOUT = 60.0  # seconds to wait for the result of a job that completed before its cancel
 
 
 @dataclass
@@ -297,9 +298,9 @@ class QueueClient:
         """A status that calls the job failed may mean fal dropped it at its start deadline; only the
         result URL's 504 says so (with X-Fal-Request-Timeout-Type): one GET tells, and raises
         StartDeadlineError then. Any other answer leaves the status's word standing."""
-        try:
-            self.fetch_result(handle, waiter=waiter)
-        except StartDeadlineError:
+        try:  # its own short deadline: the job is over, whatever is left of the edit's time
+            self.fetch_result(handle, waiter=Waiter(waiter.should_cancel, UNLESS_DROPPED_TIMEOUT))
+        except (StartDeadlineError, CancelledError):
             raise
         except FalError:
             pass
@@ -310,7 +311,8 @@ class QueueClient:
         log.warning("fal: request %s had already completed when the cancel arrived; it is paid for, so its "
                     "result is fetched", handle.request_id)
         try:
-            return self.result(handle, waiter=Waiter(timeout=PAID_RESULT_TIMEOUT))
+            # Waited for, not just fetched: fal's answer may run a moment ahead of its result. No cancel hook.
+            return self.wait(handle, timeout=PAID_RESULT_TIMEOUT)
         except JobFailedError:
             raise
         except FalError as exc:
