@@ -78,8 +78,7 @@ class _Edit:
 
 
 class _ResumedJobCancelled(Exception):
-    """The journalled job this run resumed turned out cancelled (by an earlier Cancel), or dropped
-    by fal at its start deadline (an earlier run that timed out in the queue)."""
+    """The journalled job this run resumed was cancelled by an earlier Cancel, or dropped by fal unstarted."""
 
 
 class FalEditClient(Uploads):
