@@ -11,7 +11,7 @@ import traceback
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, urlsplit
 
-from . import platform_api, proxy, queue_api, storage
+from .routes import platform_api, proxy, queue_api, storage
 from .faults import BOMB_PNG, MALFORMED_JSON, NOT_IMAGE_HTML, Fault, hard_reset
 from .throttle import PIECE
 from .wire import NOT_FOUND, UNAUTHORIZED, RecordedRequest, Reply, json_reply

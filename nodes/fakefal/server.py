@@ -20,8 +20,8 @@ from .edit import run_edit
 from .faults import Fault, FaultBook
 from .handler import Handler
 from .jobs import Job
-from .platform_api import UNIT_PRICES
-from .storage import Storage, load_input
+from .routes.platform_api import UNIT_PRICES
+from .routes.storage import Storage, load_input
 from .throttle import RECEIVE_BUFFER, TokenBucket
 from .wire import authorized
 

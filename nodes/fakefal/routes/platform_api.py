@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import time
 
-from .jobs import iso8601
-from .wire import Reply, json_reply
+from ..jobs import iso8601
+from ..wire import Reply, json_reply
 
 MEGAPIXEL = 1024 * 1024
 UNIT_PRICES = {"fal-ai/qwen-image-edit-plus": 0.03, "fal-ai/qwen-image-edit-plus-lora": 0.035,

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import time
 
-from .schemas import validate
+from ..schemas import validate
 from .platform_api import billable_units
-from .wire import Reply, detail, json_reply
+from ..wire import Reply, detail, json_reply
 
 # How long a result or final status may wait for the edit thread. Outputs of
 # tiny test images are ready in milliseconds; this only bounds a stuck thread.

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl, urlsplit
 
-from .wire import Reply, authorized, json_reply
+from ..wire import Reply, authorized, json_reply
 
 TARGET_HEADER = "x-fal-target-url"
 _ALLOWED_HOSTS = ("fal.run", "queue.fal.run")

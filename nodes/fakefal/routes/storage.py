@@ -15,8 +15,8 @@ import threading
 import uuid
 from typing import Mapping
 
-from .edit import decode_data_uri
-from .wire import NOT_FOUND, UNAUTHORIZED, Reply, authorized, detail, json_reply
+from ..edit import decode_data_uri
+from ..wire import NOT_FOUND, UNAUTHORIZED, Reply, authorized, detail, json_reply
 
 _EXT = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif",
         "application/octet-stream": "bin"}
