@@ -20,3 +20,16 @@ def write_atomic(path: Path, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def append_lines(path: Path, data: bytes) -> None:
+    """Append whole lines and fsync them. A last line a crash cut short gets its newline first, so it
+    cannot swallow the first line appended now (readers skip the broken line and keep the rest)."""
+    with open(path, "a+b") as handle:
+        cut_short = False
+        if handle.seek(0, os.SEEK_END):
+            handle.seek(-1, os.SEEK_END)
+            cut_short = handle.read(1) != b"\n"
+        handle.write((b"\n" if cut_short else b"") + data)
+        handle.flush()
+        os.fsync(handle.fileno())

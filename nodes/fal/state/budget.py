@@ -14,8 +14,6 @@ fal stays, unless fal says the job never started (dropped at its start deadline)
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -23,9 +21,10 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
-from ..base.atomic_write import write_atomic
+from ..base.atomic_write import append_lines, write_atomic
+from ..base.file_lock import locked
 from ..base.errors import FalError
 
 log = logging.getLogger("fal_qwen_edit")
@@ -117,19 +116,9 @@ class Budget:
         return round(sum(e["usd"] for e in entries if not e.get("release") and e["id"] not in released
                          and e["t"] >= cutoff), 4)
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        with self._lock:
-            if self.path is None:
-                yield
-                return
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(str(self.path) + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)  # ComfyUI and the CLI may check the cap at the same moment
-                yield
-            finally:
-                os.close(fd)
+    def _locked(self):
+        # ComfyUI and the CLI read and write it at the same moment
+        return locked(self._lock, Path(str(self.path) + ".lock") if self.path is not None else None)
 
     def _read(self) -> list[dict]:
         """The ledger's entries. Read under the lock; only the lines appended since this object's
@@ -165,14 +154,7 @@ class Budget:
             if len(kept) <= len(entries) // 2:  # rewritten only when that halves it, not for every edit
                 write_atomic(self.path, "".join(json.dumps(e) + "\n" for e in kept + new).encode())
                 return
-        with open(self.path, "a+b") as ledger:
-            cut_short = False  # a line a crash cut short must not swallow the next entry
-            if ledger.seek(0, os.SEEK_END):
-                ledger.seek(-1, os.SEEK_END)
-                cut_short = ledger.read(1) != b"\n"
-            ledger.write((b"\n" if cut_short else b"") + "".join(json.dumps(e) + "\n" for e in new).encode())
-            ledger.flush()
-            os.fsync(ledger.fileno())
+        append_lines(self.path, "".join(json.dumps(e) + "\n" for e in new).encode())
 
 
 def _entry(line: bytes) -> dict | None:

@@ -15,18 +15,16 @@ num_outputs, error, connection {kind, host, base_url, key_env}, source (node, cl
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import logging
-import os
 import re
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
-from ..base.atomic_write import write_atomic
+from ..base.atomic_write import append_lines, write_atomic
+from ..base.file_lock import locked
 
 log = logging.getLogger("fal_qwen_edit")
 
@@ -129,19 +127,9 @@ class JobHistory:
     def _thumbs(self) -> Path:
         return self.directory / "thumbs"
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        with self._lock:
-            if self.directory is None:
-                yield
-                return
-            self.directory.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.directory / "jobs.lock", os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)  # ComfyUI and the CLI write at the same moment
-                yield
-            finally:
-                os.close(fd)
+    def _locked(self):
+        # ComfyUI and the CLI read and write it at the same moment
+        return locked(self._lock, self.directory / "jobs.lock" if self.directory is not None else None)
 
     def _read(self) -> dict[str, dict]:
         if self.directory is None:
@@ -172,14 +160,7 @@ class JobHistory:
             kept = sorted(jobs.values(), key=lambda j: j.get("submitted_at") or 0)[-MAX_JOBS:]
             write_atomic(self._path(), "".join(json.dumps(j) + "\n" for j in kept).encode())
             return
-        with open(self._path(), "a+b") as lines:
-            cut_short = False  # a line a crash cut short must not swallow this one
-            if lines.seek(0, os.SEEK_END):
-                lines.seek(-1, os.SEEK_END)
-                cut_short = lines.read(1) != b"\n"
-            lines.write((b"\n" if cut_short else b"") + (json.dumps(change) + "\n").encode())
-            lines.flush()
-            os.fsync(lines.fileno())
+        append_lines(self._path(), (json.dumps(change) + "\n").encode())
 
     def _prune_thumbnails(self) -> None:
         """Past MAX_THUMB_BYTES, the oldest files go (their jobs stay listed, without pictures)."""
