@@ -176,3 +176,13 @@ def test_a_url_with_credentials_is_refused_without_echoing_them(tmp_path):
             cfg.load_config(environ=env(tmp_path, **{name: "https://me:s3cretpass@app.example.com/p"},
                                         FAL_GATEWAY_TOKEN=KEY))
         assert "s3cretpass" not in str(info.value)
+
+
+def test_a_moved_queue_takes_the_platform_api_along_so_its_key_never_reaches_api_fal_ai():
+    from comfyui_fal_qwen_edit.nodes.fal.wire.config import FAL_API_BASE, load_config
+    base = {"FAL_KEY": "k" * 20, "FAL_QWEN_EDIT_CONFIG": "/nonexistent", "HOME": "/nonexistent"}
+    assert load_config(environ=base).api_base == FAL_API_BASE
+    moved = load_config(environ={**base, "FAL_QUEUE_BASE": "http://127.0.0.1:9"})
+    assert moved.api_base == "http://127.0.0.1:9" and not moved.may_send_key_to(FAL_API_BASE + "/v1/models/pricing")
+    both = load_config(environ={**base, "FAL_QUEUE_BASE": "http://127.0.0.1:9", "FAL_API_BASE": "http://127.0.0.1:8"})
+    assert both.api_base == "http://127.0.0.1:8"

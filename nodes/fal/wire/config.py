@@ -329,7 +329,10 @@ def load_config(*, mode: str | None = None, base_url: str | None = None,
         what = {"fal": "fal key", "gateway": "gateway token", "proxy": "proxy token"}[mode]
         raise MissingKeyError(f"No {what} found. Put it in {where}.")
 
-    api_base = (env.get("FAL_API_BASE", "") or from_file("fal", "api_base") or FAL_API_BASE).rstrip("/")
+    # A queue moved elsewhere (a test server, --demo) takes the Platform API along unless that is set
+    # too: its key must not go to api.fal.ai.
+    moved = queue_base if mode == "fal" and queue_base != FAL_QUEUE_BASE else ""
+    api_base = (env.get("FAL_API_BASE", "") or from_file("fal", "api_base") or moved or FAL_API_BASE).rstrip("/")
     return FalConfig(key=Secret(key), mode=mode, queue_base=queue_base, rest_base=rest_base,
                      upload=upload, key_source=source, proxy_url=proxy_url if mode == "proxy" else "",
                      upload_expiry=upload_expiry, queue_backup_base=backup, store_io=SWITCH[keep],
