@@ -74,23 +74,24 @@ class JobsPanel:
                 "connection": {"kind": connection.get("kind"), "host": connection.get("host")}
                 if connection else None}
 
+    def _stored(self, request_id: str, job: dict, read: bool) -> list[bytes] | int | None:
+        """The job's outputs as the result cache holds them (``read`` False: only how many), or None."""
+        cache = self.clients(job.get("connection")).cache
+        for key in (job.get("cache_key"), kept_key(request_id)) if cache is not None else ():
+            found = (cache.get(key) if read else cache.count(key)) if key else None
+            if found is not None:
+                return found.blobs if read else found
+        return None
+
     def outputs(self, request_id: str) -> list[bytes] | None:
         """The job's full output images as stored on this machine, or None."""
-        job = self.history.get(checked_id(request_id)) or {}
-        cache = self.clients(job.get("connection")).cache
-        if cache is None:
-            return None
-        for key in (job.get("cache_key"), kept_key(request_id)):
-            entry = cache.get(key) if key else None
-            if entry is not None:
-                return entry.blobs
-        return None
+        return self._stored(request_id, self.history.get(checked_id(request_id)) or {}, read=True)
 
     def job(self, request_id: str) -> dict[str, Any]:
         job = self.history.get(checked_id(request_id))
         if job is None:
             raise NotFound(f"No job {request_id} in this machine's history; list source=fal to find it in fal's.")
-        count = len(self.outputs(request_id) or ())
+        count = self._stored(request_id, job, read=False) or 0  # without reading the images
         return {**self.view(job), "outputs": [f"{PREFIX}/jobs/{request_id}/outputs/{i}.png" for i in range(count)]}
 
     # -- the list ----------------------------------------------------------------------------
@@ -120,9 +121,10 @@ class JobsPanel:
                 fal_state = {"available": False, "reason": f"fal's request history could not be read: {exc}"}
             if found:
                 known = {job["request_id"] for job in jobs}
+                local = {job["request_id"]: job for job in self.history.jobs()}  # one read for the page
                 for item in found:
-                    mine = self.history.get(item["request_id"])
                     if item["request_id"] not in known:
+                        mine = local.get(item["request_id"])
                         jobs.append(self.view(mine) if mine else self.view(item, known_locally=False))
         jobs.sort(key=lambda j: j.get("submitted_at") or 0, reverse=True)
         more = {k: v for k, v in next_at.items() if v}

@@ -84,6 +84,14 @@ class ResultCache:
             pass
         return hit
 
+    def count(self, key: str) -> int | None:
+        """How many images the entry holds, read from its metadata alone; None: no readable entry."""
+        try:
+            files = json.loads((self._entry(key) / "result.json").read_text())["files"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return len(files) if isinstance(files, list) else None
+
     def put(self, key: str, request_id: str, result: dict[str, Any], blobs: list[bytes]) -> None:
         """Store a paid result. A full disk or a racing prune must not fail an edit whose
         images are already in hand, so problems are logged, not raised."""
