@@ -10,6 +10,7 @@ import multiprocessing
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,6 +98,43 @@ def test_the_store_is_bounded_and_a_line_cut_short_by_a_crash_loses_nothing_else
     assert [j["request_id"] for j in history.jobs()] == [newest, ids[2]]  # the oldest went
     now[0] += history_module.MAX_AGE - 500
     assert [j["request_id"] for j in history.jobs()] == [newest]  # older than 90 days: gone
+
+
+def test_each_change_parses_only_the_new_lines_and_sees_another_writers_lines_and_rewrites(tmp_path, monkeypatch):
+    ours, theirs = JobHistory(tmp_path), JobHistory(tmp_path)  # two processes on one state folder
+    parsed = []
+    real_loads = history_module.json.loads
+    monkeypatch.setattr(history_module.json, "loads", lambda raw: (parsed.append(1), real_loads(raw))[1])
+    ids = [rid() for _ in range(300)]
+    for request_id in ids:
+        ours.record(request_id, status="running")
+        ours.record(request_id, status="done")
+    # 600 changes, each line parsed once: re-reading the file per change would parse ~180,000 lines
+    assert len(parsed) <= 600
+    other = rid()
+    theirs.record(other, status="running", prompt="from the other process")
+    assert ours.get(other)["prompt"] == "from the other process"
+    monkeypatch.setattr(history_module, "MAX_JOBS", 100)
+    theirs.record(rid(), status="done")  # past the bound: the other process rewrites the file
+    listed = ours.jobs()
+    assert len(listed) == 100 and ids[0] not in {j["request_id"] for j in listed}
+    ours.record(ids[-1], status="failed")
+    assert theirs.get(ids[-1])["status"] == "failed"
+
+
+def test_thumbnails_are_pruned_past_the_bound_without_listing_the_folder_for_every_job(tmp_path, monkeypatch):
+    monkeypatch.setattr(history_module, "MAX_THUMB_BYTES", 10_000)
+    history = JobHistory(tmp_path)
+    listings = []
+    real_glob = Path.glob
+    monkeypatch.setattr(Path, "glob", lambda self, pattern: (listings.append(pattern), real_glob(self, pattern))[1])
+    ids = [rid() for _ in range(30)]
+    for request_id in ids:
+        history.record(request_id, status="done")
+        history.add_thumbnails(request_id, [bytes(1000)])
+    kept = sorted(p.name for p in (tmp_path / "thumbs").iterdir())
+    assert 8 <= len(kept) <= 10 and f"{ids[-1]}_0.webp" in kept and f"{ids[0]}_0.webp" not in kept
+    assert len(listings) <= 12  # the first add, then once per 1,000 bytes past 90 % of the bound: not 30
 
 
 def _write_many(folder: str, count: int) -> None:

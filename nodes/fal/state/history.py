@@ -15,11 +15,14 @@ num_outputs, error, connection {kind, host, base_url, key_env}, source (node, cl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import re
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -33,6 +36,8 @@ PROMPT_CHARS = 200
 MAX_AGE = 90 * 24 * 3600.0  # fal's own request history reaches back 90 days
 MAX_JOBS = 5000
 MAX_THUMB_BYTES = 200 * 1024**2
+PRUNE_TO = 0.9     # of MAX_THUMB_BYTES, once past it
+RESCAN_EVERY = 200  # thumbnail additions between two listings of the folder
 FIELDS = ("request_id", "endpoint", "model", "prompt", "submitted_at", "finished_at", "status",
           "cost_usd_estimate", "cost_usd_billed", "billed_units", "unit_price_usd", "price_source",
           "num_outputs", "thumbnails", "error", "connection", "source", "cache_key")
@@ -45,12 +50,24 @@ def is_request_id(text: Any) -> bool:
     return isinstance(text, str) and bool(REQUEST_ID.match(text))
 
 
+@dataclass
+class _Parsed:
+    identity: tuple[int, int]            # (st_dev, st_ino) of the file parsed
+    offset: int = 0                      # bytes parsed so far
+    lines: int = 0                       # valid lines among them
+    jobs: dict[str, dict] = field(default_factory=dict)
+
+
 class JobHistory:
     def __init__(self, directory: Path | None):
         self.directory = Path(directory) if directory is not None else None
         self._memory: dict[str, dict] = {}  # the history when there is no state folder
         self._lock = threading.Lock()
         self._listeners: list[Listener] = []
+        self._seen: _Parsed | None = None   # what of jobs.jsonl is parsed already
+        self._thumb_bytes: int | None = None  # this process's idea of the thumbnails' total size
+        self._thumbs_lock = threading.Lock()
+        self._thumb_adds = 0
 
     # -- reading -----------------------------------------------------------------------------
     def jobs(self) -> list[dict]:
@@ -96,11 +113,11 @@ class JobHistory:
             change["status"] = "unknown"
         change["request_id"] = request_id
         with self._locked():
-            jobs = self._read()
+            jobs = self._memory if self.directory is None else self._parsed()
             if request_id not in jobs:
                 change.setdefault("submitted_at", time.time())  # first seen now: its line says when
             job = {**jobs.get(request_id, {}), **change}
-            self._append(change, jobs, job)
+            self._append(change, job)
         self._tell(job)
         return job
 
@@ -110,7 +127,7 @@ class JobHistory:
         for index, data in enumerate(thumbnails):
             write_atomic(self._thumbs() / f"{request_id}_{index}.webp", data)
         job = self.record(request_id, thumbnails=len(thumbnails))
-        self._prune_thumbnails()
+        self._prune_thumbnails(sum(len(data) for data in thumbnails))
         return job
 
     def _tell(self, job: dict) -> None:
@@ -132,42 +149,75 @@ class JobHistory:
         return locked(self._lock, self.directory / "jobs.lock" if self.directory is not None else None)
 
     def _read(self) -> dict[str, dict]:
+        """Every job within MAX_AGE (copies: callers may change them). Under the lock."""
         if self.directory is None:
             return {k: dict(v) for k, v in self._memory.items()}
-        jobs: dict[str, dict] = {}
-        self._lines = 0
+        cutoff = time.time() - MAX_AGE
+        return {k: dict(v) for k, v in self._parsed().items() if (v.get("submitted_at") or 0) >= cutoff}
+
+    def _parsed(self) -> dict[str, dict]:
+        """The file's jobs, parsing only the lines appended since the last call: a batch of thousands of
+        jobs writes a line per change, and re-reading the whole file each time made that quadratic.
+        The file is parsed again from the start when another process rewrote it (a new inode) or it
+        shrank. A last line without its newline is left for the next call (append_lines ends it)."""
         try:
-            text = self._path().read_text()
+            with open(self._path(), "rb") as handle:
+                stat = os.fstat(handle.fileno())
+                seen = self._seen
+                if seen is None or seen.identity != (stat.st_dev, stat.st_ino) or stat.st_size < seen.offset:
+                    seen = _Parsed((stat.st_dev, stat.st_ino))
+                handle.seek(seen.offset)
+                data = handle.read()
         except FileNotFoundError:
-            return jobs
-        for line in text.splitlines():
+            self._seen = None
+            return {}
+        end = data.rfind(b"\n") + 1
+        for line in data[:end].splitlines():
             try:
                 change = json.loads(line)
             except ValueError:
                 continue  # cut short by a crash: the other lines still count
             if isinstance(change, dict) and is_request_id(change.get("request_id")):
-                self._lines += 1
-                jobs[change["request_id"]] = {**jobs.get(change["request_id"], {}), **change}
-        cutoff = time.time() - MAX_AGE
-        return {k: v for k, v in jobs.items() if (v.get("submitted_at") or 0) >= cutoff}
+                seen.lines += 1
+                seen.jobs[change["request_id"]] = {**seen.jobs.get(change["request_id"], {}), **change}
+        seen.offset += end
+        self._seen = seen
+        return seen.jobs
 
-    def _append(self, change: dict, jobs: dict[str, dict], job: dict) -> None:
+    def _append(self, change: dict, job: dict) -> None:
+        """Under the lock, right after ``_parsed``: the file's jobs are ``self._seen``'s."""
         if self.directory is None:
             self._memory[job["request_id"]] = job
             return
-        jobs = {**jobs, job["request_id"]: job}
-        if len(jobs) > MAX_JOBS or getattr(self, "_lines", 0) + 1 > 2 * len(jobs) + 100:
-            kept = sorted(jobs.values(), key=lambda j: j.get("submitted_at") or 0)[-MAX_JOBS:]
+        seen = self._seen or _Parsed((0, 0))
+        count = len(seen.jobs) + (job["request_id"] not in seen.jobs)
+        if count > MAX_JOBS or seen.lines + 1 > 2 * count + 100:
+            jobs = {**seen.jobs, job["request_id"]: job}
+            cutoff = time.time() - MAX_AGE
+            kept = sorted((j for j in jobs.values() if (j.get("submitted_at") or 0) >= cutoff),
+                          key=lambda j: j.get("submitted_at") or 0)[-MAX_JOBS:]
             write_atomic(self._path(), "".join(json.dumps(j) + "\n" for j in kept).encode())
             return
         append_lines(self._path(), (json.dumps(change) + "\n").encode())
 
-    def _prune_thumbnails(self) -> None:
-        """Past MAX_THUMB_BYTES, the oldest files go (their jobs stay listed, without pictures)."""
-        files = sorted(self._thumbs().glob("*.webp"), key=lambda p: p.stat().st_mtime)
-        total = sum(p.stat().st_size for p in files)
-        for path in files:
-            if total <= MAX_THUMB_BYTES:
-                break
-            total -= path.stat().st_size
-            path.unlink(missing_ok=True)
+    def _prune_thumbnails(self, added: int) -> None:
+        """Past MAX_THUMB_BYTES, the oldest files go (their jobs stay listed, without pictures).
+        The folder is only listed when this process's running total says it may be full, or every
+        RESCAN_EVERY additions for what other processes added: not once per job."""
+        with self._thumbs_lock:
+            self._thumb_adds += 1
+            if self._thumb_bytes is not None and self._thumb_adds % RESCAN_EVERY:
+                self._thumb_bytes += added
+                if self._thumb_bytes <= MAX_THUMB_BYTES:
+                    return
+            sizes = {}
+            for path in self._thumbs().glob("*.webp"):
+                with contextlib.suppress(FileNotFoundError):
+                    sizes[path] = path.stat()
+            total = sum(s.st_size for s in sizes.values())
+            for path in sorted(sizes, key=lambda p: sizes[p].st_mtime) if total > MAX_THUMB_BYTES else ():
+                if total <= MAX_THUMB_BYTES * PRUNE_TO:  # some room, so the next adds need no listing
+                    break
+                total -= sizes[path].st_size
+                path.unlink(missing_ok=True)
+            self._thumb_bytes = total
