@@ -12,7 +12,6 @@ import sys
 import uuid
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -109,8 +108,9 @@ def test_each_change_parses_only_the_new_lines_and_sees_another_writers_lines_an
     for request_id in ids:
         ours.record(request_id, status="running")
         ours.record(request_id, status="done")
-    # 600 changes, each line parsed once: re-reading the file per change would parse ~180,000 lines
-    assert len(parsed) <= 600
+    # 600 changes, each line read once (a few decodes per change, of it and of its job's record so
+    # far); re-reading the file per change would decode ~180,000 lines
+    assert len(parsed) <= 4 * 600
     other = rid()
     theirs.record(other, status="running", prompt="from the other process")
     assert ours.get(other)["prompt"] == "from the other process"
