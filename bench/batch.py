@@ -12,9 +12,10 @@ bench process (https, throwaway certificate), on the same 2 cores. Runs:
   command again: jobs submitted over both runs (must be 1,000: nothing paid
   twice), items done with their output file (must be 1,000: nothing lost) and
   jobs on the fake that no result names. A submit the kill cut off before fal's
-  answer arrived cannot be resumed (fal's queue only knows a job by the id that
-  answer carried): that item is reported, not resubmitted, and a third run with
-  ``--retry-failed`` shows what submitting it again costs.
+  answer arrived is looked up in fal's request history (the fake's Platform API,
+  by what was sent: edit/submits.py) and resumed; one the history cannot settle
+  is reported, not resubmitted, and a third run with ``--retry-failed`` shows
+  what submitting it again costs.
 """
 
 from __future__ import annotations
@@ -168,10 +169,11 @@ def run(report, quick: bool) -> None:
         latest = latest_records(out)
         lost = [r for r in latest.values() if r.get("uncertain")]
         resumed = sum(1 for r in latest.values() if r.get("source") == "resumed")
+        found = (folder / "killed.log").read_text(errors="replace").count("found in fal's request history")
         _killed_figures(report, name, server.fake, before, out, big,
                         f"killed with {at_kill} done; the second run exited {code} and resumed {resumed} submitted "
-                        f"jobs from the journal; {len(lost)} item(s) whose submit the kill cut off before fal's "
-                        "answer (request id unknown, so not resubmitted)")
+                        f"jobs, {found} of them found in fal's request history (the kill had cut their submit off "
+                        f"before fal's answer); {len(lost)} item(s) it could not settle (not resubmitted)")
         if lost:  # what the user does next: submit those again, knowingly
             process, out, stats = runs.start(manifest, "killed", "--retry-failed")
             code = process.wait(timeout=600)

@@ -167,6 +167,7 @@ def test_submit_reply_broken_midway_is_recovered_from_its_header(fake_fal, tmp_p
 
 def test_submit_reset_after_acceptance_is_reported_not_resent(fake_fal, tmp_path):
     fake_fal.add_fault(Fault("submit", "reset_after"))
+    fake_fal.add_fault(Fault("platform_requests", "status", code=503, times=None))  # no history to look in
     with client(fake_fal, tmp_path) as c, pytest.raises(SubmitUncertainError, match="dashboard"):
         c.edit(request(), [torch.from_numpy(IMAGE)[None]])
     assert fake_fal.submissions == 1

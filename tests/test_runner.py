@@ -241,9 +241,10 @@ def test_the_pipeline_hands_the_result_over_before_its_journal_forgets_the_job(f
         assert seen == [True] and client.journal.entries() == [] and outcome.source == "job"
 
 
-def test_a_submit_whose_answer_was_lost_is_resubmitted_only_with_retry_failed(fal, tmp_path):
+def test_a_submit_whose_answer_was_lost_is_looked_up_again_and_resubmitted_only_with_retry_failed(fal, tmp_path):
     photos(tmp_path / "in", 2)
     fal.add_fault(Fault("submit", "reset_after"))  # fal takes the job, the answer never arrives
+    fal.add_fault(Fault("platform_requests", "status", code=500, times=None))  # and its history cannot be read
     first = batch(fal, tmp_path / "state", folder_lines(tmp_path / "in", []), tmp_path / "out", concurrency=1)
     assert (first.done, first.failed) == (1, 1) and fal.submissions == 2
     [lost] = [r for r in records(tmp_path / "out") if r["status"] == "failed"]
@@ -251,6 +252,19 @@ def test_a_submit_whose_answer_was_lost_is_resubmitted_only_with_retry_failed(fa
     assert "--retry-failed submits this item again; it may then be paid twice" in lost["error"]
     assert "--fresh" not in lost["error"]  # --fresh would resubmit every unfinished item, not this one
     again = batch(fal, tmp_path / "state", folder_lines(tmp_path / "in", []), tmp_path / "out")
-    assert again.failed_before == 1 and fal.submissions == 2  # without the flag the journal still blocks it
+    assert again.failed == 1 and again.failed_before == 0 and fal.submissions == 2  # looked up, still unknown
     retried = batch(fal, tmp_path / "state", folder_lines(tmp_path / "in", []), tmp_path / "out", retry_failed=True)
     assert retried.done == 1 and retried.complete and fal.submissions == 3
+
+
+def test_a_lost_submit_an_earlier_run_reported_is_resumed_once_fals_history_lists_it(fal, tmp_path):
+    photos(tmp_path / "in", 2)
+    fal.add_fault(Fault("submit", "reset_after"))
+    history_down = fal.add_fault(Fault("platform_requests", "status", code=500, times=None))
+    first = batch(fal, tmp_path / "state", folder_lines(tmp_path / "in", []), tmp_path / "out", concurrency=1)
+    assert first.failed == 1 and fal.submissions == 2
+    history_down.times = 0
+    again = batch(fal, tmp_path / "state", folder_lines(tmp_path / "in", []), tmp_path / "out")
+    assert again.done == 1 and again.complete and fal.submissions == 2  # the job fal took, no second one
+    latest = {r["key"]: r for r in records(tmp_path / "out")}
+    assert sorted(r["source"] for r in latest.values()) == ["job", "resumed"]

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal
+from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal, Fault
 from comfyui_fal_qwen_edit.nodes.fal.state.journal import Journal
 
 from conftest import KEY, gradient, to_u8
@@ -104,6 +104,35 @@ def test_a_batch_killed_with_sigkill_resumes_without_a_second_job(fal, tmp_path)
     item_lines = [line for line in done.stderr.splitlines() if "] done " in line]
     assert len(item_lines) == summary["done"] and all("  request " in line for line in item_lines)
     assert "results: " in done.stderr and KEY not in done.stdout + done.stderr
+
+
+def test_a_batch_killed_between_a_submit_and_its_answer_finds_that_job_in_fals_history(fal, tmp_path):
+    fal.run_time = 0.5
+    manifest, env = setup(tmp_path, fal, 4)
+    out = tmp_path / "out"
+    held = fal.add_fault(Fault("submit", "hang_after", delay=60.0, skip=2))  # fal takes the 3rd, says nothing
+    doomed = subprocess.Popen(command(manifest, out, "--concurrency", "1"), env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal = Journal(tmp_path / "state" / "journal")
+    try:
+        wait_for(lambda: len(fal.jobs) == 3 and any(e.get("request_id") is None for e in journal.entries()))
+    finally:
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait(timeout=10)
+        held.release()
+    cut_off = [e for e in journal.entries() if e.get("request_id") is None]
+    assert len(cut_off) == 1 and fal.submissions == 3 and len(latest(out)) == 2
+
+    done = subprocess.run(command(manifest, out, "--concurrency", "1"), env=env, capture_output=True, text=True,
+                          timeout=90)
+    assert done.returncode == 0, done.stderr
+    assert fal.submissions == 4  # the cut-off submit's job was found and waited on, not submitted again
+    assert "found in fal's request history" in done.stderr
+    records = latest(out)
+    assert {r["request_id"] for r in records.values()} == set(fal.jobs) and len(records) == 4
+    assert sorted(r["source"] for r in records.values()) == ["job", "job", "job", "resumed"]
+    assert all(np.array_equal(np.asarray(Image.open(out / records[f"item{i}"]["files"][0])),
+                              255 - to_u8(gradient(16, 16, seed=i))) for i in range(4))
 
 
 def test_ctrl_c_cancels_the_jobs_in_flight_and_the_batch_resumes(fal, tmp_path):

@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ROUTES = frozenset({"submit", "status", "stream", "result", "cancel",
-                    "token", "upload", "initiate", "put_upload", "files"})
+                    "token", "upload", "initiate", "put_upload", "files", "platform_requests"})
 KINDS = frozenset({"status", "reset", "reset_after", "stall", "drop", "malformed",
-                   "flap", "not_image", "bomb", "hang"})
+                   "flap", "not_image", "bomb", "hang", "hang_after"})
+# "hang_after": serve the request (a submit makes its job) and hold the answer ``delay`` seconds:
+# a client killed meanwhile leaves a job fal took and an answer it never read.
 # "hang": hold the request ``delay`` seconds before anything is sent back, then serve it
 # normally. Unlike "stall" it works on every route, the SSE stream included (a stream whose
 # response headers never come). It is applied inside FaultBook.take, so the handler needs

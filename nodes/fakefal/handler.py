@@ -170,6 +170,8 @@ class Handler(BaseHTTPRequestHandler):
             reply = json_reply(500, {"detail": "fake server error"})
         if fault is not None and fault.kind == "reset_after":
             return self._reset()
+        if fault is not None and fault.kind == "hang_after":
+            fault.hold(fake._stop_event)
         self._send(reply, partial=fault is not None and fault.kind == "drop")
 
     # -- faults -------------------------------------------------------------------

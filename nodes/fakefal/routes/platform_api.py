@@ -2,13 +2,17 @@
 
 Shapes as fal's Platform API OpenAPI gives them (nodes/fal/platform/client.py names the source):
 ``{items: [{request_id, endpoint_id, started_at, sent_at, ended_at, status_code, duration}],
-next_cursor, has_more}`` and ``{prices: [{endpoint_id, unit_price, unit, currency}]}``. Every job the
-fake holds is listed, also those a test seeded with ``FakeFal.seed_job`` (made on "another machine":
-never submitted by the client under test).
+next_cursor, has_more}`` (with ``expand=payloads`` also ``json_input``, the submit's body, and
+``json_output``, the result once there, unless the submit said ``X-Fal-Store-IO: 0``) and
+``{prices: [{endpoint_id, unit_price, unit, currency}]}``. ``start`` keeps the jobs sent at or after it.
+Every job the fake holds is listed from its submit on, queued or running too (fal's schema allows a
+null ``ended_at``; whether it lists a job before it starts is not documented), also those a test
+seeded with ``FakeFal.seed_job`` (made on "another machine": never submitted by the client under test).
 """
 
 from __future__ import annotations
 
+import datetime
 import time
 
 from ..jobs import iso8601
@@ -29,14 +33,25 @@ def billable_units(result: dict) -> float:
     return round(sum(i.get("width", 0) * i.get("height", 0) for i in result.get("images", ())) / MEGAPIXEL, 4)
 
 
-def _item(job, now: float) -> dict:
+def _item(job, now: float, payloads: bool) -> dict:
     sent = job.submitted_wall
     started = sent + job.queue_time
     done = job.done(now) and job.ready.is_set()
     code = None if not done else (500 if job.error else 499 if job.cancelled else 200)
-    return {"request_id": job.request_id, "endpoint_id": job.endpoint, "sent_at": iso8601(sent),
+    item = {"request_id": job.request_id, "endpoint_id": job.endpoint, "sent_at": iso8601(sent),
             "started_at": iso8601(started), "ended_at": iso8601(sent + job.completed_at - job.submitted_at)
             if done else None, "status_code": code, "duration": job.run_time if done else None}
+    if payloads and job.store_io:
+        item.update(json_input=job.arguments, json_output=job.result if done and code == 200 else None)
+    return item
+
+
+def _wall(text: str | None) -> float | None:
+    if not text:
+        return None
+    day = len(text) == 10  # YYYY-MM-DD, as fal's docs allow
+    moment = datetime.datetime.fromisoformat(text + "T00:00:00+00:00" if day else text.replace("Z", "+00:00"))
+    return moment.timestamp()
 
 
 def requests_by_endpoint(fake, query: dict, endpoints: list[str]) -> Reply:
@@ -45,16 +60,18 @@ def requests_by_endpoint(fake, query: dict, endpoints: list[str]) -> Reply:
     try:
         limit = min(100, max(1, int(query.get("limit", 50))))
         offset = int(query.get("cursor") or 0)
+        start = _wall(query.get("start"))
     except ValueError:
-        return _error(422, "validation_error", "limit and cursor must be integers")
+        return _error(422, "validation_error", "limit and cursor must be integers, start an ISO 8601 time")
+    payloads = "payloads" in str(query.get("expand", "")).split(",")
     now = time.monotonic()
     with fake._cond:
-        jobs = [j for j in fake.jobs.values() if j.endpoint in endpoints]
+        jobs = [j for j in fake.jobs.values() if j.endpoint in endpoints and (start is None or j.submitted_wall >= start)]
         fake.platform_calls += 1
     jobs.sort(key=lambda j: j.submitted_wall, reverse=True)
     page = jobs[offset:offset + limit]
     more = offset + limit < len(jobs)
-    return json_reply(200, {"items": [_item(j, now) for j in page], "has_more": more,
+    return json_reply(200, {"items": [_item(j, now, payloads) for j in page], "has_more": more,
                             "next_cursor": str(offset + limit) if more else None})
 
 

@@ -2,8 +2,8 @@
 
 validate fields for the endpoint → encode inputs → result cache? → journalled
 job to resume? → spending cap → upload → submit (journalled, with fal's guard
-headers: start deadline, priority, store-IO) → wait (progress, cancel, timeout)
-→ download → cache (and a copy by request id when fal keeps none) → decode. Nothing is uploaded or paid for
+headers: start deadline, priority, store-IO; a lost answer looked up in fal's
+history, submits.py) → wait (progress, cancel, timeout) → download → cache (and a copy by request id when fal keeps none) → decode. Nothing is uploaded or paid for
 until every field has passed validation and the cap allows the edit; Cancel is
 honoured before the submit as well as during the wait; a job is never
 submitted twice for one edit.
@@ -22,14 +22,15 @@ from typing import Any, Callable, Sequence
 
 from .batch import edit_each
 from .job_records import JobRecords
+from .submits import FORCE_HINT, Submits  # noqa: F401 - FORCE_HINT importable from here as before
 from .uploads import Uploads
 from ..state.budget import Budget, Charge
 from ..state.history import JobHistory
 from ..wire.config import FalConfig
 from ..media.downloads import decode_all, download_decoded
 from ..models.endpoints import DEFAULT_ENDPOINT, EndpointSpec, spec_for
-from ..base.errors import (AuthError, CancelledError, FalError, HTTPStatusError, ImageDecodeError, JobFailedError,
-                     JobUnknownError, OutputGoneError, StartDeadlineError, SubmitUncertainError, ValidationError)
+from ..base.errors import (AuthError, CancelledError, FalError, ImageDecodeError, JobFailedError, JobUnknownError,
+                           OutputGoneError, StartDeadlineError, ValidationError)
 from ..media.images import stack_batch
 from ..media.inputs import PreparedImage, check_modes, keep_output_size, prepare_all
 from ..state.journal import WAITING, Journal, request_key
@@ -39,7 +40,9 @@ from ..models.qwen import QwenEditRequest, QwenEditResult
 from ..queue.client import ProgressCallback, QueueClient, RequestHandle, WaitSettings
 from ..state.result_cache import ResultCache, kept_key
 from ..media.storage import Uploader
-from ..wire.guards import check_priority, check_start_timeout, submit_headers
+from ..platform.client import PlatformClient
+from ..platform.submit_search import SubmitSearch
+from ..wire.guards import check_priority, check_start_timeout
 from ..wire.transport import RetryPolicy, Transport
 from ..base.waiting import CancelHook, Waiter
 from ..queue.job_slots import SlotTicket
@@ -47,7 +50,6 @@ from ..queue.way_memory import WayMemory
 
 log = logging.getLogger("fal_qwen_edit")
 
-FORCE_HINT = "To submit this edit again anyway, turn on force_new_job (--fresh on the CLI)."
 DEFAULT_TIMEOUT = 900.0  # seconds for the whole edit; fal jobs usually take 5-60 s
 PAID_DOWNLOAD_TIMEOUT = 120.0  # seconds to download a result that came back despite a Cancel
 LATE_CANCEL_NOTE = ("Cancel came too late: fal had already finished this job (it is paid for), so its result "
@@ -81,7 +83,7 @@ class _ResumedJobCancelled(Exception):
     """The journalled job this run resumed was cancelled by an earlier Cancel, or dropped by fal unstarted."""
 
 
-class FalEditClient(Uploads):
+class FalEditClient(Uploads, Submits):
     """One per connection setting; holds the pooled session, upload cache, journal and result cache."""
 
     def __init__(self, config: FalConfig, *, retry: RetryPolicy | None = None,
@@ -99,6 +101,7 @@ class FalEditClient(Uploads):
         self.budget = budget or Budget()  # no cap unless one is configured
         self.history = history
         self.records = JobRecords.build(config, self.transport, self.queue, history, prices_path, connection)
+        self.submit_search = SubmitSearch(PlatformClient(config, self.transport))
 
     def close(self) -> None:
         self.transport.close()
@@ -295,42 +298,11 @@ class FalEditClient(Uploads):
                 log.info("fal: resuming request %s from the journal instead of submitting again",
                          entry.handle.request_id)
                 return entry.handle, "resumed"
-        if entry is not None:
-            sent = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.submitted_at))
-            raise SubmitUncertainError(f"An earlier submit of this exact edit ({sent}) was sent but fal's "
-                                       f"answer never arrived, so it may be running and billed: check your fal "
-                                       f"dashboard. {FORCE_HINT}")
+        if entry is not None:  # sent, answer lost: its job is looked for in fal's history (submits.py)
+            handle = self.find_lost_submit(edit.journal_key, entry, self.lost_submit_cause(entry))
+            if handle is not None:
+                return handle, "resumed"
         return self._submit_journalled(edit, self._upload(edit)), "job"
-
-    def _submit_journalled(self, edit: _Edit, arguments: dict[str, Any]) -> RequestHandle:
-        """Submit with a "submitting" journal entry that stays whenever fal may have taken the job."""
-        endpoint = edit.spec.endpoint
-        self.journal.record_submitting(edit.journal_key, endpoint)
-        try:
-            handle = self._submit(edit, arguments)
-        except SubmitUncertainError as exc:
-            raise SubmitUncertainError(f"{exc} {FORCE_HINT}", request_id=exc.request_id) from None
-        except HTTPStatusError as exc:
-            if exc.request_id and exc.status >= 500:
-                # fal named the job in its error reply: it exists, so wait on it rather than lose it.
-                log.warning("fal: submit answered HTTP %d but named request %s; waiting on it", exc.status,
-                            exc.request_id)
-                handle = self.queue.handle_for(endpoint, exc.request_id)
-            elif _may_have_been_taken(exc):
-                raise SubmitUncertainError(f"{exc} The job may have been accepted and billed: check your fal "
-                                           f"dashboard. {FORCE_HINT}", request_id=exc.request_id) from None
-            else:
-                self._forget(edit.journal_key)  # refused (4xx, ingress 503): certainly not accepted
-                raise
-        except FalError:
-            self._forget(edit.journal_key)  # never connected, or cancelled / timed out before sending
-            raise
-        # Anything else (Ctrl-C mid-request, a crash) leaves the "submitting" entry: it may have been sent.
-        try:
-            self.journal.record(edit.journal_key, handle)
-        except OSError as exc:
-            log.warning("fal: could not journal request %s (%s); waiting on it anyway", handle.request_id, exc)
-        return handle
 
     def _upload(self, edit: _Edit) -> dict[str, Any]:
         """Count the edit against the spending cap, upload the inputs (or inline them), take
@@ -345,20 +317,6 @@ class FalEditClient(Uploads):
         if edit.slot is not None:
             edit.slot.take(edit.waiter)
         return arguments
-
-    def _submit(self, edit: _Edit, arguments: dict[str, Any]) -> RequestHandle:
-        edit.waiter.check()  # last chance to cancel for free
-        mark = time.monotonic()
-        try:
-            headers = submit_headers(edit.start_timeout, edit.waiter.remaining(), edit.priority, self.config.store_io)
-            handle = self.queue.submit(edit.spec.endpoint, arguments, waiter=edit.waiter, extra_headers=headers)
-        except BaseException as exc:
-            if _may_have_been_taken(exc):
-                edit.charge.mark_paid()  # fal may bill it: it stays counted against the cap
-            raise
-        edit.charge.mark_paid()
-        edit.phases["submit"] = time.monotonic() - mark
-        return handle
 
     def _forget(self, key: str) -> None:
         if self.journal is not None:
@@ -387,14 +345,4 @@ class FalEditClient(Uploads):
             log.warning("fal [%s]: the safety checker flagged %d of %d outputs", handle.request_id,
                         sum(result.has_nsfw_concepts), len(result.has_nsfw_concepts))
         return EditOutcome(result, batch, mask, handle, phases, source)
-
-
-def _may_have_been_taken(exc: BaseException) -> bool:
-    """Whether a failed submit may still have created a (paid) job: an uncertain answer, a 5xx
-    other than the ingress's 503, or anything that is not one of our errors (Ctrl-C, a crash)."""
-    if isinstance(exc, SubmitUncertainError):
-        return True
-    if isinstance(exc, HTTPStatusError):
-        return exc.status >= 500 and (exc.status != 503 or bool(exc.request_id))
-    return not isinstance(exc, FalError)
 

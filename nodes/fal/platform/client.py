@@ -74,6 +74,14 @@ class PlatformClient:
     def requests(self, endpoint_ids: Sequence[str], *, limit: int = 50, cursor: str | None = None,
                  start: float | None = None, end: float | None = None) -> tuple[list[dict], str | None]:
         """One page of the key's requests to these endpoints, newest first, as history jobs."""
+        items, next_cursor = self.request_items(endpoint_ids, limit=limit, cursor=cursor, start=start, end=end)
+        return [job_from_item(item) for item in items], next_cursor
+
+    def request_items(self, endpoint_ids: Sequence[str], *, limit: int = 50, cursor: str | None = None,
+                      start: float | None = None, end: float | None = None,
+                      payloads: bool = False) -> tuple[list[dict], str | None]:
+        """One page of fal's request items as it gives them (``payloads``: with their ``json_input``
+        and ``json_output``, ``expand=payloads``), and the next page's cursor or None."""
         params: list[tuple[str, Any]] = [("endpoint_id", e) for e in endpoint_ids]
         params.append(("limit", max(1, min(MAX_LIMIT, int(limit)))))
         if cursor:
@@ -82,12 +90,14 @@ class PlatformClient:
             params.append(("start", iso(start)))
         if end is not None:
             params.append(("end", iso(end)))
+        if payloads:
+            params.append(("expand", "payloads"))
         body = self._get("models/requests/by-endpoint", params, "Listing fal's request history")
         items = body.get("items") if isinstance(body, dict) else None
         if not isinstance(items, list):
             raise FalError("fal's request history answered without an items list.")
-        jobs = [job_from_item(item) for item in items if isinstance(item, dict) and item.get("request_id")]
-        return jobs, (body.get("next_cursor") if body.get("has_more", True) else None)
+        items = [item for item in items if isinstance(item, dict) and item.get("request_id")]
+        return items, (body.get("next_cursor") if body.get("has_more", True) else None)
 
     def unit_prices(self, endpoint_ids: Sequence[str]) -> dict[str, dict]:
         """{endpoint_id: {unit_price, unit, currency}} (account discounts may apply)."""

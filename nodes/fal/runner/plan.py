@@ -119,14 +119,17 @@ def make_plan(items: list[Item], earlier: dict[str, dict], retry_failed: bool) -
     plan = Plan(items, earlier=earlier)
     for item in items:
         status = earlier.get(item.key, {}).get("status")
+        # A submit whose answer was lost: every run looks for its job in fal's history again (the
+        # pipeline's journal: edit/submits.py); --retry-failed submits it anew, knowingly.
+        uncertain = status == FAILED and bool(earlier[item.key].get("uncertain"))
         if status == DONE:
             plan.done_before.append(item)
-        elif status == FAILED and not retry_failed:
+        elif status == FAILED and not retry_failed and not uncertain:
             plan.failed_before.append(item)
         else:
             plan.to_run.append(item)
-            item.resubmit = status == FAILED and bool(earlier[item.key].get("uncertain"))
-            if status == RUNNING:
+            item.resubmit = uncertain and retry_failed
+            if status == RUNNING or (uncertain and not retry_failed):
                 plan.resuming.add(item.key)
     return plan
 

@@ -35,7 +35,8 @@ from typing import Any, Callable
 from ..base.errors import AuthError, CancelledError, ConfigError, FalError, SubmitUncertainError
 from ..base.waiting import CHECK_INTERVAL
 from ..edit.outcome import EditOutcome
-from ..edit.pipeline import DEFAULT_TIMEOUT, FORCE_HINT, FalEditClient
+from ..edit.pipeline import DEFAULT_TIMEOUT, FalEditClient
+from ..edit.submits import FORCE_HINT
 from ..models.endpoints import EndpointSpec
 from ..queue.client import Progress
 from ..queue.job_slots import JobSlots, SlotTicket

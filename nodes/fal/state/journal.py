@@ -52,6 +52,10 @@ class JournalEntry:
     endpoint: str
     submitted_at: float
     handle: RequestHandle | None  # None: the submit was sent but fal's answer never arrived
+    # What a submit without an answer sent, to find its job in fal's history (platform/submit_search.py):
+    fingerprint: dict[str, str] | None = None
+    start_deadline: float | None = None  # seconds, the X-Fal-Request-Timeout it carried
+    store_io: bool = True
 
 
 class Journal:
@@ -98,8 +102,10 @@ class Journal:
                 os.unlink(path)
             os.close(fd)
 
-    def record_submitting(self, key: str, endpoint: str) -> None:
-        self._write(key, {"endpoint": endpoint, "submitted_at": time.time(), "request_id": None})
+    def record_submitting(self, key: str, endpoint: str, fingerprint: dict[str, str] | None = None,
+                          start_deadline: float | None = None, store_io: bool = True) -> None:
+        self._write(key, {"endpoint": endpoint, "submitted_at": time.time(), "request_id": None,
+                          "fingerprint": fingerprint, "start_deadline": start_deadline, "store_io": store_io})
 
     def record(self, key: str, handle: RequestHandle) -> None:
         self._write(key, {"endpoint": handle.endpoint, "request_id": handle.request_id,
@@ -161,7 +167,10 @@ def _parse(raw: Any) -> JournalEntry | None:
     if not isinstance(endpoint, str) or not isinstance(submitted_at, (int, float)):
         return None
     if raw.get("request_id") is None:
-        return JournalEntry(endpoint, float(submitted_at), None)
+        prints, deadline = raw.get("fingerprint"), raw.get("start_deadline")
+        prints = prints if isinstance(prints, dict) and all(isinstance(v, str) for v in prints.values()) else None
+        deadline = float(deadline) if isinstance(deadline, (int, float)) and deadline > 0 else None
+        return JournalEntry(endpoint, float(submitted_at), None, prints, deadline, raw.get("store_io") is not False)
     urls = [raw.get(name) for name in ("request_id", "status_url", "response_url", "cancel_url")]
     if not all(isinstance(value, str) and value for value in urls):
         return None
