@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal, Fault
+from comfyui_fal_qwen_edit.nodes.fakefal.routes.platform_api import billable_units
 from comfyui_fal_qwen_edit.nodes.fal.edit.connection import persistent_client
 from comfyui_fal_qwen_edit.nodes.fal.models.endpoints import spec_for
 from comfyui_fal_qwen_edit.nodes.fal.models.qwen import QwenEditRequest
@@ -268,3 +269,18 @@ def test_a_lost_submit_an_earlier_run_reported_is_resumed_once_fals_history_list
     assert again.done == 1 and again.complete and fal.submissions == 2  # the job fal took, no second one
     latest = {r["key"]: r for r in records(tmp_path / "out")}
     assert sorted(r["source"] for r in latest.values()) == ["job", "resumed"]
+
+
+def test_the_summary_sums_what_fal_billed_where_it_said_and_says_so_where_it_did_not(fal, tmp_path):
+    photos(tmp_path / "in", 3)
+    fal.billable_units = True  # X-Fal-Billable-Units on each result: output megapixels, as fal bills them
+    summary = batch(fal, tmp_path / "state", folder_lines(tmp_path / "in", []), tmp_path / "out")
+    billed = [r["billed_usd"] for r in records(tmp_path / "out") if r["status"] == "done"]
+    units = sum(billable_units(job.result) for job in fal.jobs.values())
+    assert len(billed) == 3 and summary.billed_jobs == 3
+    assert summary.billed_usd == pytest.approx(round(units * 0.03, 4), abs=1e-4)  # the fake's unit price
+    assert f"billed ${summary.billed_usd:.4f} for 3 jobs" in summary.text()
+    fal.billable_units = False
+    photos(tmp_path / "more", 1, first_seed=9)
+    quiet = batch(fal, tmp_path / "state2", folder_lines(tmp_path / "more", []), tmp_path / "out2")
+    assert quiet.billed_usd is None and "billed: not reported" in quiet.text()

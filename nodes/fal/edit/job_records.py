@@ -88,6 +88,7 @@ class JobRecords:
         units = self.queue.billable_units.pop(handle.request_id, None)
         billed, unit_price, price_source = (self.prices.billed(handle.endpoint, units) if self.prices
                                             else (None, None, ""))
+        outcome.billed_usd = billed
         if billed is not None and charge is not None:
             try:
                 charge.settle(billed, handle.request_id)

@@ -25,6 +25,7 @@ class EditOutcome:
     source: str = "job"  # "job", "resumed" (journalled job from an earlier run), "cache" or "fetched"
     estimate: Estimate | None = None  # what this edit's job costs (pricing.py), when it made one
     note: str | None = None  # something the user should know about where this came from (a late cancel)
+    billed_usd: float | None = None  # fal's X-Fal-Billable-Units × the unit price, when fal sent them
 
     @property
     def cost_usd_estimate(self) -> float:
@@ -38,6 +39,8 @@ class EditOutcome:
         if self.estimate is not None and self.source in PAID_SOURCES:
             info["cost_estimate"] = self.estimate.text()
         info["client_timings"] = {k: round(v, 3) for k, v in self.timings.items()}
+        if self.billed_usd is not None and self.source in PAID_SOURCES:
+            info["cost_usd_billed"] = self.billed_usd
         if self.note:
             info["note"] = self.note
         if any(self.result.has_nsfw_concepts):

@@ -23,7 +23,9 @@ from .progress import Display, Tally
 from .results import DONE, ResultsFile
 from .scheduler import EndHook, RunSettings, Scheduler
 
-BILLED_NOTE = "billed: fal's queue does not report it; your fal dashboard (or its billing events) has it"
+# fal's queue answers a result with X-Fal-Billable-Units; a gateway or an older job may not say.
+BILLED_HOW = "fal's billable units × its unit price"
+NOT_BILLED_NOTE = "billed: not reported for these jobs; your fal dashboard (or its billing events) has it"
 
 
 @dataclass
@@ -36,7 +38,8 @@ class BatchSummary:
     not_started: int       # the cap, a refused key or a Cancel stopped the batch before them
     cost_usd_run: float    # estimate of the jobs this run submitted
     cost_usd_batch: float  # estimate of every finished item's job, whichever run submitted it
-    billed_usd: float | None
+    billed_usd: float | None  # of the finished items' jobs whose billed units fal reported
+    billed_jobs: int          # how many jobs that sum covers
     stopped: str | None    # "cap", "auth", "cancelled" or None
     results: str
 
@@ -53,9 +56,12 @@ class BatchSummary:
                      + (", --retry-failed runs them again)" if self.failed_before else ")"))
         if self.not_started:
             parts.append(f"not started {self.not_started}")
+        jobs = f"{self.billed_jobs} job{'s' if self.billed_jobs != 1 else ''}"
+        billed = f"billed ${self.billed_usd:.4f} for {jobs} of them ({BILLED_HOW})" \
+            if self.billed_usd is not None else NOT_BILLED_NOTE
         lines = [", ".join(parts),
                  f"cost: about ${self.cost_usd_run:.2f} for this run's new jobs, ${self.cost_usd_batch:.2f} for "
-                 f"all finished items (estimates); {BILLED_NOTE}",
+                 f"all finished items (estimates); {billed}",
                  f"results: {self.results}"]
         if not self.complete and self.stopped != "auth":
             lines.append("Run the same command again to continue: finished items are skipped, submitted ones "
@@ -84,14 +90,17 @@ def run_batch(client: FalEditClient, lines: list[Line], base: QwenEditRequest, s
             display.close()
         latest = results.latest()
     stopped = "cancelled" if should_cancel() else scheduler.stop_reason
-    finished = {}
+    finished, billed = {}, {}
     for item in items:
         record = latest.get(item.key, {})
         if record.get("status") == DONE:
-            finished[record.get("request_id") or item.key] = float(record.get("cost_usd") or 0.0)  # a shared job once
+            job = record.get("request_id") or item.key  # a job shared by identical items counts once
+            finished[job] = float(record.get("cost_usd") or 0.0)
+            if isinstance(record.get("billed_usd"), (int, float)):
+                billed[job] = float(record["billed_usd"])
     return BatchSummary(tally.done, len(plan.done_before), tally.failed, len(plan.failed_before), tally.cancelled,
-                        tally.total - tally.ended, tally.cost_usd, round(sum(finished.values()), 4), None, stopped,
-                        str(results.path))
+                        tally.total - tally.ended, tally.cost_usd, round(sum(finished.values()), 4),
+                        round(sum(billed.values()), 4) if billed else None, len(billed), stopped, str(results.path))
 
 
 def _opening(plan: Plan, spec: EndpointSpec, settings: RunSettings, results: ResultsFile) -> str:

@@ -29,7 +29,6 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 from ..base.errors import AuthError, CancelledError, ConfigError, FalError, SubmitUncertainError
@@ -187,6 +186,8 @@ class Scheduler:
             cost = item.estimate.usd if outcome.source in JOB_SOURCES else 0.0
             record = item.record(DONE, request_id=outcome.handle.request_id, files=files, cost_usd=cost,
                                  source=outcome.source, seed=outcome.result.seed)
+            if outcome.billed_usd is not None and outcome.source in JOB_SOURCES:
+                record["billed_usd"] = outcome.billed_usd
             warning = outcome.info().get("warning")
             if warning:
                 record["warning"] = warning
