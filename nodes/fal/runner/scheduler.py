@@ -48,8 +48,8 @@ from .sources import InputLoader
 
 log = logging.getLogger("fal_qwen_edit")
 
-RESUBMIT_HINT = ("--retry-failed submits this item again; it may then be paid twice (fal's queue cannot be asked "
-                 "whether a job exists without its request id).")
+RESUBMIT_HINT = ("Running the same command again looks for its job in fal's request history again; "
+                 "--retry-failed submits this item again; it may then be paid twice.")
 JOB_SOURCES = ("job", "resumed")  # an item's own job, whichever run submitted it (not a cache hit)
 EndHook = Callable[[Item, dict, "EditOutcome | None"], None]
 
