@@ -26,7 +26,7 @@ from .fal.media.images import MISMATCH_MODES
 from .fal.edit.outcome import run_info
 from .fal.edit.pipeline import DEFAULT_TIMEOUT, EditOutcome, combine
 from .fal.wire.config import input_defaults
-from .fal.wire.guards import PRIORITIES, check_start_timeout, queue_defaults
+from .fal.wire.guards import PRIORITIES, resolve_guards
 from .fal.media.inputs import UPLOAD_FORMATS
 from .fal.models.sizing import RESIZE_MODES
 from .fal.models.qwen import (ACCELERATIONS, DEFAULT_ENDPOINT, GUIDANCE_RANGE, IMAGE_SIZE_PRESETS, NUM_IMAGES_RANGE,
@@ -199,9 +199,7 @@ class QwenImageEditPlusNode(io.ComfyNode):
         request.validate(spec, images_to_come=frames_per_edit)
         default_resize, default_format = input_defaults()  # a prompt saved before these inputs existed
         input_resize, upload_format = input_resize or default_resize, upload_format or default_format
-        default_start, default_priority = queue_defaults()
-        start = default_start if start_timeout in (None, -1) else check_start_timeout(start_timeout)
-        priority = default_priority if priority in (None, "", "default") else priority
+        start, priority = resolve_guards(None if start_timeout in (None, -1) else start_timeout, priority)
         jobs = image_1.shape[0] if per_frame else 1
         sizes = input_sizes(image_1=image_1, image_2=image_2, image_3=image_3)
         cost = estimate_for_widgets({**values, "input_resize": input_resize}, sizes, loras)

@@ -183,3 +183,19 @@ def test_exit_codes_bad_lines_and_the_cap_submit_nothing(fal, tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert each.returncode == 0, each.stderr
     assert json.loads(each.stdout)["done"] == 3 and fal.submissions == 3
+
+
+def test_every_batch_submit_carries_the_queue_guards_of_the_command_line_or_the_environment(fal, tmp_path):
+    manifest, env = setup(tmp_path, fal, 2)
+    flags = subprocess.run(command(manifest, tmp_path / "out", "--start-timeout", "30", "--priority", "low"),
+                           env=env, capture_output=True, text=True, timeout=90)
+    assert flags.returncode == 0, flags.stderr
+    assert [(j.start_deadline, j.priority) for j in fal.jobs.values()] == [(30.0, "low")] * 2
+    fal.jobs.clear()
+    defaults = subprocess.run(command(manifest, tmp_path / "out2", "--fresh"), capture_output=True, text=True,
+                              env=dict(env, FAL_START_TIMEOUT="45", FAL_QUEUE_PRIORITY="low"), timeout=90)
+    assert defaults.returncode == 0, defaults.stderr
+    assert [(j.start_deadline, j.priority) for j in fal.jobs.values()] == [(45.0, "low")] * 2
+    bad = subprocess.run(command(manifest, tmp_path / "out3", "--start-timeout", "0.5"), env=env,
+                         capture_output=True, text=True, timeout=90)
+    assert bad.returncode == 2 and "--start-timeout must be auto, 0" in bad.stderr and fal.submissions == 4

@@ -29,6 +29,7 @@ from ..runner.results import FolderBusyError
 from ..runner.scheduler import RunSettings
 from ..runner.sources import URL_PREFIXES
 from ..wire.config import FalConfig, budget_cap, input_defaults, state_dir
+from ..wire.guards import resolve_guards
 
 MAX_CONCURRENCY = 40  # fal's largest account concurrency; above the account's own, fal queues the rest
 
@@ -69,11 +70,11 @@ def usage_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
-def edit_options(args: argparse.Namespace) -> dict:
-    """Options of the single edit that also reach every batch edit. ``priority`` (the queue guards'
-    ``--priority low``) is passed when this command has that option."""
-    priority = getattr(args, "priority", None)
-    return {"priority": priority} if priority is not None else {}
+def edit_options(args: argparse.Namespace, environ: dict[str, str]) -> dict:
+    """Options of the single edit that also reach every batch edit: fal's queue guards
+    (``--start-timeout``, ``--priority``, else their FAL_… / config.ini defaults), as a single edit gets them."""
+    start_timeout, priority = resolve_guards(args.start_timeout, args.priority, environ, "--start-timeout")
+    return {"start_timeout": start_timeout, "priority": priority}
 
 
 def run_batch_command(args: argparse.Namespace, base: QwenEditRequest, environ: dict[str, str],
@@ -91,12 +92,13 @@ def run_batch_command(args: argparse.Namespace, base: QwenEditRequest, environ: 
         else:
             references = [ref if ref.startswith(URL_PREFIXES) else str(Path(ref).resolve()) for ref in args.ref]
             lines, what = folder_lines(args.each, references), str(args.each)
+        options = edit_options(args, environ)
     except (FalError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     settings = RunSettings(concurrency=args.concurrency, input_resize=args.input_resize or default_resize,
                            upload_format=args.upload_format or default_format, timeout=args.timeout,
-                           fresh=args.fresh, edit_options=edit_options(args))
+                           fresh=args.fresh, edit_options=options)
     cap = args.budget_usd if args.budget_usd is not None else budget_cap(environ)
     try:
         # Each job in flight holds a status stream while as many items behind it upload: keep that many.

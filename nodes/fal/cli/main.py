@@ -43,7 +43,7 @@ from ..models.sizing import RESIZE_MODES
 from ..models.qwen import ACCELERATIONS, IMAGE_SIZE_PRESETS, OUTPUT_FORMATS, QwenEditRequest, parse_lora
 from ..queue.client import Progress, WaitSettings
 from ..queue.way_memory import WayMemory
-from ..wire.guards import PRIORITIES, check_start_timeout, queue_defaults
+from ..wire.guards import PRIORITIES, resolve_guards
 
 DEMO_PROMPT = "invert the colours"  # what the fake server's stand-in model actually does
 
@@ -269,10 +269,7 @@ def main(argv: list[str] | None = None) -> int:
             default_resize, default_format = input_defaults(environ)
             args.input_resize, args.upload_format = args.input_resize or default_resize, \
                 args.upload_format or default_format
-            default_start, default_priority = queue_defaults(environ)
-            start_timeout = default_start if args.start_timeout is None else \
-                check_start_timeout(args.start_timeout, "--start-timeout")
-            priority = args.priority or default_priority
+            start_timeout, priority = resolve_guards(args.start_timeout, args.priority, environ, "--start-timeout")
             request = _request_from(args)
             spec = spec_for(args.model, args.endpoint)
             if not args.result_of:

@@ -90,3 +90,12 @@ def queue_defaults(environ: Mapping[str, str] | None = None) -> tuple[float | No
     if not priority.strip():
         priority, priority_where = parser.get("queue", "priority", fallback=""), f"{file_path} [queue] priority"
     return check_start_timeout(start, start_where), check_priority(priority, priority_where)
+
+
+def resolve_guards(start_timeout: float | str | None, priority: str | None, environ: Mapping[str, str] | None = None,
+                   where: str = "start_timeout") -> tuple[float | None, str]:
+    """An edit's (start_timeout, priority): what it names, else the defaults above (None, or a priority
+    of "" / "default", names nothing). One rule for the node, the CLI's single edit and its batch."""
+    default_start, default_priority = queue_defaults(environ)
+    start = default_start if start_timeout is None else check_start_timeout(start_timeout, where)
+    return start, default_priority if priority in (None, "", "default") else check_priority(priority)
