@@ -41,12 +41,12 @@ class Submits:
         endpoint = edit.spec.endpoint
         # At most what the submit's header says a moment later: a later settling time, never an earlier one.
         deadline = start_deadline(check_start_timeout(edit.start_timeout), edit.waiter.remaining())
-        self.journal.record_submitting(edit.journal_key, endpoint, fingerprint(arguments), deadline,
-                                       self.config.store_io)
+        sent = self.journal.record_submitting(edit.journal_key, endpoint, fingerprint(arguments), deadline,
+                                              self.config.store_io)
         try:
             handle = self._submit(edit, arguments)
         except SubmitUncertainError as exc:
-            return self._lost_in_this_run(edit, str(exc), exc.request_id)
+            return self._lost_in_this_run(edit, sent, str(exc), exc.request_id)
         except HTTPStatusError as exc:
             if exc.request_id and exc.status >= 500:
                 # fal named the job in its error reply: it exists, so wait on it rather than lose it.
@@ -54,7 +54,7 @@ class Submits:
                             exc.request_id)
                 handle = self.queue.handle_for(endpoint, exc.request_id)
             elif may_have_been_taken(exc):
-                return self._lost_in_this_run(edit, f"{exc} {MAY_BE_BILLED}", exc.request_id)
+                return self._lost_in_this_run(edit, sent, f"{exc} {MAY_BE_BILLED}", exc.request_id)
             else:
                 self.journal.finish(edit.journal_key)  # refused (4xx, ingress 503): certainly not accepted
                 raise
@@ -68,9 +68,8 @@ class Submits:
             log.warning("fal: could not journal request %s (%s); waiting on it anyway", handle.request_id, exc)
         return handle
 
-    def _lost_in_this_run(self, edit: Any, cause: str, request_id: str | None) -> RequestHandle:
-        entry = self.journal.pending(edit.journal_key)
-        handle = self.find_lost_submit(edit.journal_key, entry, cause, request_id) if entry is not None else None
+    def _lost_in_this_run(self, edit: Any, sent: JournalEntry, cause: str, request_id: str | None) -> RequestHandle:
+        handle = self.find_lost_submit(edit.journal_key, sent, cause, request_id)
         if handle is None:  # proven never run within this run: only a start deadline far shorter than the submit
             raise FalError(f"{cause} fal's request history shows it never ran: running the edit again submits it "
                            "once.", request_id=request_id)

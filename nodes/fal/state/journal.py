@@ -103,9 +103,12 @@ class Journal:
             os.close(fd)
 
     def record_submitting(self, key: str, endpoint: str, fingerprint: dict[str, str] | None = None,
-                          start_deadline: float | None = None, store_io: bool = True) -> None:
-        self._write(key, {"endpoint": endpoint, "submitted_at": time.time(), "request_id": None,
+                          start_deadline: float | None = None, store_io: bool = True) -> JournalEntry:
+        """The entry as written (what a lost answer is looked up by, without reading it back)."""
+        entry = JournalEntry(endpoint, time.time(), None, fingerprint, start_deadline, store_io)
+        self._write(key, {"endpoint": endpoint, "submitted_at": entry.submitted_at, "request_id": None,
                           "fingerprint": fingerprint, "start_deadline": start_deadline, "store_io": store_io})
+        return entry
 
     def record(self, key: str, handle: RequestHandle) -> None:
         self._write(key, {"endpoint": handle.endpoint, "request_id": handle.request_id,
