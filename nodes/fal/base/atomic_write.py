@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -26,10 +27,14 @@ def append_lines(path: Path, data: bytes) -> None:
     """Append whole lines and fsync them. A last line a crash cut short gets its newline first, so it
     cannot swallow the first line appended now (readers skip the broken line and keep the rest)."""
     with open(path, "a+b") as handle:
-        cut_short = False
-        if handle.seek(0, os.SEEK_END):
-            handle.seek(-1, os.SEEK_END)
-            cut_short = handle.read(1) != b"\n"
-        handle.write((b"\n" if cut_short else b"") + data)
+        handle.write((b"\n" if ends_cut_short(handle) else b"") + data)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def ends_cut_short(handle: BinaryIO) -> bool:
+    """Whether the file open in ``handle`` (readable, "a+b") ends in a line without its newline."""
+    if not handle.seek(0, os.SEEK_END):
+        return False
+    handle.seek(-1, os.SEEK_END)
+    return handle.read(1) != b"\n"

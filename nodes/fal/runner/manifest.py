@@ -16,6 +16,7 @@ them all and nothing is submitted.
 
 from __future__ import annotations
 
+import collections
 import csv
 import io
 import json
@@ -85,11 +86,11 @@ def folder_lines(folder: Path, references: list[str]) -> list[Line]:
         raise ManifestError([f"cannot be listed ({exc.strerror or exc})"], str(folder)) from None
     if not files:
         raise ManifestError([f"holds no image files ({', '.join(IMAGE_SUFFIXES)})"], str(folder))
-    stems = [p.stem for p in files]
+    stems = collections.Counter(p.stem for p in files)
     lines = []
     for number, path in enumerate(files, 1):
         # a.png and a.jpg side by side: each keeps its suffix in its output name
-        name = path.stem if stems.count(path.stem) == 1 else path.name.replace(".", "_")
+        name = path.stem if stems[path.stem] == 1 else path.name.replace(".", "_")
         lines.append(Line(number, path.name, [path.name, *references], folder.resolve(), name))
     return lines
 

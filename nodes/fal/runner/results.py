@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..base.atomic_write import ends_cut_short
 from ..base.errors import FalError
 
 FILE_NAME = "results.jsonl"
@@ -51,10 +52,8 @@ class ResultsFile:
                                   "(two runs would submit the same items twice), or give another --out.") from None
         self._lock_fd = fd
         self._handle = open(self.path, "a+b")
-        if self._handle.seek(0, os.SEEK_END):
-            self._handle.seek(-1, os.SEEK_END)
-            if self._handle.read(1) != b"\n":
-                self._handle.write(b"\n")  # end a line a crash cut short, so it cannot swallow the next
+        if ends_cut_short(self._handle):
+            self._handle.write(b"\n")  # end a line a crash cut short, so it cannot swallow the next
         return self
 
     def __exit__(self, *exc) -> None:
