@@ -22,7 +22,6 @@ from ..queue.client import QueueClient, RequestHandle
 from ..state.budget import Charge
 from ..state.history import JobHistory
 from ..wire.config import FalConfig
-from ..wire.transport import Transport
 from .outcome import EditOutcome
 
 log = logging.getLogger("fal_qwen_edit")
@@ -42,12 +41,12 @@ class JobRecords:
         self.history, self.queue, self.prices, self.connection = history, queue, prices, connection
 
     @classmethod
-    def build(cls, config: FalConfig, transport: Transport, queue: QueueClient, history: JobHistory | None,
+    def build(cls, platform: PlatformClient, queue: QueueClient, history: JobHistory | None,
               prices_path: Path | None, connection: dict[str, Any] | None) -> "JobRecords":
         """Billed costs priced by fal's pricing API where the key may read it (cached a day in
         ``prices_path``), else by the endpoint table."""
-        prices = PriceBook(prices_path, PlatformClient(config, transport))
-        return cls(history, queue, prices, connection or connection_of(config))
+        prices = PriceBook(prices_path, platform)
+        return cls(history, queue, prices, connection or connection_of(platform.config))
 
     def _record(self, request_id: str, **fields: Any) -> None:
         if self.history is None:

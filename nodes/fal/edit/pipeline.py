@@ -100,8 +100,10 @@ class FalEditClient(Uploads, Submits):
         self.cache = cache
         self.budget = budget or Budget()  # no cap unless one is configured
         self.history = history
-        self.records = JobRecords.build(config, self.transport, self.queue, history, prices_path, connection)
-        self.submit_search = SubmitSearch(PlatformClient(config, self.transport))
+        # fal's Platform API, for the prices of billed units, lost submits and the panel's fal history
+        self.platform = PlatformClient(config, self.transport)
+        self.records = JobRecords.build(self.platform, self.queue, history, prices_path, connection)
+        self.submit_search = SubmitSearch(self.platform)
 
     def close(self) -> None:
         self.transport.close()

@@ -98,7 +98,7 @@ class JobsPanel:
     def fal_history(self) -> tuple[PlatformClient | None, str | None]:
         client = self.clients(None)
         reason = unreachable_reason(client.config)
-        return (None, reason) if reason else (PlatformClient(client.config, client.transport), None)
+        return (None, reason) if reason else (client.platform, None)
 
     def list(self, limit: int = 30, cursor: str | None = None, source: str = "local") -> dict[str, Any]:
         if source not in ("local", "fal", "all"):
