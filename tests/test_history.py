@@ -122,6 +122,21 @@ def test_each_change_parses_only_the_new_lines_and_sees_another_writers_lines_an
     assert theirs.get(ids[-1])["status"] == "failed"
 
 
+def test_a_file_rewritten_under_the_same_inode_is_read_again_from_the_start(tmp_path):
+    # What a freed inode number coming back to a rewritten file looks like: same inode, no shorter.
+    history = JobHistory(tmp_path)
+    first, second = rid(), rid()
+    history.record(first, status="running", prompt="a")
+    assert [j["request_id"] for j in history.jobs()] == [first]
+    path = tmp_path / "jobs.jsonl"
+    inode, size = path.stat().st_ino, path.stat().st_size
+    with open(path, "r+b") as same_inode:
+        same_inode.write((json.dumps({"request_id": second, "status": "done", "submitted_at": 1.0e12,
+                                      "prompt": "b" * size}) + "\n").encode())
+    assert path.stat().st_ino == inode and path.stat().st_size > size
+    assert [(j["request_id"], j["status"]) for j in history.jobs()] == [(second, "done")]
+
+
 def test_thumbnails_are_pruned_past_the_bound_without_listing_the_folder_for_every_job(tmp_path, monkeypatch):
     monkeypatch.setattr(history_module, "MAX_THUMB_BYTES", 10_000)
     history = JobHistory(tmp_path)

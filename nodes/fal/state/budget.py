@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 import uuid
@@ -25,12 +24,12 @@ from typing import Sequence
 
 from ..base.atomic_write import append_lines, write_atomic
 from ..base.file_lock import locked
+from ..base.tail_reader import Tail, read_new_lines
 from ..base.errors import FalError
 
 log = logging.getLogger("fal_qwen_edit")
 
 WINDOW = 24 * 3600.0
-HEAD_BYTES = 512  # of the first line: which file the parsed entries came from
 COMPACT_AT = 2000  # lines; past this, entries older than the window are dropped once they are half the file
 RAISE_HINT = ("Raise the cap ([budget] daily_usd in config.ini, or FAL_DAILY_BUDGET_USD; --budget-usd on the "
               "CLI), or wait until earlier edits leave the 24-hour window.")
@@ -76,7 +75,7 @@ class Budget:
         self.path = Path(path) if path is not None else None
         self.cap_usd = cap_usd
         self._memory: list[dict] = []  # the ledger when there is no state folder
-        self._parsed: tuple[bytes, int, list[dict]] = (b"", 0, [])  # (first line, bytes read, entries)
+        self._tail, self._entries = Tail(), []  # how far the file is parsed, and its entries so far
         self._lock = threading.Lock()
 
     def spent(self) -> float:
@@ -122,27 +121,19 @@ class Budget:
 
     def _read(self) -> list[dict]:
         """The ledger's entries. Read under the lock; only the lines appended since this object's
-        last read are parsed (another process's appends included): a batch of thousands of edits
-        would otherwise parse the whole day's ledger again for every edit."""
+        last read are parsed (another process's appends included, base/tail_reader.py): a batch of
+        thousands of edits would otherwise parse the whole day's ledger again for every edit."""
         if self.path is None:
             return list(self._memory)
         try:
-            with open(self.path, "rb") as ledger:
-                # The file is the one read before when its first line is (compaction drops the oldest
-                # lines, and a new file may get a freed inode number) and it has not shrunk.
-                head = ledger.readline(HEAD_BYTES)
-                seen_head, offset, entries = self._parsed
-                if head != seen_head or os.fstat(ledger.fileno()).st_size < offset:
-                    offset, entries = 0, []
-                ledger.seek(offset)
-                tail = ledger.read()
+            lines, self._tail, restarted = read_new_lines(self.path, self._tail)
         except FileNotFoundError:
-            self._parsed = (b"", 0, [])
+            self._tail, self._entries = Tail(), []
             return []
-        complete = tail.rfind(b"\n") + 1  # a line still being cut short stays for the next read
-        entries = entries + [entry for entry in map(_entry, tail[:complete].splitlines()) if entry is not None]
-        self._parsed = (head, offset + complete, entries)
-        return list(entries)
+        if restarted:
+            self._entries = []
+        self._entries += [entry for entry in map(_entry, lines) if entry is not None]
+        return list(self._entries)
 
     def _append(self, new: list[dict], entries: list[dict] | None) -> None:
         if self.path is None:

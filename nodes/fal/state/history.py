@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import re
 import threading
 import time
@@ -28,6 +27,7 @@ from typing import Any, Callable, Sequence
 
 from ..base.atomic_write import append_lines, write_atomic
 from ..base.file_lock import locked
+from ..base.tail_reader import Tail, read_new_lines
 
 log = logging.getLogger("fal_qwen_edit")
 
@@ -52,8 +52,7 @@ def is_request_id(text: Any) -> bool:
 
 @dataclass
 class _Parsed:
-    identity: tuple[int, int]            # (st_dev, st_ino) of the file parsed
-    offset: int = 0                      # bytes parsed so far
+    tail: Tail = field(default_factory=Tail)  # how far the file is parsed (base/tail_reader.py)
     lines: int = 0                       # valid lines among them
     # Each job's merged record as compact JSON: a third of the memory of the decoded dicts, so the
     # 5,000 jobs the history may hold cost a few MB in a ComfyUI that runs for weeks.
@@ -162,21 +161,18 @@ class JobHistory:
     def _parsed(self) -> dict[str, str]:
         """The file's jobs, parsing only the lines appended since the last call: a batch of thousands of
         jobs writes a line per change, and re-reading the whole file each time made that quadratic.
-        The file is parsed again from the start when another process rewrote it (a new inode) or it
-        shrank. A last line without its newline is left for the next call (append_lines ends it)."""
+        The file is parsed again from the start when another process rewrote it (base/tail_reader.py).
+        A last line without its newline is left for the next call (append_lines ends it)."""
+        seen = self._seen or _Parsed()
         try:
-            with open(self._path(), "rb") as handle:
-                stat = os.fstat(handle.fileno())
-                seen = self._seen
-                if seen is None or seen.identity != (stat.st_dev, stat.st_ino) or stat.st_size < seen.offset:
-                    seen = _Parsed((stat.st_dev, stat.st_ino))
-                handle.seek(seen.offset)
-                data = handle.read()
+            lines, tail, restarted = read_new_lines(self._path(), seen.tail)
         except FileNotFoundError:
             self._seen = None
             return {}
-        end = data.rfind(b"\n") + 1
-        for line in data[:end].splitlines():
+        if restarted:
+            seen = _Parsed()
+        seen.tail = tail
+        for line in lines:
             try:
                 change = json.loads(line)
             except ValueError:
@@ -185,7 +181,6 @@ class JobHistory:
                 seen.lines += 1
                 earlier = seen.jobs.get(change["request_id"])
                 seen.jobs[change["request_id"]] = json.dumps({**json.loads(earlier), **change} if earlier else change)
-        seen.offset += end
         self._seen = seen
         return seen.jobs
 
@@ -194,7 +189,7 @@ class JobHistory:
         if self.directory is None:
             self._memory[job["request_id"]] = job
             return
-        seen = self._seen or _Parsed((0, 0))
+        seen = self._seen or _Parsed()
         count = len(seen.jobs) + (job["request_id"] not in seen.jobs)
         if count > MAX_JOBS or seen.lines + 1 > 2 * count + 100:
             jobs = {**{k: json.loads(v) for k, v in seen.jobs.items()}, job["request_id"]: job}
