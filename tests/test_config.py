@@ -59,7 +59,16 @@ def test_missing_key_says_where_to_put_it(tmp_path):
     with pytest.raises(MissingKeyError) as info:
         cfg.load_config(environ=env(tmp_path))
     message = str(info.value)
-    assert "FAL_KEY" in message and "config.ini" in message
+    assert "FAL_KEY" in message and str(tmp_path / "absent.ini") in message and "fal panel" in message
+
+
+def test_missing_key_names_the_platform_config_file_not_the_installed_pack(tmp_path):
+    # pip installs the pack into site-packages: a config.ini there is wiped by the next upgrade
+    with pytest.raises(MissingKeyError) as info:
+        cfg.load_config(environ={"HOME": str(tmp_path)})
+    message = str(info.value)
+    assert str(tmp_path / ".config" / "comfyui-fal-qwen-edit" / "config.ini") in message
+    assert str(cfg.PACK_DIR) not in message
 
 
 def test_gateway_without_url_is_explained(tmp_path):

@@ -2,10 +2,13 @@
 a time: only the lines appended since the last read, whichever process appended them.
 
 Parsing the whole file for every change made a batch of thousands of edits quadratic. A file is the
-one read before when it has the same inode, has not shrunk, and still holds the bytes that stood
-just before where the last read stopped: a file another process rewrote (compaction, through
-write_atomic) is a new inode, and one whose freed inode number came back has other bytes there.
-Otherwise it is read again from the start, and the caller drops what it had parsed.
+one read before when it has not shrunk and still holds the same first bytes and the same bytes just
+before where the last read stopped: a file another process rewrote (compaction, through
+write_atomic) lost its oldest lines, so it starts with other bytes. The bytes decide, not inode
+numbers: Windows gives none on some file systems (FAT, exFAT, many network shares report 0) and a
+freed number can come back on any. Where the platform gives a file id, a different id is one more
+sign of a rewrite. Otherwise the file is read again from the start, and the caller drops what it
+had parsed.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ MARK_BYTES = 64
 class Tail:
     """Where the last read of a file stopped."""
 
-    identity: tuple[int, int] = (0, 0)  # (st_dev, st_ino)
+    identity: tuple[int, int] = (0, 0)  # (st_dev, st_ino); st_ino 0: the platform gave no file id
     offset: int = 0                     # bytes read up to the end of the last whole line
     mark: bytes = b""                   # the bytes just before ``offset``
+    head: bytes = b""                   # the file's first bytes (up to MARK_BYTES)
 
 
 def read_new_lines(path: Path, tail: Tail) -> tuple[list[bytes], Tail, bool]:
@@ -36,17 +40,20 @@ def read_new_lines(path: Path, tail: Tail) -> tuple[list[bytes], Tail, bool]:
     with open(path, "rb") as handle:
         stat = os.fstat(handle.fileno())
         identity = (stat.st_dev, stat.st_ino)
-        same = bool(tail.offset) and tail.identity == identity and stat.st_size >= tail.offset \
-            and _mark_holds(handle, tail)
+        other_id = bool(tail.identity[1] and identity[1]) and tail.identity != identity
+        same = bool(tail.offset) and not other_id and stat.st_size >= tail.offset \
+            and _bytes_at(handle, 0, len(tail.head)) == tail.head \
+            and _bytes_at(handle, tail.offset - len(tail.mark), len(tail.mark)) == tail.mark
         start = tail.offset if same else 0
         handle.seek(start)
         data = handle.read()
     end = data.rfind(b"\n") + 1
     before = tail.mark if same else b""
     mark = data[end - MARK_BYTES:end] if end >= MARK_BYTES else (before + data[:end])[-MARK_BYTES:]
-    return data[:end].splitlines(), Tail(identity, start + end, mark), not same
+    head = tail.head if same and len(tail.head) == MARK_BYTES else (tail.head if same else b"") + data[:end]
+    return data[:end].splitlines(), Tail(identity, start + end, mark, head[:MARK_BYTES]), not same
 
 
-def _mark_holds(handle: BinaryIO, tail: Tail) -> bool:
-    handle.seek(tail.offset - len(tail.mark))
-    return handle.read(len(tail.mark)) == tail.mark
+def _bytes_at(handle: BinaryIO, offset: int, count: int) -> bytes:
+    handle.seek(offset)
+    return handle.read(count)

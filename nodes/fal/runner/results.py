@@ -13,16 +13,19 @@ lock beside the file): a second would submit the same items again.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..base.atomic_write import ends_cut_short
 from ..base.errors import FalError
+from ..base.file_lock import try_lock
+
+if TYPE_CHECKING:
+    from filelock import BaseFileLock
 
 FILE_NAME = "results.jsonl"
 DONE, FAILED, CANCELLED, RUNNING = "done", "failed", "cancelled", "running"
@@ -39,18 +42,15 @@ class ResultsFile:
         self.path = self.folder / FILE_NAME
         self._lock = threading.Lock()
         self._handle = None
-        self._lock_fd: int | None = None
+        self._folder_lock: BaseFileLock | None = None
 
     def __enter__(self) -> "ResultsFile":
         self.folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.folder / f".{FILE_NAME}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+        lock = try_lock(self.folder / f".{FILE_NAME}.lock")
+        if lock is None:
             raise FolderBusyError(f"Another fal-qwen-edit batch is writing to {self.folder}; wait for it to end "
-                                  "(two runs would submit the same items twice), or give another --out.") from None
-        self._lock_fd = fd
+                                  "(two runs would submit the same items twice), or give another --out.")
+        self._folder_lock = lock
         self._handle = open(self.path, "a+b")
         if ends_cut_short(self._handle):
             self._handle.write(b"\n")  # end a line a crash cut short, so it cannot swallow the next
@@ -60,9 +60,9 @@ class ResultsFile:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        if self._folder_lock is not None:
+            self._folder_lock.release()
+            self._folder_lock = None
 
     def latest(self) -> dict[str, dict[str, Any]]:
         """The last record of every key written so far."""

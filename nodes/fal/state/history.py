@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..base.atomic_write import append_lines, write_atomic
+from ..base.atomic_write import append_lines, remove_file, write_atomic
 from ..base.file_lock import locked
 from ..base.tail_reader import Tail, read_new_lines
 
@@ -219,5 +219,6 @@ class JobHistory:
                 if total <= MAX_THUMB_BYTES * PRUNE_TO:  # some room, so the next adds need no listing
                     break
                 total -= sizes[path].st_size
-                path.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # held open by a reader (Windows): pruned next time
+                    remove_file(path)
             self._thumb_bytes = total

@@ -14,18 +14,17 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from ..base.atomic_write import write_atomic
+from ..base.atomic_write import remove_file, write_atomic
+from ..base.file_lock import wait_for_lock
 from ..queue.client import RequestHandle
 from ..base.waiting import Waiter
 
@@ -67,40 +66,11 @@ class Journal:
 
     @contextlib.contextmanager
     def claim(self, key: str, waiter: Waiter | None = None) -> Iterator[None]:
-        """Hold the key's lock (threads and processes alike) while deciding whether to submit.
-
-        flock locks belong to an open file description, so two threads of one
-        process exclude each other as two processes do. The lock file is removed
-        on release; whoever then holds a lock on the removed file tries again.
-        """
+        """Hold the key's lock (threads and processes alike) while deciding whether to submit; while
+        an identical edit elsewhere holds it, wait with Cancel live (base/file_lock.py)."""
         waiter = waiter or Waiter()
-        path = self.directory / f"{key}.lock"
-        self.directory.mkdir(parents=True, exist_ok=True)
-        while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                while True:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except BlockingIOError:
-                        waiter.sleep(LOCK_POLL)  # an identical edit is submitting; Cancel stays live
-                try:
-                    current = os.stat(path).st_ino
-                except FileNotFoundError:
-                    current = None
-                if current == os.fstat(fd).st_ino:
-                    break
-            except BaseException:
-                os.close(fd)
-                raise
-            os.close(fd)  # locked a file that its previous holder had already removed
-        try:
+        with wait_for_lock(self.directory / f"{key}.lock", waiter.sleep, LOCK_POLL):
             yield
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-            os.close(fd)
 
     def record_submitting(self, key: str, endpoint: str, fingerprint: dict[str, str] | None = None,
                           start_deadline: float | None = None, store_io: bool = True) -> JournalEntry:
@@ -142,8 +112,7 @@ class Journal:
         return entry
 
     def finish(self, key: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self._path(key).unlink()
+        remove_file(self._path(key))
 
     def sweep(self, max_age: float = MAX_RESUME_AGE) -> None:
         """Remove entries too old to resume (an edit that is never run again leaves its entry behind)."""
@@ -151,7 +120,7 @@ class Journal:
         for path in self.directory.glob("*.json"):
             with contextlib.suppress(OSError):
                 if path.stat().st_mtime < cutoff:
-                    path.unlink()
+                    remove_file(path)
 
     def entries(self) -> list[dict]:
         found = []

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..base.atomic_write import write_atomic
+from ..base.atomic_write import remove_file, write_atomic
 
 log = logging.getLogger("fal_qwen_edit")
 
@@ -117,7 +117,7 @@ class ResultCache:
             log.warning("fal: could not store the result of request %s in the cache: %s", request_id, exc)
 
     def drop(self, key: str) -> None:
-        shutil.rmtree(self._entry(key), ignore_errors=True)
+        _remove_entry(self._entry(key))
 
     def _prune_due(self, written: int, rescan_time: bool = True) -> bool:
         with self._lock:
@@ -147,14 +147,14 @@ class ResultCache:
                     total += size
                 elif now - max((f.stat().st_mtime for f in files), default=folder.stat().st_mtime) \
                         > INCOMPLETE_AGE:
-                    shutil.rmtree(folder, ignore_errors=True)  # a write that never finished
+                    _remove_entry(folder)  # a write that never finished
             except OSError:
                 continue
         if total > self.max_bytes:
             for _, size, folder in sorted(entries):
                 if total <= self.max_bytes * LOW_WATER:
                     break
-                shutil.rmtree(folder, ignore_errors=True)
+                _remove_entry(folder)
                 total -= size
         with self._lock:
             self._scanned_bytes, self._scanned_at = total, time.monotonic()
@@ -168,3 +168,13 @@ def _without_inline_images(result: dict[str, Any]) -> dict[str, Any]:
                        for k, v in image.items()} if isinstance(image, dict) else image
                       for image in result.get("images") or []]
     return copy
+
+
+def _remove_entry(folder: Path) -> None:
+    """Its result.json first, so that an entry whose images cannot all go yet (a reader holds one
+    open, on Windows) is no longer an entry: a later prune removes the rest as an unfinished write."""
+    try:
+        remove_file(folder / "result.json")
+    except OSError:
+        return  # still held: the entry stays whole, and is pruned again later
+    shutil.rmtree(folder, ignore_errors=True)

@@ -8,7 +8,8 @@ widget and never travels inside a workflow:
 2. fal direct: ``FAL_KEY``, or ``FAL_KEY_ID`` + ``FAL_KEY_SECRET`` joined by ``:``
    (fal-client's convention); gateway: ``FAL_GATEWAY_TOKEN``;
 3. a config file: ``$FAL_QWEN_EDIT_CONFIG``, else ``config.ini`` next to the
-   pack (gitignored), else ``~/.config/comfyui-fal-qwen-edit/config.ini``::
+   pack (gitignored), else ``config.ini`` in the platform's config folder
+   (``~/.config/comfyui-fal-qwen-edit`` on Linux; base/places.py)::
 
        [fal]
        key = …                 # fal direct
@@ -43,14 +44,16 @@ A proxy holds the fal key itself, so proxy mode needs no key on this machine.
 from __future__ import annotations
 
 import configparser
-import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlsplit
 
-from ..base.errors import ConfigError, MissingKeyError, register_secret
+from ..base.errors import ConfigError, FalError, MissingKeyError, register_secret
+from ..base.places import user_config_dirs, user_state_dir
+from .base_urls import check_base_url, is_loopback  # noqa: F401  (is_loopback: also imported from here)
+from .saved_keys import read_saved, saved_keys_path
 from .backup import default_backup, on_origin
 from .routing import origin
 
@@ -170,36 +173,13 @@ class FalConfig:
         return self.is_api_url(url)
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_base_url(url: str) -> None:
-    parts = urlsplit(url)
-    if "@" in parts.netloc:  # user:password@ would go into logs, --check and the way memory: refused unechoed
-        raise ConfigError("A base or proxy URL must not contain credentials (user:password@); put the token "
-                          "in the environment or config.ini.")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"Base URL {url!r} must be an http(s) URL like https://queue.fal.run.")
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
-        raise ConfigError(
-            f"Refusing to send a key over plain http to {parts.hostname}: use https:// "
-            "(plain http is only allowed for 127.0.0.1/localhost test servers).")
-
-
 def state_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """Where the job journal and the result cache live: ``$FAL_QWEN_EDIT_STATE_DIR``, else
-    ``$XDG_CACHE_HOME/comfyui-fal-qwen-edit``, else ``~/.cache/comfyui-fal-qwen-edit``."""
+    """Where the job journal, the result cache, the ledger and the history live:
+    ``$FAL_QWEN_EDIT_STATE_DIR``, else the platform's cache folder (base/places.py)."""
     env = os.environ if environ is None else environ
     if env.get("FAL_QWEN_EDIT_STATE_DIR"):
         return Path(env["FAL_QWEN_EDIT_STATE_DIR"]).expanduser()
-    cache_home = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".cache")
-    return Path(cache_home) / "comfyui-fal-qwen-edit"
+    return user_state_dir(env)
 
 
 def cache_limit_bytes(environ: Mapping[str, str] | None = None) -> int:
@@ -242,12 +222,27 @@ def budget_cap(environ: Mapping[str, str] | None = None) -> float | None:
 
 
 def config_file_candidates(environ: Mapping[str, str]) -> list[Path]:
+    """Where config.ini is looked for, the first found wins: ``$FAL_QWEN_EDIT_CONFIG``, the pack's
+    folder (a git clone in custom_nodes), the platform's config folder (base/places.py)."""
     paths = []
     if environ.get("FAL_QWEN_EDIT_CONFIG"):
         paths.append(Path(environ["FAL_QWEN_EDIT_CONFIG"]).expanduser())
     paths.append(PACK_DIR / "config.ini")
-    paths.append(Path(environ.get("HOME", "~")).expanduser() / ".config" / "comfyui-fal-qwen-edit" / "config.ini")
+    paths.extend(folder / "config.ini" for folder in user_config_dirs(environ))
     return paths
+
+
+def writable_config_file(environ: Mapping[str, str] | None = None) -> Path:
+    """The config file to tell a user to write (or that the pack writes a key from ComfyUI's Settings
+    into): the one in use if there is one, else ``$FAL_QWEN_EDIT_CONFIG``, else the platform's
+    config folder. Never the pack's folder inside site-packages, which a reinstall wipes."""
+    env = os.environ if environ is None else environ
+    for path in config_file_candidates(env):
+        if path.is_file():
+            return path
+    if env.get("FAL_QWEN_EDIT_CONFIG"):
+        return Path(env["FAL_QWEN_EDIT_CONFIG"]).expanduser()
+    return user_config_dirs(env)[0] / "config.ini"
 
 
 def _read_config_file(environ: Mapping[str, str]) -> tuple[configparser.ConfigParser, str]:
@@ -273,7 +268,8 @@ def load_config(*, mode: str | None = None, base_url: str | None = None,
     def from_file(section: str, option: str) -> str:
         return parser.get(section, option, fallback="").strip()
 
-    gateway_url = (env.get("FAL_GATEWAY_URL", "") or from_file("gateway", "base_url")).rstrip("/")
+    saved = read_saved(env)  # keys pasted into ComfyUI (saved_keys.py): the environment and the file win
+    gateway_url = (env.get("FAL_GATEWAY_URL", "") or from_file("gateway", "base_url") or saved.get("gateway_url", "")).rstrip("/")
     proxy_url = (env.get("FAL_PROXY_URL", "") or from_file("proxy", "url")).rstrip("/")
     mode = (mode or env.get("FAL_MODE", "") or from_file("connection", "mode")
             or ("gateway" if base_url or gateway_url else "proxy" if proxy_url else "fal")).strip().lower()
@@ -310,24 +306,17 @@ def load_config(*, mode: str | None = None, base_url: str | None = None,
     else:
         default_vars, file_section, file_option = ("FAL_KEY",), "fal", "key"
 
-    key, source = "", ""
-    names = (key_env,) if key_env else default_vars
-    for name in names:
-        if env.get(name, "").strip():
-            key, source = env[name].strip(), f"environment variable {name}"
-            break
-    if not key and not key_env and mode == "fal" and env.get("FAL_KEY_ID") and env.get("FAL_KEY_SECRET"):
-        key, source = f"{env['FAL_KEY_ID'].strip()}:{env['FAL_KEY_SECRET'].strip()}", "FAL_KEY_ID + FAL_KEY_SECRET"
-    if not key and not key_env and from_file(file_section, file_option):
-        key, source = from_file(file_section, file_option), f"{file_path} [{file_section}] {file_option}"
+    key, source = _find_key(mode, key_env, default_vars, env, from_file(file_section, file_option),
+                            f"{file_path} [{file_section}] {file_option}", saved)
     if not key and mode == "proxy" and not key_env:
         source = "none: the proxy adds fal's key"
     elif not key:
         where = (f"the environment variable {key_env}" if key_env else
                  f"{' or '.join(default_vars)} in the environment, or '{file_option} = …' under [{file_section}] in "
-                 f"{' or '.join(str(p) for p in config_file_candidates(env))}")
+                 f"{writable_config_file(env)}")
         what = {"fal": "fal key", "gateway": "gateway token", "proxy": "proxy token"}[mode]
-        raise MissingKeyError(f"No {what} found. Put it in {where}.")
+        raise MissingKeyError(f"No {what} found. Put it in {where}"
+                              f"{', or paste it in the fal panel (Keys)' if mode != 'proxy' and not key_env else ''}.")
 
     # A queue moved elsewhere (a test server, --demo) takes the Platform API along unless that is set
     # too: its key must not go to api.fal.ai.
@@ -337,3 +326,48 @@ def load_config(*, mode: str | None = None, base_url: str | None = None,
                      upload=upload, key_source=source, proxy_url=proxy_url if mode == "proxy" else "",
                      upload_expiry=upload_expiry, queue_backup_base=backup, store_io=SWITCH[keep],
                      api_base=api_base)
+
+
+def _find_key(mode: str, key_env: str | None, default_vars: tuple[str, ...], env: Mapping[str, str],
+              in_file: str, file_where: str, saved: Mapping[str, str]) -> tuple[str, str]:
+    """(key, where it came from), first found: ``key_env`` alone when given; else the mode's
+    variables, fal-client's FAL_KEY_ID + FAL_KEY_SECRET, config.ini, what was saved from ComfyUI."""
+    for name in (key_env,) if key_env else default_vars:
+        if env.get(name, "").strip():
+            return env[name].strip(), f"environment variable {name}"
+    if key_env:
+        return "", ""
+    if mode == "fal" and env.get("FAL_KEY_ID") and env.get("FAL_KEY_SECRET"):
+        return f"{env['FAL_KEY_ID'].strip()}:{env['FAL_KEY_SECRET'].strip()}", "FAL_KEY_ID + FAL_KEY_SECRET"
+    if in_file:
+        return in_file, file_where
+    kind = {"fal": "fal", "gateway": "gateway"}.get(mode)
+    if kind and saved.get(kind):
+        return saved[kind], f"saved from ComfyUI ({saved_keys_path(env)})"
+    return "", ""
+
+
+def key_status(environ: Mapping[str, str] | None = None) -> dict[str, dict[str, object]]:
+    """For the fal panel and --check: per key kind, whether one is set and where from (never the key),
+    and which mode an edit without a Connection node uses."""
+    env = os.environ if environ is None else environ
+    parser, file_path = _read_config_file(env)
+    saved = read_saved(env)
+    status: dict[str, dict[str, object]] = {}
+    for kind, variables, section, option in (("fal", ("FAL_KEY",), "fal", "key"),
+                                             ("gateway", ("FAL_GATEWAY_TOKEN",), "gateway", "token")):
+        _, source = _find_key(kind, None, variables, env, parser.get(section, option, fallback="").strip(),
+                              f"{file_path} [{section}] {option}", saved)
+        status[kind] = {"set": bool(source), "source": source, "saved": kind in saved}
+    url, where = next(((url.strip(), where) for url, where in (
+        (env.get("FAL_GATEWAY_URL", ""), "environment variable FAL_GATEWAY_URL"),
+        (parser.get("gateway", "base_url", fallback=""), f"{file_path} [gateway] base_url"),
+        (saved.get("gateway_url", ""), f"saved from ComfyUI ({saved_keys_path(env)})")) if url.strip()), ("", ""))
+    status["gateway_url"] = {"set": bool(url), "source": where, "saved": "gateway_url" in saved,
+                             "host": urlsplit(url).hostname or ""}
+    try:
+        status["mode"] = {"in_use": load_config(environ=env).mode}
+    except FalError as exc:
+        status["mode"] = {"in_use": "", "problem": str(exc)}
+    return status
+
