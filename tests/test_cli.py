@@ -22,7 +22,7 @@ from comfyui_fal_qwen_edit.nodes.fal.cli.main import demo_input
 from conftest import KEY, client_environ, gradient, to_u8
 
 ROOT = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-m", "comfyui_fal_qwen_edit.nodes.fal.cli.main"]
+CLI = [sys.executable, "-m", "comfyui_fal_qwen_edit.nodes.fal.cli.main", "--json"]
 
 
 def readme_command(marker: str) -> str:

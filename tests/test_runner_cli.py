@@ -21,7 +21,7 @@ from comfyui_fal_qwen_edit.nodes.fal.state.journal import Journal
 
 from conftest import KEY, gradient, to_u8
 
-CLI = [sys.executable, "-m", "comfyui_fal_qwen_edit.nodes.fal.cli.main"]
+CLI = [sys.executable, "-m", "comfyui_fal_qwen_edit.nodes.fal.cli.main", "--json"]
 
 
 @pytest.fixture

@@ -15,6 +15,8 @@ that check by hand with inode numbers, which Windows does not promise).
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -31,6 +33,9 @@ MODE = 0o600  # the owner only, where the platform has modes (Windows: the profi
 def os_lock_available() -> bool:
     """Whether the lock is the OS's (released by the OS when its process dies) rather than a lock file."""
     return not issubclass(filelock.FileLock, filelock.SoftFileLock)
+
+
+_REMOVE_WHILE_HELD = sys.platform != "win32" and os_lock_available()
 
 
 def _lock(lock_file: Path) -> filelock.BaseFileLock:
@@ -71,4 +76,10 @@ def wait_for_lock(lock_file: Path, sleep: Callable[[float], None], poll: float) 
     try:
         yield
     finally:
+        if _REMOVE_WHILE_HELD:
+            # One lock file per journal key would pile up (filelock 4 keeps them). Removed while still
+            # held: a waiter that locks the removed file sees it has no name left and tries again
+            # (filelock checks st_nlink since 3.22). Windows and lock files remove theirs on release.
+            with contextlib.suppress(OSError):
+                os.unlink(lock_file)
         lock.release()
