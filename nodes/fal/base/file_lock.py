@@ -35,7 +35,13 @@ def os_lock_available() -> bool:
     return not issubclass(filelock.FileLock, filelock.SoftFileLock)
 
 
-_REMOVE_WHILE_HELD = sys.platform != "win32" and os_lock_available()
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".")[:2] if part.isdigit())
+
+
+# filelock 3.22-3.29 removes the lock file on release itself (while still holding it); from 3.30 it
+# keeps it. Removing it ourselves as well, before such a release, could remove a newer holder's file.
+_REMOVE_WHILE_HELD = sys.platform != "win32" and os_lock_available() and _version(filelock.__version__) >= (3, 30)
 
 
 def _lock(lock_file: Path) -> filelock.BaseFileLock:
@@ -60,11 +66,15 @@ def try_lock(lock_file: Path) -> filelock.BaseFileLock | None:
     """The lock on ``lock_file`` if nobody holds it now, else None; release it with ``.release()``."""
     lock_file.parent.mkdir(parents=True, exist_ok=True)
     lock = _lock(lock_file)
-    try:
-        lock.acquire(timeout=0)
-    except filelock.Timeout:
-        return None
-    return lock
+    # A lock file whose owner died is broken by the attempt that finds it (filelock 3.22-3.29 then
+    # needs a second attempt to take it; later versions take it in the same one).
+    for _ in range(1 if os_lock_available() else 2):
+        try:
+            lock.acquire(timeout=0)
+            return lock
+        except filelock.Timeout:
+            continue
+    return None
 
 
 @contextlib.contextmanager
@@ -77,9 +87,9 @@ def wait_for_lock(lock_file: Path, sleep: Callable[[float], None], poll: float) 
         yield
     finally:
         if _REMOVE_WHILE_HELD:
-            # One lock file per journal key would pile up (filelock 4 keeps them). Removed while still
-            # held: a waiter that locks the removed file sees it has no name left and tries again
-            # (filelock checks st_nlink since 3.22). Windows and lock files remove theirs on release.
+            # One lock file per journal key would pile up (filelock >= 3.30 keeps them). Removed while
+            # still held: a waiter that locks the removed file sees it has no name left and tries again
+            # (filelock checks st_nlink). Windows and lock files remove theirs on release.
             with contextlib.suppress(OSError):
                 os.unlink(lock_file)
         lock.release()
