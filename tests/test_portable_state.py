@@ -159,3 +159,20 @@ def test_try_lock_is_exclusive_across_threads_of_one_process(tmp_path):
     again = try_lock(tmp_path / "x.lock")
     assert again is not None
     again.release()
+
+
+def test_a_file_system_without_flock_gets_lock_files_instead(tmp_path, monkeypatch):
+    # filelock raises NotImplementedError where flock is not supported (some network shares)
+    from comfyui_fal_qwen_edit.nodes.fal.base import file_lock
+    import filelock
+
+    class NoFlock(filelock.SoftFileLock):
+        def acquire(self, *args, **kwargs):
+            raise NotImplementedError("FileSystem does not appear to support flock; use SoftFileLock instead")
+
+    monkeypatch.setattr(file_lock.filelock, "FileLock", NoFlock)
+    first = try_lock(tmp_path / "x.lock")
+    assert isinstance(first, filelock.SoftFileLock) and not isinstance(first, NoFlock)
+    assert try_lock(tmp_path / "x.lock") is None
+    first.release()
+    assert not (tmp_path / "x.lock").exists()

@@ -44,10 +44,32 @@ def _version(text: str) -> tuple[int, ...]:
 _REMOVE_WHILE_HELD = sys.platform != "win32" and os_lock_available() and _version(filelock.__version__) >= (3, 30)
 
 
-def _lock(lock_file: Path) -> filelock.BaseFileLock:
+def _lock(lock_file: Path, soft: bool = False) -> filelock.BaseFileLock:
     # thread_local=False: the holder, not the thread, owns it (a claim may be released by the same
     # code on another thread); one object per acquisition, so threads never share its count.
-    return filelock.FileLock(str(lock_file), mode=MODE, thread_local=False)
+    kind = filelock.SoftFileLock if soft else filelock.FileLock
+    return kind(str(lock_file), mode=MODE, thread_local=False)
+
+
+def _acquire(lock_file: Path, timeout: float) -> filelock.BaseFileLock:
+    """The lock, held; filelock.Timeout when it is not free within ``timeout`` (-1: wait)."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return _take(_lock(lock_file), timeout)
+    except NotImplementedError:  # a file system without flock (some network shares): a lock file there
+        return _take(_lock(lock_file, soft=True), timeout)
+
+
+def _take(lock: filelock.BaseFileLock, timeout: float) -> filelock.BaseFileLock:
+    try:
+        lock.acquire(timeout=timeout)
+    except filelock.Timeout:
+        if timeout != 0 or not isinstance(lock, filelock.SoftFileLock):
+            raise
+        # A lock file whose owner died is broken by the attempt that finds it; filelock 3.22-3.29
+        # takes it only on the next attempt (later versions in the same one).
+        lock.acquire(timeout=0)
+    return lock
 
 
 @contextlib.contextmanager
@@ -57,24 +79,19 @@ def locked(thread_lock: threading.Lock, lock_file: Path | None) -> Iterator[None
         if lock_file is None:
             yield
             return
-        lock_file.parent.mkdir(parents=True, exist_ok=True)
-        with _lock(lock_file):
+        lock = _acquire(lock_file, timeout=-1)
+        try:
             yield
+        finally:
+            lock.release()
 
 
 def try_lock(lock_file: Path) -> filelock.BaseFileLock | None:
     """The lock on ``lock_file`` if nobody holds it now, else None; release it with ``.release()``."""
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    lock = _lock(lock_file)
-    # A lock file whose owner died is broken by the attempt that finds it (filelock 3.22-3.29 then
-    # needs a second attempt to take it; later versions take it in the same one).
-    for _ in range(1 if os_lock_available() else 2):
-        try:
-            lock.acquire(timeout=0)
-            return lock
-        except filelock.Timeout:
-            continue
-    return None
+    try:
+        return _acquire(lock_file, timeout=0)
+    except filelock.Timeout:
+        return None
 
 
 @contextlib.contextmanager
@@ -86,7 +103,7 @@ def wait_for_lock(lock_file: Path, sleep: Callable[[float], None], poll: float) 
     try:
         yield
     finally:
-        if _REMOVE_WHILE_HELD:
+        if _REMOVE_WHILE_HELD and not isinstance(lock, filelock.SoftFileLock):
             # One lock file per journal key would pile up (filelock >= 3.30 keeps them). Removed while
             # still held: a waiter that locks the removed file sees it has no name left and tries again
             # (filelock checks st_nlink). Windows and lock files remove theirs on release.
