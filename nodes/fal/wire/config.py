@@ -52,6 +52,7 @@ from urllib.parse import urlsplit
 
 from ..base.errors import ConfigError, MissingKeyError, register_secret
 from .backup import default_backup, on_origin
+from .host_trust import key_env_refusal, may_receive, read_trust
 from .routing import origin
 
 FAL_QUEUE_BASE = "https://queue.fal.run"
@@ -265,13 +266,26 @@ def _read_config_file(environ: Mapping[str, str]) -> tuple[configparser.ConfigPa
 
 def load_config(*, mode: str | None = None, base_url: str | None = None,
                 key_env: str | None = None, upload: str | None = None, upload_expiry: str | None = None,
-                keep_on_fal: str | None = None, environ: Mapping[str, str] | None = None) -> FalConfig:
-    """Build a FalConfig from arguments, the environment and the config file."""
+                keep_on_fal: str | None = None, environ: Mapping[str, str] | None = None,
+                from_user: bool = False) -> FalConfig:
+    """Build a FalConfig from arguments, the environment and the config file.
+
+    ``from_user``: ``base_url`` and ``key_env`` are the user's own words on this machine (the CLI's
+    --gateway, --proxy, --key-env). Left False, as for a Connection node, a manifest or a route, they
+    are a shared file's: a base URL must name a host this machine trusts and key_env a FAL_ variable
+    (host_trust.py), checked before any key is read or anything is sent."""
     env = os.environ if environ is None else environ
     parser, file_path = _read_config_file(env)
 
     def from_file(section: str, option: str) -> str:
         return parser.get(section, option, fallback="").strip()
+
+    if not from_user and (base_url or key_env):
+        trust = read_trust(env, from_file, file_path or str(config_file_candidates(env)[0]))
+        refusal = may_receive(base_url, trust, purpose="connection") if base_url else None
+        problem = refusal.message if refusal else key_env_refusal(key_env, trust) if key_env else None
+        if problem:
+            raise ConfigError(problem)
 
     gateway_url = (env.get("FAL_GATEWAY_URL", "") or from_file("gateway", "base_url")).rstrip("/")
     proxy_url = (env.get("FAL_PROXY_URL", "") or from_file("proxy", "url")).rstrip("/")
