@@ -4,8 +4,9 @@ JSON Lines: one object per line with ``images`` (a list of paths relative to the
 manifest, or http(s)/data URLs), ``prompt``, an optional ``name`` for the output
 files, and any endpoint field by its fal name (``seed``, ``image_size``,
 ``loras`` …); never connection settings (``CONNECTION_KEYS``). CSV: a header
-row with the same columns, ``images`` separated by ``;``, ``loras`` as ``URL[:SCALE]`` separated by ``;``, ``image_size`` as a
-preset or ``WIDTHxHEIGHT``; an empty cell leaves the field unset. Blank lines
+row with the same columns, ``images`` separated by ``;``, ``loras`` as
+``URL[:SCALE]`` separated by ``;``, ``image_size`` as a preset or
+``WIDTHxHEIGHT``; an empty cell leaves the field unset. Blank lines
 (and, in JSON Lines, lines starting with ``#``) are skipped. A folder
 (``--each DIR``) gives one line per image file in it, in name order.
 
