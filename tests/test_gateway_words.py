@@ -368,3 +368,31 @@ def test_a_batch_stops_at_the_first_empty_balance_answer(gateway, tmp_path):
     assert (summary.done, summary.failed, summary.not_started, summary.stopped) == (2, 1, 2, "balance")
     assert gateway.submissions == 2 and gateway.relay.submits == 3  # the refused one made no job
     assert "the gateway's usage log at" in summary.text() and "fal dashboard" not in summary.text()
+
+
+def _balance_route(c) -> tuple[int, dict, bytes]:
+    import asyncio
+    import json
+    from unittest import mock
+
+    from aiohttp import web
+    from aiohttp.test_utils import make_mocked_request
+
+    from comfyui_fal_qwen_edit.nodes import routes
+    from comfyui_fal_qwen_edit.nodes.fal.panel.jobs import JobsPanel
+    table = web.RouteTableDef()
+    routes.register(table, mock.Mock(), JobsPanel(c.history, clients=lambda connection: c))
+    handler = next(r.handler for r in table if r.method == "GET" and r.path == "/fal_qwen_edit/balance")
+    response = asyncio.run(handler(make_mocked_request("GET", "/fal_qwen_edit/balance")))
+    return response.status, json.loads(response.body), response.body
+
+
+def test_the_panels_balance_route_answers_the_gateways_figure_and_never_the_token(gateway, fake_fal, tmp_path):
+    gateway.relay = Relay(quota_usd=2.0, used_usd=0.5)
+    with client(gateway, tmp_path / "gw") as c:
+        status, answer, raw = _balance_route(c)
+    assert status == 200 and (answer["mode"], answer["usd"], answer["unlimited"]) == ("gateway", 1.5, False)
+    assert answer["host"] == host(gateway) and answer["text"] == f"$1.50 left at {host(gateway)}"
+    assert KEY.encode() not in raw and KEY.split(":")[1].encode() not in raw
+    with persistent_client(config_for(fake_fal), tmp_path / "fal") as c:
+        assert _balance_route(c)[1] == {"mode": "fal"}  # fal direct: the header shows no balance line
