@@ -202,25 +202,26 @@ def test_an_explicit_5xx_in_the_gateways_words_is_a_refusal_but_fals_own_direct_
                 assert isinstance(info.value, SubmitUncertainError) and len(journal) == 1
 
 
-@pytest.mark.parametrize("raw, content_type, message, code, explicit, expected", [
+@pytest.mark.parametrize("raw, status, message, code, explicit, expected", [
     (b'{"error":{"message":"\\u7528\\u6237\\u4f59\\u989d\\u4e0d\\u8db3","type":"new_api_error","code":"insufficient_user_quota"}}',
-     "application/json", "用户余额不足", "insufficient_user_quota", True, NO_BALANCE),
+     403, "用户余额不足", "insufficient_user_quota", True, NO_BALANCE),
     ('{"type":"error","error":{"type":"new_api_error","message":"无效的令牌 (request id: 1)"},"request_id":"1"}'.encode(),
-     "application/json", "无效的令牌 (request id: 1)", "", True, BAD_TOKEN),
-    ('{"success": false, "message": "额度不足"}'.encode(), "application/json", "额度不足", "", True, NO_BALANCE),
-    (b'{"error": "API key invalid", "code": "api_key_invalid"}', "application/json", "API key invalid",
-     "api_key_invalid", True, BAD_TOKEN),
-    (b'{"detail": "Internal Server Error"}', "application/json", "Internal Server Error", "", True, REFUSED),
-    ("当前分组 vip 下对于模型 x 无可用渠道".encode(), "text/plain", "当前分组 vip 下对于模型 x 无可用渠道", "", True,
-     NO_CHANNEL),
-    (b"<html><head><title>504 Gateway Time-out</title></head><body>nginx</body></html>", "text/html",
+     401, "无效的令牌 (request id: 1)", "", True, BAD_TOKEN),
+    ('{"success": false, "message": "额度不足"}'.encode(), 200, "额度不足", "", True, NO_BALANCE),
+    (b'{"error": "API key invalid", "code": "api_key_invalid"}', 401, "API key invalid", "api_key_invalid", True,
+     BAD_TOKEN),
+    (b'{"detail": "Internal Server Error"}', 500, "Internal Server Error", "", True, REFUSED),
+    ("当前分组 vip 下对于模型 x 无可用渠道".encode(), 503, "当前分组 vip 下对于模型 x 无可用渠道", "", True, NO_CHANNEL),
+    (b"upstream connect error or disconnect/reset before headers", 503,
+     "upstream connect error or disconnect/reset before headers", "", True, None),  # a proxy's words: unknown
+    (b"<html><head><title>504 Gateway Time-out</title></head><body>nginx</body></html>", 504,
      "504 Gateway Time-out", "", False, None),
-    (b"", "text/plain", "", "", False, None),
+    (b"", 502, "", "", False, None),
 ])
-def test_the_shapes_read_as_a_person_reads_them(raw, content_type, message, code, explicit, expected):
+def test_the_shapes_read_as_a_person_reads_them(raw, status, message, code, explicit, expected):
     words = words_of(*parse(raw))
     assert (words.message, words.code, words.explicit) == (message, code, explicit)
-    assert verdict(500 if not raw or b"html" in raw else 400, words) == expected
+    assert verdict(status, words) == expected
 
 
 def test_a_job_cancelled_while_queued_leaves_the_ledger_and_a_running_one_stays(tmp_path):

@@ -223,10 +223,11 @@ def gateway_error(what: str, status: int, words: Words, request_id: str | None =
                   host: str = "", submit: bool = False, detail: object = None,
                   endpoint: str = "") -> HTTPStatusError:
     """A gateway's answer in its own words, with the verdict's advice. A submit answered with an error
-    the gateway wrote itself, naming no job, was refused: nothing was queued (``refused``). Only an
-    answer in nobody's words (a front server's page, an empty 5xx) leaves open whether it got through."""
+    the gateway wrote itself (or a 4xx of any kind), naming no job, was refused: nothing was queued
+    (``refused``). Only an answer in nobody's words (a front server's page, an empty or plain-text 5xx)
+    leaves open whether it got through."""
     name = verdict(status, words)
-    refused = submit and words.explicit and not request_id
+    refused = submit and name is not None and not request_id
     said = _said(status, words)
     if refused:
         head = f"{what}: the gateway {host} refused the edit: nothing was queued. It answered {said}."

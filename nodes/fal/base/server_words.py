@@ -80,6 +80,7 @@ class Words:
     code: str      # the error code its body named ("insufficient_user_quota", "402", "50002"), or ""
     explicit: bool  # an error the server wrote itself, not a front server's page and not nothing
     page: bool = False  # an HTML page (a front server's: nginx, a CDN)
+    plain: bool = False  # plain text: a relay's words, or a proxy's ("upstream connect error…")
 
 
 def decode(raw: bytes) -> str:
@@ -162,7 +163,7 @@ def words_of(body: Any, text: str) -> Words:
         title = re.search(r"(?is)<title[^>]*>(.*?)</title>", stripped) or re.search(r"(?is)<h1[^>]*>(.*?)</h1>", stripped)
         shown = html.unescape(re.sub(r"<[^>]+>", " ", title.group(1))) if title else "an HTML page"
         return Words(_clean(shown), "", False, page=True)
-    return Words(_clean(stripped), "", True)
+    return Words(_clean(stripped), "", True, plain=True)
 
 
 def is_error_body(body: Any) -> bool:
@@ -199,6 +200,8 @@ def verdict(status: int, words: Words) -> str | None:
     status = _status_of(code, status)
     if status in _BY_STATUS:
         return _BY_STATUS[status]
+    if words.plain and status >= 500:
+        return None  # a 5xx in plain words none of the above: as likely a proxy's as the relay's
     return REFUSED if words.explicit else None
 
 
