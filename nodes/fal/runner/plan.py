@@ -21,7 +21,7 @@ from ..models.endpoints import EndpointSpec
 from ..models.pricing import Estimate
 from ..models.qwen import Lora, QwenEditRequest, parse_lora
 from ..media.inputs import estimate_run
-from ..platform.balance import Balance
+from ..platform.balance import TOKEN_USAGE, Balance
 from ..state.budget import RAISE_HINT, Budget, BudgetError
 from .manifest import Line, ManifestError, name_lines
 from .results import DONE, FAILED, RUNNING
@@ -161,8 +161,10 @@ def check_cap(plan: Plan, budget: Budget) -> None:
 def check_balance(plan: Plan, balance: Balance | None) -> None:
     """Refuse, before anything is uploaded, a batch whose new jobs cost more than the gateway says is left
     (its balance calls, platform/balance.py): every job past it would be refused one by one."""
-    if balance is None or balance.usd is None or balance.unlimited:
-        return  # fal direct, a gateway without a balance call, or an unlimited token
+    if balance is None or balance.usd is None or balance.unlimited or balance.source == TOKEN_USAGE:
+        # fal direct, no balance call, an unlimited token, or new-api's raw quota whose dollar rate is only
+        # assumed (the default 500,000): shown in the plan, but no reason to refuse a batch on a guess
+        return
     total = plan.cost()
     if total <= balance.usd + 1e-9:
         return
