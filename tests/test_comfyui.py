@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal
+from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal, Relay
 from comfyui_fal_qwen_edit.nodes.fal.state.journal import Journal
 
 from comfyui_harness import ROOT, ComfyUI, comfyui_location, install_inputs
@@ -440,6 +440,32 @@ def test_load_image_from_url_refuses_a_loopback_address_nobody_configured(comfy)
         [error] = comfy.events("execution_error", prompt_id)
         assert "a loopback address" in error["exception_message"] and "[downloads]" in error["exception_message"]
         assert unknown.requests == []
+
+
+def test_a_gateways_refusal_shows_on_the_node_in_its_own_words(comfy):
+    """Issue 27: a reseller's relay (new-api) answers an empty balance: the node's error is the gateway's
+    words in real characters with its code, the advice names the gateway's host (not fal's dashboard),
+    one POST and no job; once topped up, the same graph runs with one job."""
+    with FakeFal(key=KEY, mode="gateway", queue_time=0.2, run_time=0.3, max_lifetime=300).start() as server:
+        server.relay = Relay(quota_usd=0.0)
+        with trusting(comfy, server.url.split("//", 1)[1]):  # a workflow's base URL: trusted here
+            workflow = load("qwen_edit_three_images")
+            connection = next(n for n in workflow["nodes"] if n["type"] == "FalQwenConnection")
+            connection["widgets_values"][:3] = ["gateway", server.url, "FAL_GATEWAY_TOKEN"]
+            next(n for n in workflow["nodes"] if n["type"] == "FalQwenImageEditPlus")["widgets_values"][8] = 2727
+            prompt_id, entry = run(comfy, workflow)
+            [error] = comfy.events("execution_error", prompt_id)
+            message, host = error["exception_message"], server.url.split("//", 1)[1]
+            assert error["node_type"] == "FalQwenImageEditPlus"
+            assert f"the gateway {host} refused the edit: nothing was queued" in message
+            assert "HTTP 403 (insufficient_user_quota): 用户余额不足,需要充值" in message
+            assert "top it up in the gateway's console" in message and host in message
+            assert "fal dashboard" not in message and "\\u" not in message
+            assert server.submissions == 0 and server.relay.submits == 1
+            server.relay = Relay()  # topped up
+            prompt_id, entry = run(comfy, workflow)
+            assert entry["status"]["status_str"] == "success", comfy.events("execution_error", prompt_id)
+            assert server.submissions == 1
 
 
 def test_no_key_in_workflows_metadata_history_or_logs(comfy):
