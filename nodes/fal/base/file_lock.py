@@ -18,6 +18,7 @@ import contextlib
 import os
 import sys
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Callable, Iterator
@@ -60,16 +61,52 @@ def _acquire(lock_file: Path, timeout: float) -> filelock.BaseFileLock:
         return _take(_lock(lock_file, soft=True), timeout)
 
 
+RECORDLESS_AGE = 5.0  # seconds an empty lock file may stand before it counts as a crashed holder's
+POLL = 0.05
+
+
 def _take(lock: filelock.BaseFileLock, timeout: float) -> filelock.BaseFileLock:
-    try:
+    if not isinstance(lock, filelock.SoftFileLock):
         lock.acquire(timeout=timeout)
-    except filelock.Timeout:
-        if timeout != 0 or not isinstance(lock, filelock.SoftFileLock):
-            raise
-        # A lock file whose owner died is broken by the attempt that finds it; filelock 3.22-3.29
-        # takes it only on the next attempt (later versions in the same one).
-        lock.acquire(timeout=0)
-    return lock
+        return lock
+    # A lock file: filelock takes over one whose recorded owner died, but not one left empty by an
+    # owner killed between creating it and writing its record (an empty file reads as an older
+    # filelock's holder, held for good): cleared here once it has stood RECORDLESS_AGE seconds.
+    deadline = None if timeout < 0 else time.monotonic() + timeout
+    while True:
+        for _ in range(2):  # filelock 3.22-3.29: the attempt that breaks a dead owner's file does not take it
+            try:
+                lock.acquire(timeout=0)
+                return lock
+            except filelock.Timeout:
+                pass
+        if _clear_recordless(Path(lock.lock_file)):
+            continue
+        if deadline is not None and time.monotonic() >= deadline:
+            raise filelock.Timeout(lock.lock_file)
+        time.sleep(POLL)
+
+
+def _clear_recordless(path: Path) -> bool:
+    """Remove ``path`` if it is an empty lock file older than RECORDLESS_AGE; whether it did."""
+    try:
+        seen = os.stat(path)
+    except OSError:
+        return False
+    if seen.st_size or time.time() - seen.st_mtime < RECORDLESS_AGE:
+        return False
+    aside = path.with_name(f"{path.name}.crashed-{os.getpid()}-{threading.get_ident()}")
+    try:
+        os.rename(path, aside)  # atomic: of several contenders, one moves it
+    except OSError:
+        return False
+    moved = os.stat(aside)
+    if (moved.st_ino, moved.st_mtime_ns, moved.st_size) != (seen.st_ino, seen.st_mtime_ns, 0):
+        with contextlib.suppress(OSError):  # a new holder's file came between: give it its name back
+            os.link(aside, path)
+    with contextlib.suppress(OSError):
+        os.unlink(aside)
+    return True
 
 
 @contextlib.contextmanager
