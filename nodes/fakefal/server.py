@@ -15,6 +15,7 @@ import time
 import traceback
 import uuid
 from http.server import ThreadingHTTPServer
+from typing import cast
 
 from .edit import run_edit
 from .faults import Fault, FaultBook
@@ -56,7 +57,8 @@ class _HTTPServer(ThreadingHTTPServer):
     def server_bind(self) -> None:
         # HTTPServer.server_bind would call getfqdn(), a reverse DNS lookup.
         socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
+        # getsockname() of an AF_INET socket names the host as a str (typeshed allows bytes too)
+        self.server_name, self.server_port = cast("tuple[str, int]", self.server_address[:2])
 
     def get_request(self):
         sock, addr = super().get_request()
@@ -184,14 +186,16 @@ class FakeFal:
 
     def stop(self) -> None:
         with self._cond:
-            if self._httpd is None or self._stopping:
+            # start() sets both servers or neither
+            if self._httpd is None or self._cdn_httpd is None or self._stopping:
                 return
+            servers = (self._httpd, self._cdn_httpd)
             self._stopping = True
             self._cond.notify_all()          # SSE writers end their streams
         self._stop_event.set()
         if self._timer is not None and self._timer is not threading.current_thread():
             self._timer.cancel()
-        for httpd in (self._httpd, self._cdn_httpd):
+        for httpd in servers:
             httpd.shutdown()                 # waits for the accept loop to exit
             httpd.server_close()
         with self._cond:
