@@ -104,7 +104,7 @@ def _json_lines(text: str, base: Path) -> list[Line]:
         lines.append(line)
         try:
             data = json.loads(raw)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             line.problems.append(f"not valid JSON ({exc.msg} at column {exc.colno})")
             continue
         if not isinstance(data, dict):
@@ -240,6 +240,7 @@ def name_lines(lines: list[Line]) -> None:
         taken[candidate.lower()] = line
     seen: dict[str, Line] = {}
     for line in lines:
+        assert line.name is not None  # every line has a name by now
         other = seen.setdefault(line.name.lower(), line)
         if other is not line:
             line.problems.append(f"name: {line.name!r} is also the name of {other.where}; outputs would "
