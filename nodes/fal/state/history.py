@@ -140,11 +140,16 @@ class JobHistory:
                 log.exception("fal: a job-history listener failed")
 
     # -- the file ----------------------------------------------------------------------------
+    def _folder(self) -> Path:
+        if self.directory is None:  # callers look at self.directory first: without one, all is in memory
+            raise RuntimeError("this job history has no state folder")
+        return self.directory
+
     def _path(self) -> Path:
-        return self.directory / "jobs.jsonl"
+        return self._folder() / "jobs.jsonl"
 
     def _thumbs(self) -> Path:
-        return self.directory / "thumbs"
+        return self._folder() / "thumbs"
 
     def _locked(self):
         # ComfyUI and the CLI read and write it at the same moment
