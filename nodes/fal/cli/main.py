@@ -26,6 +26,7 @@ import tempfile
 import threading
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -134,7 +135,7 @@ class Terminal:
     """Progress lines on stderr, one per state change or log line; each job's request id first,
     so a paid job can be found again even if this terminal is closed."""
 
-    def __init__(self, stream=sys.stderr):
+    def __init__(self, stream: TextIO = sys.stderr) -> None:
         self.stream = stream
         self.seen: set[str] = set()
 
