@@ -116,7 +116,8 @@ def _json_lines(text: str, base: Path) -> list[Line]:
 
 def _csv_lines(text: str, base: Path) -> list[Line]:
     reader = csv.reader(io.StringIO(text))
-    header, lines = None, []
+    header: list[str] | None = None
+    lines: list[Line] = []
     while True:
         start = reader.line_num + 1
         try:

@@ -114,7 +114,8 @@ class JobHistory:
             change["status"] = "unknown"
         change["request_id"] = request_id
         with self._locked():
-            jobs = self._memory if self.directory is None else self._parsed()
+            # a job as a dict in memory, as its JSON line in the file
+            jobs: dict[str, dict] | dict[str, str] = self._memory if self.directory is None else self._parsed()
             if request_id not in jobs:
                 change.setdefault("submitted_at", time.time())  # first seen now: its line says when
             earlier = jobs.get(request_id, {})
