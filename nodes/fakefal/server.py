@@ -15,7 +15,6 @@ import time
 import traceback
 import uuid
 from http.server import ThreadingHTTPServer
-from typing import cast
 
 from .edit import run_edit
 from .faults import Fault, FaultBook
@@ -57,8 +56,7 @@ class _HTTPServer(ThreadingHTTPServer):
     def server_bind(self) -> None:
         # HTTPServer.server_bind would call getfqdn(), a reverse DNS lookup.
         socketserver.TCPServer.server_bind(self)
-        # getsockname() of an AF_INET socket names the host as a str (typeshed allows bytes too)
-        self.server_name, self.server_port = cast("tuple[str, int]", self.server_address[:2])
+        self.server_name, self.server_port = self.socket.getsockname()[:2]  # = server_address, host as a str
 
     def get_request(self):
         sock, addr = super().get_request()
@@ -186,16 +184,14 @@ class FakeFal:
 
     def stop(self) -> None:
         with self._cond:
-            # start() sets both servers or neither
-            if self._httpd is None or self._cdn_httpd is None or self._stopping:
+            if self._httpd is None or self._cdn_httpd is None or self._stopping:  # start() sets both or neither
                 return
-            servers = (self._httpd, self._cdn_httpd)
             self._stopping = True
             self._cond.notify_all()          # SSE writers end their streams
         self._stop_event.set()
         if self._timer is not None and self._timer is not threading.current_thread():
             self._timer.cancel()
-        for httpd in servers:
+        for httpd in (self._httpd, self._cdn_httpd):
             httpd.shutdown()                 # waits for the accept loop to exit
             httpd.server_close()
         with self._cond:
@@ -380,8 +376,7 @@ class FakeFal:
             job.ready.wait(_READY_TIMEOUT)
             waited = True
 
-    def _wait_change(self, job: Job, version: int, next_change: float | None,
-                     ping_at: float | None) -> str:
+    def _wait_change(self, job: Job, version: int, next_change: float | None, ping_at: float | None) -> str:
         """Block until the next scheduled change or a cancel ("change"), the
         keepalive deadline ("ping") or stop() ("stop"). Timed condition waits
         wake at the scheduled instant itself, not on a polling tick."""
