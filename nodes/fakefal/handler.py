@@ -9,8 +9,8 @@ import ssl
 import time
 import traceback
 from email.message import Message
-from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from .routes import platform_api, proxy, queue_api, storage
@@ -18,8 +18,11 @@ from .faults import BOMB_PNG, MALFORMED_JSON, NOT_IMAGE_HTML, Fault, hard_reset
 from .throttle import PIECE
 from .wire import NOT_FOUND, UNAUTHORIZED, RecordedRequest, Reply, json_reply
 
-if TYPE_CHECKING:  # server.py imports this module
-    from .server import FakeFal, _HTTPServer
+if TYPE_CHECKING:
+    class _Server(ThreadingHTTPServer):
+        """What server.py's _HTTPServer gives its handlers (not imported: server.py imports this module)."""
+        fake: Any  # the FakeFal
+        role: str  # "queue" or "cdn"
 
 _REQUESTS = re.compile(r"^/([^/]+)/([^/]+)/requests/([^/]+)(/status/stream|/status|/cancel)?/?$")
 _SUFFIX = {("GET", None): "result", ("GET", "/status"): "status",
@@ -60,13 +63,13 @@ class Handler(BaseHTTPRequestHandler):
     # Headers and body go out in separate writes; with Nagle on, the second
     # waits for the client's delayed ACK (~40 ms) on every keep-alive reply.
     disable_nagle_algorithm = True
-    server: _HTTPServer  # the only server this handler is given (server.py)
+    server: _Server
 
     def version_string(self) -> str:
         return self.server_version
 
     @property
-    def fake(self) -> FakeFal:
+    def fake(self) -> Any:
         return self.server.fake
 
     def setup(self) -> None:
