@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import price_route, routes
+from . import key_route, price_route, routes
 from .connection_node import FalConnectionNode
 from .lora_node import FalLoraNode
 from .qwen_edit_node import QwenImageEditPlusNode
@@ -22,6 +22,7 @@ def register_routes() -> None:
     if server is None or _registered:
         return
     price_route.register(server.routes)
+    key_route.register(server.routes)
     routes.register(server.routes, server)
     _registered = True
 

@@ -117,18 +117,21 @@ def saved_workflows() -> list[tuple[str, Path, dict[str, list]]]:
 
 
 @contextlib.contextmanager
-def comfyui_with_fake_fal(workdir: Path, daily_cap_usd: float | None = None):
+def comfyui_with_fake_fal(workdir: Path, daily_cap_usd: float | None = None, key_in_env: bool = True):
     """A ComfyUI with this pack, sample inputs installed, fal requests going to a local FakeFal
-    (``daily_cap_usd``: the pack's spending cap)."""
+    (``daily_cap_usd``: the pack's spending cap; ``key_in_env`` False: no key anywhere, the config
+    folder is ``workdir/config``, where keys pasted into the panel go)."""
     from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal
     folder, python = comfyui_location()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAL_")}
     with FakeFal(key=KEY, max_lifetime=1800) as fal:
         env.update(FAL_KEY=KEY, FAL_QUEUE_BASE=fal.url, FAL_REST_BASE=fal.url, FAL_API_BASE=fal.url,
-                   FAL_QWEN_EDIT_CONFIG=str(workdir / "no-config.ini"),
+                   FAL_QWEN_EDIT_CONFIG=str(workdir / ("no-config.ini" if key_in_env else "config/config.ini")),
                    FAL_QWEN_EDIT_STATE_DIR=str(workdir / "state"))  # fake results stay out of the real cache
         if daily_cap_usd is not None:
             env["FAL_DAILY_BUDGET_USD"] = str(daily_cap_usd)
+        if not key_in_env:
+            del env["FAL_KEY"]
         comfy = ComfyUI(folder, python, env, workdir / "comfyui")
         install_inputs(comfy.input_dir)
         try:

@@ -135,7 +135,7 @@ def test_the_cli_refuses_past_its_budget_and_says_how_to_raise_it(fal, tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAL_")}
     env.update(HOME=str(tmp_path), FAL_QWEN_EDIT_CONFIG="/nonexistent.ini", **client_environ(fal))
     run = lambda *extra: subprocess.run(  # noqa: E731
-        [sys.executable, "-m", "comfyui_fal_qwen_edit.nodes.fal.cli.main", str(source), "-p", "p", "--num-images", "2",
+        [sys.executable, "-m", "comfyui_fal_qwen_edit.nodes.fal.cli.main", "--json", str(source), "-p", "p", "--num-images", "2",
          "--image-size", "square_hd", "--out", str(tmp_path / "o"), *extra], env=env, capture_output=True,
         text=True, timeout=60)
     refused = run("--budget-usd", "0.05")

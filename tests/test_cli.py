@@ -22,7 +22,7 @@ from comfyui_fal_qwen_edit.nodes.fal.cli.main import demo_input
 from conftest import KEY, client_environ, gradient, to_u8
 
 ROOT = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-m", "comfyui_fal_qwen_edit.nodes.fal.cli.main"]
+CLI = [sys.executable, "-m", "comfyui_fal_qwen_edit.nodes.fal.cli.main", "--json"]
 
 
 def readme_command(marker: str) -> str:
@@ -173,3 +173,40 @@ def test_cli_sends_fals_guards_and_keeps_a_no_store_result_for_result_of(tmp_pat
         assert json.loads(fetched.stdout)["source"] == "cache" and server.submissions == 1
         bad = run([str(source), "--prompt", "p", "--start-timeout", "1"], environ, home=tmp_path)
         assert bad.returncode == 2 and "--start-timeout must be auto, 0" in bad.stderr and server.submissions == 1
+
+
+def plain(args, home):
+    """The CLI as a newcomer types it: no --json, no key, no config anywhere."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FAL_", "XDG_"))}
+    env["HOME"] = str(home)
+    return subprocess.run(CLI[:-1] + args, capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_the_demo_ends_with_the_edited_images_path_not_json(tmp_path):
+    done = plain(["--demo", "--out", str(tmp_path / "edited")], tmp_path)
+    assert done.returncode == 0, done.stderr
+    [line] = done.stdout.splitlines()
+    edited = Path(line)
+    assert edited.is_file() and edited.parent == tmp_path / "edited" and edited.suffix == ".png"
+    assert f"input:  {tmp_path / 'edited' / 'demo-input.png'}" in done.stderr and "details: --json" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_first_run_without_a_key_lists_the_history_instead_of_a_traceback(tmp_path):
+    done = plain(["--history"], tmp_path)
+    assert done.returncode == 0 and "no jobs yet" in done.stderr and "Traceback" not in done.stderr
+    asked = plain(["--history", "--from-fal"], tmp_path)
+    assert asked.returncode == 0 and "needs a working key" in asked.stderr and "Traceback" not in asked.stderr
+
+
+def test_check_names_where_state_and_config_live_and_a_config_file_the_user_can_write(tmp_path):
+    done = plain(["--check"], tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr + done.stdout
+    config = tmp_path / ".config" / "comfyui-fal-qwen-edit" / "config.ini"
+    assert f"state: {tmp_path / '.cache' / 'comfyui-fal-qwen-edit'}" in done.stdout
+    assert f"config: {config} (none yet" in done.stdout and "site-packages" not in done.stdout
+    assert "fal key: not set" in done.stdout and "FAIL connection: No fal key found" in done.stdout
+    config.parent.mkdir(parents=True)
+    config.write_text(f"[fal]\nkey = {KEY}\n")
+    told = plain(["--check"], tmp_path).stdout
+    assert f"fal key: {config} [fal] key" in told and KEY not in told

@@ -77,7 +77,7 @@ def test_each_endpoint_gets_exactly_its_fields_through_the_cli(name, fal, tmp_pa
         args += ["--lora", f"{LORA}:1.5", "--lora", "owner/repo"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAL_")}
     env.update(HOME=str(tmp_path), FAL_QWEN_EDIT_CONFIG="/nonexistent.ini", **client_environ(fal))
-    done = subprocess.run([sys.executable, "-m", "comfyui_fal_qwen_edit.nodes.fal.cli.main", *args], env=env,
+    done = subprocess.run([sys.executable, "-m", "comfyui_fal_qwen_edit.nodes.fal.cli.main", "--json", *args], env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     [job] = fal.jobs.values()

@@ -235,7 +235,7 @@ def test_the_cli_prints_the_history_as_lines_and_json(client, fake_fal, tmp_path
     env = {"FAL_KEY": KEY, "FAL_QUEUE_BASE": fake_fal.url, "FAL_REST_BASE": fake_fal.url, "FAL_API_BASE": fake_fal.url,
            "FAL_QWEN_EDIT_STATE_DIR": str(tmp_path / "state"), "FAL_QWEN_EDIT_CONFIG": "/nonexistent",
            "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    run = lambda *args: subprocess.run([sys.executable, "-m", "comfyui_fal_qwen_edit.nodes.fal.cli.main", *args],
+    run = lambda *args: subprocess.run([sys.executable, "-m", "comfyui_fal_qwen_edit.nodes.fal.cli.main", "--json", *args],
                                        env=env, capture_output=True, text=True, timeout=60)
     lines = run("--history")
     assert lines.returncode == 0 and mine in lines.stdout and other not in lines.stdout

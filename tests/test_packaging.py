@@ -31,10 +31,17 @@ def ignored(path: str, patterns: list[str]) -> bool:
     return False
 
 
-def test_requirements_name_what_comfyui_lacks_and_nothing_it_pins():
-    names = [re.split(r"[<>=!~ ;\[]", line, 1)[0].lower()
-             for line in (ROOT / "requirements.txt").read_text().splitlines() if line.strip() and line[0] != "#"]
-    assert names == ["requests"]  # ComfyUI 0.3.64 imports requests but does not list it; pillow/numpy/torch it pins
+def test_requirements_list_every_runtime_dependency_and_never_torch():
+    # Windows portable installs with `python_embeded\python.exe -m pip install -r requirements.txt`:
+    # it must name what pyproject.toml names, and never torch (ComfyUI's own build).
+    def name(line):
+        return re.split(r"[<>=!~ ;\[]", line.strip(), 1)[0].lower()
+    required = [line for line in (ROOT / "requirements.txt").read_text().splitlines()
+                if line.strip() and not line.lstrip().startswith("#")]
+    declared = re.search(r"^dependencies = \[(.*?)^\]", (ROOT / "pyproject.toml").read_text(), re.S | re.M).group(1)
+    listed = [name(item) for item in re.findall(r'^\s*"([^"]+)"', declared, re.M)]
+    assert sorted(map(name, required)) == sorted(listed) and "filelock" in listed
+    assert "torch" not in listed
 
 
 def test_the_registry_zip_holds_the_nodes_and_no_development_files():

@@ -180,7 +180,7 @@ def test_killed_process_then_same_edit_resumes_the_paid_job(fake_fal, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAL_")}
     env.update(FAL_KEY=KEY, FAL_QUEUE_BASE=fake_fal.url, FAL_REST_BASE=fake_fal.url, FAL_API_BASE=fake_fal.url, HOME=str(tmp_path),
                FAL_QWEN_EDIT_STATE_DIR=str(tmp_path / "state"), FAL_QWEN_EDIT_CONFIG="/nonexistent.ini")
-    command = [sys.executable, "-m", "comfyui_fal_qwen_edit.nodes.fal.cli.main", str(source), "--prompt", "p",
+    command = [sys.executable, "-m", "comfyui_fal_qwen_edit.nodes.fal.cli.main", "--json", str(source), "--prompt", "p",
                "--seed", "3", "--out", str(tmp_path / "out")]
     doomed = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     journal = Journal(tmp_path / "state" / "journal")
@@ -197,7 +197,7 @@ def test_killed_process_then_same_edit_resumes_the_paid_job(fake_fal, tmp_path):
     assert np.array_equal(np.asarray(Image.open(info["files"][0])), 255 - to_u8(IMAGE))
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert json.loads(again.stdout)["source"] == "cache" and fake_fal.submissions == 1
-    result_of = subprocess.run(command[:3] + ["--result-of", info["request_id"], "--out", str(tmp_path / "r")],
+    result_of = subprocess.run(command[:4] + ["--result-of", info["request_id"], "--out", str(tmp_path / "r")],
                                env=env, capture_output=True, text=True, timeout=60)
     assert result_of.returncode == 0, result_of.stderr
     fetched = json.loads(result_of.stdout)["files"][0]

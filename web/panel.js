@@ -3,13 +3,14 @@
 // outputs (free), Copy request id, Add to graph, and the outputs shown large on click.
 import { RESULT_NODE, actionsFor, costText, mergeJob, mergePage, promptLine, spendFraction, statusLabel,
          timeAgo } from "./lib/jobs.js";
+import { KEY_KINDS, keyLine, modeLine, overridden } from "./lib/keys.js";
 import { spendText } from "./lib/price.js";
 import { fetchSpend, graphPrice } from "./run_guard.js";
 
 const JOB_EVENT = "fal_qwen_edit.job";
 const PAGE = 30;
 const state = { jobs: [], cursor: null, source: "local", note: "", total: null, spend: null, root: null,
-                falHistory: null };
+                falHistory: null, keys: null, keysNote: "", keysOpen: false };
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -44,6 +45,56 @@ async function loadJobs(api, more = false) {
 
 async function refreshHeader(app, api) {
   [state.total, state.spend] = await Promise.all([graphPrice(app, api), fetchSpend(api)]);
+}
+
+async function loadKeys(api) {
+  try {
+    state.keys = await callJson(api, "/fal_qwen_edit/keys");
+  } catch (error) {
+    state.keys = null;
+    state.keysNote = error.message;
+  }
+}
+
+// Keys typed here go to this machine's ComfyUI server only (saved_keys.ini), never into the graph;
+// the field is emptied as soon as the request is sent.
+function keysSection(api) {
+  const change = async (kind, input, method) => {
+    const value = input?.value ?? "";
+    if (input) input.value = "";
+    try {
+      state.keys = method === "POST"
+        ? await callJson(api, "/fal_qwen_edit/keys", { method, headers: { "Content-Type": "application/json" },
+                                                       body: JSON.stringify({ kind, value }) })
+        : await callJson(api, `/fal_qwen_edit/keys?kind=${encodeURIComponent(kind)}`, { method });
+      state.keysNote = method === "POST" ? "Saved on this machine." : "Cleared.";
+    } catch (error) {
+      state.keysNote = error.message;
+    }
+    render();
+  };
+  const rows = KEY_KINDS.map(({ kind, label, secret, placeholder }) => {
+    const input = el("input", { class: `fal-qwen-key-input fal-qwen-key-${kind}`, type: secret ? "password" : "text",
+      autocomplete: "off", spellcheck: "false", placeholder, style: "flex:1;min-width:0" });
+    return el("div", { class: "fal-qwen-key-row", "data-kind": kind, style: "margin-top:4px" },
+      el("div", { style: "font-size:11px" }, el("b", {}, `${label}: `),
+        el("span", { class: "fal-qwen-key-status" }, keyLine(state.keys, kind)),
+        overridden(state.keys, kind) ? " (the saved one is not used: the setting above wins)" : null),
+      el("div", { style: "display:flex;gap:4px" }, input,
+        el("button", { class: "fal-qwen-key-save", onclick: () => change(kind, input, "POST") }, "Save"),
+        state.keys?.[kind]?.saved
+          ? el("button", { class: "fal-qwen-key-clear", onclick: () => change(kind, null, "DELETE") }, "Clear") : null));
+  });
+  const details = el("details", { class: "fal-qwen-keys", style: "margin-top:6px;font-size:12px" },
+    el("summary", { style: "cursor:pointer" }, "Keys"),
+    el("div", { style: "font-size:11px;opacity:.8" }, "Stored by this machine's ComfyUI server, never in a workflow. " +
+      "Environment variables and config.ini win over keys saved here."),
+    ...(state.keys ? rows : []),
+    el("div", { class: "fal-qwen-keys-mode", style: "font-size:11px;margin-top:4px" }, modeLine(state.keys)),
+    state.keysNote ? el("div", { class: "fal-qwen-keys-note", style: "font-size:11px" }, state.keysNote) : null);
+  details.open = state.keysOpen;
+  details.addEventListener("toggle", () => { state.keysOpen = details.open; });
+  return details;
 }
 
 function addToGraph(app, job) {
@@ -132,7 +183,8 @@ function render() {
       el("button", { class: "fal-qwen-refresh", onclick: async () => { await Promise.all([loadJobs(api), refreshHeader(app, api)]); render(); } }, "Refresh")),
     state.falHistory && !state.falHistory.available && state.source !== "local"
       ? el("div", { style: "font-size:11px;opacity:.8" }, state.falHistory.reason) : null,
-    state.note ? el("div", { class: "fal-qwen-note", style: "font-size:11px;margin-top:4px" }, state.note) : null);
+    state.note ? el("div", { class: "fal-qwen-note", style: "font-size:11px;margin-top:4px" }, state.note) : null,
+    keysSection(api));
   const list = el("div", { class: "fal-qwen-jobs" }, ...state.jobs.map((job) => jobRow(app, api, job)),
     state.jobs.length ? null : el("div", { style: "padding:6px;opacity:.7" }, "No fal jobs yet."),
     state.cursor ? el("button", { class: "fal-qwen-more", onclick: async () => { await loadJobs(api, true); render(); } }, "More") : null);
@@ -151,7 +203,7 @@ export function registerPanel(app, api) {
     render: async (root) => {  // runs every time the tab opens
       state.root = root;
       render();
-      await Promise.all([loadJobs(api), refreshHeader(app, api)]);
+      await Promise.all([loadJobs(api), refreshHeader(app, api), loadKeys(api)]);
       render();
     },
     destroy: () => { state.root = null; },

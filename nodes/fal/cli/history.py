@@ -8,6 +8,7 @@ import argparse
 import json
 import sys
 import time
+from typing import Callable
 
 from ..base.errors import FalError
 from ..edit.connection import shared_history
@@ -20,7 +21,8 @@ def add_history_arguments(p: argparse.ArgumentParser) -> None:
                    help="list the jobs this machine made: request id, status, model, cost, prompt (no new job)")
     p.add_argument("--from-fal", action="store_true",
                    help="with --history: also fal's own request history for your key (fal direct only)")
-    p.add_argument("--json", action="store_true", help="with --history: print JSON")
+    p.add_argument("--json", action="store_true",
+                   help="print JSON (an edit's info, request id, files and cost; --history's jobs) instead of text")
     p.add_argument("--limit", type=int, default=50, help="with --history: at most this many jobs (default 50)")
 
 
@@ -34,12 +36,28 @@ def _line(job: dict) -> str:
            f"{cost:<14} {prompt}{where}"
 
 
-def print_history(args: argparse.Namespace, config: FalConfig, environ: dict) -> int:
+def print_history(args: argparse.Namespace, make_config: Callable[[], FalConfig], environ: dict) -> int:
+    """This machine's jobs need no key (a first run without one lists them, or says there are none);
+    only fal's own history (``--from-fal``) asks fal, with the key."""
     from ..edit.connection import persistent_client
-    client = persistent_client(config, state_dir(environ))
-    panel = JobsPanel(shared_history(state_dir(environ)), clients=lambda connection: client)
+    clients: list = []
+
+    def client(connection=None):
+        if not clients:
+            clients.append(persistent_client(make_config(), state_dir(environ)))
+        return clients[0]
+
+    panel = JobsPanel(shared_history(state_dir(environ)), clients=client)
+    source = "all" if args.from_fal else "local"
+    if args.from_fal:
+        try:
+            client()
+        except FalError as exc:
+            print(f"note: fal's own history needs a working key ({exc}); listing this machine's jobs only",
+                  file=sys.stderr)
+            source = "local"
     try:
-        page = panel.list(args.limit, None, "all" if args.from_fal else "local")
+        page = panel.list(args.limit, None, source)
     except FalError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -33,6 +33,7 @@ import numpy as np
 from .batch import add_batch_arguments, run_batch_command, wants_batch
 from .check import run_checks
 from .history import add_history_arguments, print_history
+from .places import where_things_live
 from ..wire.config import DEFAULT_UPLOAD_EXPIRY, UPLOAD_EXPIRIES, budget_cap, input_defaults, load_config, state_dir
 from ..models.endpoints import BY_ENDPOINT, CUSTOM, DEFAULT_ENDPOINT, ENDPOINTS, MODEL_NAMES, spec_for
 from ..edit.connection import persistent_client
@@ -218,12 +219,14 @@ def _config(args: argparse.Namespace, environ: dict[str, str]):
     return load_config(mode=mode, base_url=args.gateway or args.proxy,
                        key_env=None if args.demo else args.key_env, upload="auto" if args.demo else None,
                        upload_expiry=args.upload_expiry, keep_on_fal="off" if args.no_store else None,
-                       environ=environ)
+                       environ=environ, from_user=True)  # the options typed here are this machine's own words
 
 
 def check(args: argparse.Namespace) -> int:
     """``--check``: print each check on its own line; 0 only when all pass."""
     environ = dict(os.environ)
+    for line in where_things_live(environ):
+        print(line)
     try:
         config = _config(args, environ)
     except FalError as exc:
@@ -247,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         return list_models()
     if args.history:
         environ = dict(os.environ)
-        return print_history(args, _config(args, environ), environ)
+        return print_history(args, lambda: _config(args, environ), environ)
     if wants_batch(args):
         cancel = _install_cancel_handler()
         with ExitStack() as stack:
@@ -318,7 +321,17 @@ def main(argv: list[str] | None = None) -> int:
         path = args.out / f"edit-{outcome.handle.request_id[:8]}-{i}.png"
         path.write_bytes(encode_png(frame))
         written.append(str(path))
-    print(json.dumps({**outcome.info(), "files": written, "run": run}, indent=2))
+    if args.json:
+        print(json.dumps({**outcome.info(), "files": written, "run": run}, indent=2))
+        return 0
+    info = outcome.info()
+    cost = f"~${run['cost_usd_estimate']:.4f}" if run["cost_usd_estimate"] is not None else "cost not estimated"
+    print(f"request {info.get('request_id')} ({info.get('source', 'new')}), seed {info.get('seed')}, {cost}; "
+          f"details: --json", file=sys.stderr)
+    if args.demo and not args.images:
+        print(f"input:  {args.out / 'demo-input.png'}", file=sys.stderr)
+    for path in written:
+        print(path)  # stdout holds only the edited files' paths, for scripts that take them
     return 0
 
 

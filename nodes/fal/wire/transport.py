@@ -146,13 +146,15 @@ class Transport:
 
     def _send_one(self, method: str, url: str, waiter: Waiter, request_id: str | None, submit: bool,
                   session: requests.Session | None, kwargs: dict[str, Any]) -> requests.Response:
-        state = _CallState(submit=submit)
+        # ``guard`` (address_guard.py): the addresses a download's new connections may go to.
+        state = _CallState(submit=submit, guard=kwargs.get("guard"))
         session = session or self.session
+        sent_kwargs = {name: value for name, value in kwargs.items() if name != "guard"}
 
         def call() -> requests.Response:
             _local.state = state
             try:
-                return session.request(method, url, verify=self.verify, **_in_pieces(kwargs))
+                return session.request(method, url, verify=self.verify, **_in_pieces(sent_kwargs))
             finally:
                 _local.state = None
 
@@ -182,7 +184,8 @@ class Transport:
         ``submit=True`` applies the never-pay-twice rule. ``what`` names the call
         in error messages ("Submit to fal-ai/qwen-image-edit-plus"). ``fresh`` uses
         new connections (cancel: the pooled ones may lead to the server that stalled).
-        A streamed body is watched too: Cancel or the deadline breaks its read.
+        A streamed body is watched too: Cancel or the deadline breaks its read. ``guard`` (a
+        download's, address_guard.py) judges the address of every new connection the call opens.
         """
         waiter = waiter or Waiter()
         url, send_headers, params = self.route(url, headers, kwargs.pop("params", None), auth)

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlsplit
 
-from ..base.atomic_write import write_atomic
-from ..base.errors import ConfigError, InputError
-from ..base.places import user_config_dirs
+from ...base.atomic_write import write_atomic
+from ...base.errors import ConfigError
+from ...base.places import user_config_dirs
 from .base_urls import check_base_url
 
 FILE_NAME = "saved_keys.ini"
@@ -53,17 +53,17 @@ def read_saved(environ: Mapping[str, str] | None = None) -> dict[str, str]:
 def checked_value(kind: str, value: object) -> str:
     """The value to save, or InputError saying what to change (never quoting a key)."""
     if kind not in FIELDS:
-        raise InputError(f"Unknown key kind {kind!r}: use one of {', '.join(FIELDS)}.")
+        raise ConfigError(f"Unknown key kind {kind!r}: use one of {', '.join(FIELDS)}.")
     if not isinstance(value, str) or not value.strip():
-        raise InputError("Nothing to save: paste the key, or use Clear to remove it.")
+        raise ConfigError("Nothing to save: paste the key, or use Clear to remove it.")
     value = value.strip()
     if kind == "gateway_url":
         check_base_url(value)  # the same rules as FAL_GATEWAY_URL
         if urlsplit(value).query:
-            raise InputError("A gateway base URL takes no query string: give the token separately.")
+            raise ConfigError("A gateway base URL takes no query string: give the token separately.")
         return value.rstrip("/")
     if len(value) > MAX_KEY_CHARS or any(ch.isspace() or not ch.isprintable() for ch in value):
-        raise InputError("That does not look like a key (spaces, line breaks or over 1,024 characters): "
+        raise ConfigError("That does not look like a key (spaces, line breaks or over 1,024 characters): "
                          "paste only the key itself.")
     return value
 
@@ -78,7 +78,7 @@ def save(kind: str, value: object, environ: Mapping[str, str] | None = None) -> 
 def clear(kind: str, environ: Mapping[str, str] | None = None) -> bool:
     """Remove one saved value; whether there was one."""
     if kind not in FIELDS:
-        raise InputError(f"Unknown key kind {kind!r}: use one of {', '.join(FIELDS)}.")
+        raise ConfigError(f"Unknown key kind {kind!r}: use one of {', '.join(FIELDS)}.")
     saved = read_saved(environ)
     if kind not in saved:
         return False
