@@ -325,8 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({**outcome.info(), "files": written, "run": run}, indent=2))
         return 0
     info = outcome.info()
-    cost = f"~${run['cost_usd_estimate']:.4f}" if run["cost_usd_estimate"] is not None else "cost not estimated"
-    print(f"request {info.get('request_id')} ({info.get('source', 'new')}), seed {info.get('seed')}, {cost}; "
+    cost_text = f"~${run['cost_usd_estimate']:.4f}" if run["cost_usd_estimate"] is not None else "cost not estimated"
+    print(f"request {info.get('request_id')} ({info.get('source', 'new')}), seed {info.get('seed')}, {cost_text}; "
           f"details: --json", file=sys.stderr)
     if args.demo and not args.images:
         print(f"input:  {args.out / 'demo-input.png'}", file=sys.stderr)
