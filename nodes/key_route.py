@@ -41,7 +41,7 @@ def from_this_machine(remote: str | None, headers: Mapping[str, str]) -> bool:
 
 
 def status(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    answer = key_status(environ)
+    answer: dict[str, Any] = dict(key_status(environ))  # each key kind's status, and the file's path
     answer["file"] = str(saved_keys.saved_keys_path(environ))
     return answer
 

@@ -64,7 +64,8 @@ def test_a_non_editable_install_holds_every_package_and_runs_the_demo(tmp_path):
     that the README's main command (``pip install .``) installs, though an editable install still finds it."""
     source, target = tmp_path / "source", tmp_path / "site"
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "__pycache__", "build", "*.egg-info", "edited", "bench.json"))  # builds happen in-tree
+        ".git", ".venv", "__pycache__", "build", "*.egg-info", "edited", "bench.json",  # builds happen in-tree
+        ".mypy_cache"))  # tests/test_types.py: a cache per platform, tens of MB each
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
                     str(source)], check=True, capture_output=True, timeout=300)
     python_folders = {p.parent.relative_to(ROOT) for p in (ROOT / "nodes").rglob("*.py")}

@@ -9,7 +9,7 @@ import io
 import math
 import random
 import uuid
-from typing import Any, Callable
+from typing import Any, Callable, TypeGuard
 
 import numpy as np
 from PIL import Image
@@ -31,7 +31,7 @@ FORMATS = {
 }
 
 
-def _is_int(v: Any) -> bool:
+def _is_int(v: Any) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
 

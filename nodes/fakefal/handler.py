@@ -8,13 +8,21 @@ import re
 import ssl
 import time
 import traceback
-from http.server import BaseHTTPRequestHandler
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from .routes import platform_api, proxy, queue_api, storage
 from .faults import BOMB_PNG, MALFORMED_JSON, NOT_IMAGE_HTML, Fault, hard_reset
 from .throttle import PIECE
 from .wire import NOT_FOUND, UNAUTHORIZED, RecordedRequest, Reply, json_reply
+
+if TYPE_CHECKING:
+    class _Server(ThreadingHTTPServer):
+        """What server.py's _HTTPServer gives its handlers (not imported: server.py imports this module)."""
+        fake: Any  # the FakeFal
+        role: str  # "queue" or "cdn"
 
 _REQUESTS = re.compile(r"^/([^/]+)/([^/]+)/requests/([^/]+)(/status/stream|/status|/cancel)?/?$")
 _SUFFIX = {("GET", None): "result", ("GET", "/status"): "status",
@@ -55,12 +63,13 @@ class Handler(BaseHTTPRequestHandler):
     # Headers and body go out in separate writes; with Nagle on, the second
     # waits for the client's delayed ACK (~40 ms) on every keep-alive reply.
     disable_nagle_algorithm = True
+    server: _Server
 
     def version_string(self) -> str:
         return self.server_version
 
     @property
-    def fake(self):
+    def fake(self) -> Any:
         return self.server.fake
 
     def setup(self) -> None:
@@ -91,7 +100,7 @@ class Handler(BaseHTTPRequestHandler):
     # -- request in -------------------------------------------------------------
     def _read_body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            parts = []
+            parts: list[bytes] = []
             while True:
                 size = int(self.rfile.readline(1024).split(b";", 1)[0].strip() or b"0", 16)
                 if size == 0:
@@ -143,7 +152,7 @@ class Handler(BaseHTTPRequestHandler):
         role = self.server.role
         fake._record(RecordedRequest(self.command, path, query, dict(self.headers.items()),
                                      body, time.monotonic(), fake.origin_of(role)))
-        headers = self.headers
+        headers: Message | dict[str, str] = self.headers  # the proxy hands on fal's own as a dict
         through_proxy = fake.mode == "proxy" and role == "queue" and path == fake.proxy_path
         if through_proxy:
             path, query, headers, rejection = proxy.unwrap(fake, self.headers)
@@ -182,13 +191,14 @@ class Handler(BaseHTTPRequestHandler):
         self._send(reply, partial=fault is not None and fault.kind == "drop")
 
     # -- faults -------------------------------------------------------------------
-    def _fault_before(self, fault: Fault, route: str) -> bool:
+    def _fault_before(self, fault: Fault, route: str | None) -> bool:
         """Apply the part of a fault that comes before processing; True if the
         request is fully handled."""
         kind, extra = fault.kind, fault.headers or {}
         if kind == "reset":
             self._reset()
         elif kind == "status":
+            assert fault.code is not None  # Fault() refuses a "status" fault without a code
             body = fault.body if fault.body is not None else {"detail": f"injected {fault.code}"}
             raw = body if isinstance(body, bytes) else (
                 body.encode() if isinstance(body, str) else json.dumps(body).encode())

@@ -58,7 +58,7 @@ class Job:
         self.started_at = self.submitted_at + self.queue_time
         # Scheduled completion; a cancel moves it to the cancel instant.
         self.completed_at = self.started_at + self.run_time
-        if self.dropped:
+        if self.start_deadline is not None and self.dropped:  # dropped needs a deadline; said for the checker
             # Past its start deadline in the queue, fal drops it: it never starts, and its outcome
             # (nothing ran) is known at once. The deadline passes at submit + X-Fal-Request-Timeout.
             self.started_at = self.completed_at = self.submitted_at + self.start_deadline

@@ -12,7 +12,7 @@ its unknown fields pass, as at fal.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from .edit import FORMATS, PRESETS, resolve_size, MAX_SIDE
@@ -65,22 +65,23 @@ class Schema:
                 "output_format", "acceleration", *self.numbers(), *(["loras"] if self.loras else [])}
 
 
-_PLUS = dict(images="image_urls", steps=(2, 100), guidance=(0, 20), formats=("jpeg", "png"),
-             accelerations=("none", "regular"))
-_2511 = dict(images="image_urls", steps=(1, 50), guidance=(1, 20), formats=("jpeg", "png", "webp"),
-             accelerations=("none", "regular", "high"))
-_FIRST = dict(images="image_url", steps=(2, 50), guidance=(0, 20), formats=("jpeg", "png"),
-              accelerations=("none", "regular", "high"))
+# Each family's base schema, and its variants as copies with the fields they change (dataclasses.replace
+# keeps the field types checked, which keyword dicts spread into Schema(...) would not).
+_PLUS = Schema(images="image_urls", steps=(2, 100), guidance=(0, 20), formats=("jpeg", "png"),
+               accelerations=("none", "regular"))
+_2511 = Schema(images="image_urls", steps=(1, 50), guidance=(1, 20), formats=("jpeg", "png", "webp"),
+               accelerations=("none", "regular", "high"))
+_FIRST = Schema(images="image_url", steps=(2, 50), guidance=(0, 20), formats=("jpeg", "png"),
+                accelerations=("none", "regular", "high"))
 SCHEMAS = {
-    "fal-ai/qwen-image-edit-plus": Schema(**_PLUS),
-    "fal-ai/qwen-image-edit-plus-lora": Schema(**{**_PLUS, "steps": (2, 50)}, loras=True),
-    "fal-ai/qwen-image-edit-2511": Schema(**_2511),
-    "fal-ai/qwen-image-edit-2511/lora": Schema(**_2511, loras=True),
-    "fal-ai/qwen-image-edit": Schema(**_FIRST),
-    "fal-ai/qwen-image-edit-lora": Schema(**_FIRST, loras=True),
+    "fal-ai/qwen-image-edit-plus": _PLUS,
+    "fal-ai/qwen-image-edit-plus-lora": replace(_PLUS, steps=(2, 50), loras=True),
+    "fal-ai/qwen-image-edit-2511": _2511,
+    "fal-ai/qwen-image-edit-2511/lora": replace(_2511, loras=True),
+    "fal-ai/qwen-image-edit": _FIRST,
+    "fal-ai/qwen-image-edit-lora": replace(_FIRST, loras=True),
 }
-OTHER = Schema(**{**_PLUS, "formats": tuple(FORMATS), "accelerations": ("none", "regular", "high")}, loras=True,
-               strict=False)
+OTHER = replace(_PLUS, formats=tuple(FORMATS), accelerations=("none", "regular", "high"), loras=True, strict=False)
 
 
 def schema_for(endpoint: str) -> Schema:

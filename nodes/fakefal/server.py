@@ -56,7 +56,7 @@ class _HTTPServer(ThreadingHTTPServer):
     def server_bind(self) -> None:
         # HTTPServer.server_bind would call getfqdn(), a reverse DNS lookup.
         socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
+        self.server_name, self.server_port = self.socket.getsockname()[:2]  # = server_address, host as a str
 
     def get_request(self):
         sock, addr = super().get_request()
@@ -184,7 +184,7 @@ class FakeFal:
 
     def stop(self) -> None:
         with self._cond:
-            if self._httpd is None or self._stopping:
+            if self._httpd is None or self._cdn_httpd is None or self._stopping:  # start() sets both or neither
                 return
             self._stopping = True
             self._cond.notify_all()          # SSE writers end their streams
@@ -376,8 +376,7 @@ class FakeFal:
             job.ready.wait(_READY_TIMEOUT)
             waited = True
 
-    def _wait_change(self, job: Job, version: int, next_change: float | None,
-                     ping_at: float | None) -> str:
+    def _wait_change(self, job: Job, version: int, next_change: float | None, ping_at: float | None) -> str:
         """Block until the next scheduled change or a cancel ("change"), the
         keepalive deadline ("ping") or stop() ("stop"). Timed condition waits
         wake at the scheduled instant itself, not on a polling tick."""

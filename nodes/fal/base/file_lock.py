@@ -132,7 +132,7 @@ def try_lock(lock_file: Path) -> filelock.BaseFileLock | None:
 
 
 @contextlib.contextmanager
-def wait_for_lock(lock_file: Path, sleep: Callable[[float], None], poll: float) -> Iterator[None]:
+def wait_for_lock(lock_file: Path, sleep: Callable[[float], object], poll: float) -> Iterator[None]:
     """Hold the lock on ``lock_file``, polling every ``poll`` seconds with ``sleep`` (which may raise,
     so that Cancel and deadlines stay live while another process holds it)."""
     while (lock := try_lock(lock_file)) is None:

@@ -94,8 +94,8 @@ def check_balance(balance: GatewayBalance) -> Check | None:
         return None
     if not found.known:
         return Check("balance", None, found.text())
-    return Check("balance", found.unlimited or found.usd > 0, found.text() + ("" if found.unlimited or found.usd > 0
-                 else ": top it up in the gateway's console"))
+    left = found.unlimited or (found.usd is not None and found.usd > 0)
+    return Check("balance", left, found.text() + ("" if left else ": top it up in the gateway's console"))
 
 
 def check_storage(uploader: Uploader) -> Check:

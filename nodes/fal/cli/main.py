@@ -26,6 +26,7 @@ import tempfile
 import threading
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -135,7 +136,7 @@ class Terminal:
     """Progress lines on stderr, one per state change or log line; each job's request id first,
     so a paid job can be found again even if this terminal is closed."""
 
-    def __init__(self, stream=sys.stderr):
+    def __init__(self, stream: TextIO = sys.stderr) -> None:
         self.stream = stream
         self.seen: set[str] = set()
 
@@ -324,8 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({**outcome.info(), "files": written, "run": run}, indent=2))
         return 0
     info = outcome.info()
-    cost = f"~${run['cost_usd_estimate']:.4f}" if run["cost_usd_estimate"] is not None else "cost not estimated"
-    print(f"request {info.get('request_id')} ({info.get('source', 'new')}), seed {info.get('seed')}, {cost}; "
+    cost_text = f"~${run['cost_usd_estimate']:.4f}" if run["cost_usd_estimate"] is not None else "cost not estimated"
+    print(f"request {info.get('request_id')} ({info.get('source', 'new')}), seed {info.get('seed')}, {cost_text}; "
           f"details: --json", file=sys.stderr)
     if args.demo and not args.images:
         print(f"input:  {args.out / 'demo-input.png'}", file=sys.stderr)

@@ -73,10 +73,10 @@ def edit_each(edit_prepared: EditPrepared, budget: Budget, request: QwenEditRequ
             except FalError as exc:
                 failures.append((index, exc))
     if failures:
-        index, first = failures[0]
-        if isinstance(first, CancelledError):
-            raise first
+        index, error = failures[0]
+        if isinstance(error, CancelledError):
+            raise error
         done = ", ".join(o.handle.request_id for o in outcomes) or "none"
-        raise FalError(f"{len(failures)} of {len(frames)} edits failed; frame {index}: {first} "
-                       f"(finished request ids: {done})", request_id=first.request_id) from first
+        raise FalError(f"{len(failures)} of {len(frames)} edits failed; frame {index}: {error} "
+                       f"(finished request ids: {done})", request_id=error.request_id) from error
     return outcomes

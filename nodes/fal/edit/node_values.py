@@ -57,7 +57,7 @@ def run_shape(batch_mode: str, sizes: Mapping[str, Size | None]) -> RunShape:
     """``sizes`` by input name; an absent input is left out. Per-frame mode: one job per frame of
     image_1, each with one frame of it plus every frame of image_2/image_3."""
     per_frame = batch_mode == BATCH_MODES[1]
-    present = [(name, sizes[name]) for name in IMAGE_INPUTS if sizes.get(name) is not None]
+    present = [(name, size) for name in IMAGE_INPUTS if (size := sizes.get(name)) is not None]
     first = sizes.get("image_1")
     jobs = first[2] if per_frame and first is not None else 1
     frames = []

@@ -272,7 +272,10 @@ class FalEditClient(Uploads, Submits):
         return hashlib.sha256(f"{key}\n{self.config.connection_id}".encode()).hexdigest()
 
     def _from_cache(self, key: str, endpoint: str, mismatch: str, phases: dict[str, float]) -> EditOutcome | None:
-        hit = self.cache.get(key)
+        cache = self.cache
+        if cache is None:  # (its callers ask only a client with a cache)
+            return None
+        hit = cache.get(key)
         if hit is None:
             return None
         handle = self.queue.handle_for(endpoint, hit.request_id)
@@ -282,7 +285,7 @@ class FalEditClient(Uploads, Submits):
             outcome = self._decoded(handle, result, decoded, mismatch, phases, "cache")
         except FalError as exc:
             log.warning("fal: cached result of request %s is unusable (%s); running the edit", hit.request_id, exc)
-            self.cache.drop(key)
+            cache.drop(key)
             return None
         log.info("fal: result of request %s served from the cache (no new job)", hit.request_id)
         return outcome
@@ -290,23 +293,25 @@ class FalEditClient(Uploads, Submits):
     def _job(self, edit: _Edit) -> tuple[RequestHandle, str]:
         """The job to wait on: the journalled one for this edit, or a newly submitted one.
         Called under the journal's claim for the edit."""
-        if self.journal is None:
+        journal = self.journal
+        if journal is None:
             return self._submit(edit, self._upload(edit)), "job"
-        entry = None if edit.fresh else self.journal.pending(edit.journal_key)
-        if entry is not None and entry.handle is not None:
+        entry = None if edit.fresh else journal.pending(edit.journal_key)
+        journalled = entry.handle if entry is not None else None
+        if journalled is not None:
             if edit.request.seed is None and WAITING.holds(edit.journal_key):
                 # A fal-picks-the-seed edit already running in this process (a duplicate frame):
                 # the user asked for another random image, not for that job's.
                 entry = None
             else:
                 log.info("fal: resuming request %s from the journal instead of submitting again",
-                         entry.handle.request_id)
-                return entry.handle, "resumed"
+                         journalled.request_id)
+                return journalled, "resumed"
         if entry is not None:  # sent, answer lost: its job is looked for in fal's history (submits.py)
-            handle = self.find_lost_submit(edit.journal_key, entry, self.lost_submit_cause(entry))
+            handle = self.find_lost_submit(journal, edit.journal_key, entry, self.lost_submit_cause(entry))
             if handle is not None:
                 return handle, "resumed"
-        return self._submit_journalled(edit, self._upload(edit)), "job"
+        return self._submit_journalled(journal, edit, self._upload(edit)), "job"
 
     def _upload(self, edit: _Edit) -> dict[str, Any]:
         """Count the edit against the spending cap, upload the inputs (or inline them), take

@@ -1,8 +1,9 @@
 """Paid submits for the edit client: journalled before they are sent, and a submit whose answer was
 lost looked up in fal's request history before anyone is told that it may be paid for twice.
 
-A mixin of ``FalEditClient`` (pipeline.py), which holds the ``queue``, ``journal``, ``config`` and
-``submit_search`` (platform/submit_search.py); ``edit`` is the pipeline's edit on its way.
+A mixin of ``FalEditClient`` (pipeline.py), which holds the ``queue``, ``config`` and ``submit_search``
+(platform/submit_search.py) and hands in its ``journal`` (only a client with one journals its submits);
+``edit`` is the pipeline's edit on its way.
 
 A submit's answer can be lost three ways: no reply (a reset, a timeout once sent), an unreadable one,
 or a 5xx other than the ingress's 503. fal may then have taken the job. The journal's "submitting"
@@ -34,20 +35,19 @@ MAY_BE_BILLED = "The job may have been accepted and billed: check {where}."
 class Submits:
     config: FalConfig
     queue: QueueClient
-    journal: Journal | None
     submit_search: SubmitSearch
 
-    def _submit_journalled(self, edit: Any, arguments: dict[str, Any]) -> RequestHandle:
+    def _submit_journalled(self, journal: Journal, edit: Any, arguments: dict[str, Any]) -> RequestHandle:
         """Submit with a "submitting" journal entry that stays whenever fal may have taken the job."""
         endpoint = edit.spec.endpoint
         # At most what the submit's header says a moment later: a later settling time, never an earlier one.
         deadline = start_deadline(check_start_timeout(edit.start_timeout), edit.waiter.remaining())
-        sent = self.journal.record_submitting(edit.journal_key, endpoint, fingerprint(arguments), deadline,
+        sent = journal.record_submitting(edit.journal_key, endpoint, fingerprint(arguments), deadline,
                                               self.config.store_io)
         try:
             handle = self._submit(edit, arguments)
         except SubmitUncertainError as exc:
-            return self._lost_in_this_run(edit, sent, str(exc), exc.request_id)
+            return self._lost_in_this_run(journal, edit, sent, str(exc), exc.request_id)
         except HTTPStatusError as exc:
             if exc.request_id and exc.status >= 500:
                 # fal named the job in its error reply: it exists, so wait on it rather than lose it.
@@ -55,29 +55,30 @@ class Submits:
                             exc.request_id)
                 handle = self.queue.handle_for(endpoint, exc.request_id)
             elif may_have_been_taken(exc):
-                return self._lost_in_this_run(edit, sent, f"{exc} {self._may_be_billed()}", exc.request_id)
+                return self._lost_in_this_run(journal, edit, sent, f"{exc} {self._may_be_billed()}", exc.request_id)
             else:
                 # refused (4xx, ingress 503, a gateway's own error naming no job): certainly not accepted
-                self.journal.finish(edit.journal_key)
+                journal.finish(edit.journal_key)
                 raise
         except FalError:
-            self.journal.finish(edit.journal_key)  # never connected, or cancelled / timed out before sending
+            journal.finish(edit.journal_key)  # never connected, or cancelled / timed out before sending
             raise
         # Anything else (Ctrl-C mid-request, a crash) leaves the "submitting" entry: it may have been sent.
         try:
-            self.journal.record(edit.journal_key, handle)
+            journal.record(edit.journal_key, handle)
         except OSError as exc:
             log.warning("fal: could not journal request %s (%s); waiting on it anyway", handle.request_id, exc)
         return handle
 
-    def _lost_in_this_run(self, edit: Any, sent: JournalEntry, cause: str, request_id: str | None) -> RequestHandle:
-        handle = self.find_lost_submit(edit.journal_key, sent, cause, request_id)
+    def _lost_in_this_run(self, journal: Journal, edit: Any, sent: JournalEntry, cause: str,
+                          request_id: str | None) -> RequestHandle:
+        handle = self.find_lost_submit(journal, edit.journal_key, sent, cause, request_id)
         if handle is None:  # proven never run within this run: only a start deadline far shorter than the submit
             raise FalError(f"{cause} fal's request history shows it never ran: running the edit again submits it "
                            "once.", request_id=request_id)
         return handle
 
-    def find_lost_submit(self, journal_key: str, entry: JournalEntry, cause: str,
+    def find_lost_submit(self, journal: Journal, journal_key: str, entry: JournalEntry, cause: str,
                          request_id: str | None = None) -> RequestHandle | None:
         """The job a submit without an answer made (journalled now), or None when fal certainly
         never ran it (the entry is then gone); raises SubmitUncertainError when neither is known."""
@@ -87,11 +88,11 @@ class Submits:
             log.warning("fal: a submit's answer was lost (%s) but its job was %s: waiting on it, no second "
                         "submit.", cause.split(";")[0].split(". ")[0], finding.why)
             handle = self.queue.handle_for(entry.endpoint, finding.request_id)
-            self.journal.record(journal_key, handle)
+            journal.record(journal_key, handle)
             return handle
         if finding.never_started:
             log.warning("fal: %s But %s, so the edit is submitted once now.", cause, finding.why)
-            self.journal.finish(journal_key)
+            journal.finish(journal_key)
             return None
         raise SubmitUncertainError(f"{cause} {finding.why} {FORCE_HINT}", request_id=request_id)
 

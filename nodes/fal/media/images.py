@@ -130,7 +130,7 @@ def _zlib_stream(raw: np.ndarray, rows: int) -> bytes:
     Raw deflate pieces ending in a full flush can be concatenated (pigz does
     this); the adler32 trailer covers the whole input.
     """
-    view = memoryview(raw)
+    view = raw.data  # memoryview(raw); numpy's stubs give ndarray the buffer protocol only for Python 3.12+
     if raw.nbytes < PARALLEL_MIN_BYTES or rows < 2:
         pieces = [_deflate_piece(view, True)]
     else:

@@ -110,7 +110,7 @@ def encode(image: PreparedImage, upload_format: str = "png") -> tuple[bytes, str
 
 def _digest(pixels: np.ndarray) -> str:
     digest = hashlib.sha256(repr(pixels.shape).encode())
-    digest.update(memoryview(np.ascontiguousarray(pixels)).cast("B"))
+    digest.update(np.ascontiguousarray(pixels).data.cast("B"))  # .data: the array's memoryview
     return digest.hexdigest()
 
 
@@ -136,4 +136,5 @@ def estimate_run(spec: EndpointSpec, request: QwenEditRequest, input_sizes: Sequ
     show it before anything is prepared)."""
     sent = [(fit_size(size, spec.reads_area) or size) if resize == "fit model" else size for size in input_sizes]
     image_size = output_size_to_ask(request, spec, sent, input_sizes)
-    return estimate(spec, image_size, request.num_images, [None] * len(request.image_urls) + sent, jobs)
+    hosted: list[tuple[int, int] | None] = [None] * len(request.image_urls)  # URLs: their sizes are not known
+    return estimate(spec, image_size, request.num_images, [*hosted, *sent], jobs)

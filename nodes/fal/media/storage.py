@@ -54,14 +54,16 @@ class Uploader:
     """Uploads bytes to fal storage, or inlines them as data URIs (gateway mode)."""
 
     def __init__(self, transport: Transport):
+        if transport.config is None:  # a keyless transport (for fetching URLs) has nowhere to upload to
+            raise ValueError("Uploader needs a transport with a connection's settings")
         self.transport = transport
         self.config = transport.config
         # sha256 of the bytes → (URL, uploaded at), or the Future of the upload under way
-        self._urls: OrderedDict[str, tuple[str, float] | Future] = OrderedDict()
+        self._urls: OrderedDict[str, tuple[str, float] | Future[str]] = OrderedDict()
         self._token: tuple[str, str, float] | None = None  # (authorization, base_url, expiry)
         self._lock = threading.Lock()
         self.uploads = 0  # real uploads made (cache hits excluded), for tests and the CLI
-        expiry = UPLOAD_EXPIRIES[self.config.upload_expiry] if self.config is not None else None
+        expiry = UPLOAD_EXPIRIES[self.config.upload_expiry]
         self.lifecycle = {} if expiry is None else dict.fromkeys(
             ("X-Fal-Object-Lifecycle", "X-Fal-Object-Lifecycle-Preference"),
             json.dumps({"expiration_duration_seconds": expiry}))
@@ -83,11 +85,10 @@ class Uploader:
                         self._urls.move_to_end(digest)
                         return url
                     pending = None
-                owner = pending is None
-                if owner:  # concurrent callers with the same bytes wait for this one upload
-                    pending = self._urls[digest] = Future()
-            if owner:
-                break
+                if pending is None:  # concurrent callers with the same bytes wait for this one upload
+                    upload: Future[str] = Future()
+                    self._urls[digest] = upload
+                    break
             try:
                 # Our own Cancel and deadline still count while another thread uploads.
                 return waiter.result(pending)
@@ -100,9 +101,9 @@ class Uploader:
         except BaseException as exc:
             with self._lock:
                 del self._urls[digest]  # a failed upload is not remembered
-            pending.set_exception(exc)
+            upload.set_exception(exc)
             raise
-        pending.set_result(url)  # for the callers waiting on it now
+        upload.set_result(url)  # for the callers waiting on it now
         with self._lock:
             self.uploads += 1
             self._urls[digest] = (url, time.monotonic())  # a plain pair: a Future weighs ~1.5 KB

@@ -146,7 +146,8 @@ class QwenEditRequest:
         spec = spec or spec_for(endpoint=DEFAULT_ENDPOINT)
         self.validate(spec)
         urls = list(self.image_urls)
-        images = {"image_url": urls[0]} if spec.image_field == "image_url" and urls else {"image_urls": urls}
+        images: dict[str, str | list[str]] = \
+            {"image_url": urls[0]} if spec.image_field == "image_url" and urls else {"image_urls": urls}
         return {"prompt": self.prompt, **images, **self._fields()}
 
     def arguments_without_images(self, spec: EndpointSpec | None = None) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from ..models.endpoints import ENDPOINTS
 from ..platform.client import PlatformClient, unreachable_reason
 from ..queue.client import check_endpoint
 from ..state.history import JobHistory, is_request_id
-from ..state.result_cache import kept_key
+from ..state.result_cache import ResultCache, kept_key
 
 PREFIX = "/fal_qwen_edit"
 Clients = Callable[[dict | None], FalEditClient]
@@ -74,24 +74,34 @@ class JobsPanel:
                 "connection": {"kind": connection.get("kind"), "host": connection.get("host")}
                 if connection else None}
 
-    def _stored(self, request_id: str, job: dict, read: bool) -> list[bytes] | int | None:
-        """The job's outputs as the result cache holds them (``read`` False: only how many), or None."""
+    def _stored(self, request_id: str, job: dict) -> list[tuple[ResultCache, str]]:
+        """Where the result cache of the job's connection may hold its outputs (none without a cache)."""
         cache = self.clients(job.get("connection")).cache
-        for key in (job.get("cache_key"), kept_key(request_id)) if cache is not None else ():
-            found = (cache.get(key) if read else cache.count(key)) if key else None
-            if found is not None:
-                return found.blobs if read else found
-        return None
+        if cache is None:
+            return []
+        return [(cache, key) for key in (job.get("cache_key"), kept_key(request_id)) if key]
 
     def outputs(self, request_id: str) -> list[bytes] | None:
         """The job's full output images as stored on this machine, or None."""
-        return self._stored(request_id, self.history.get(checked_id(request_id)) or {}, read=True)
+        for cache, key in self._stored(request_id, self.history.get(checked_id(request_id)) or {}):
+            found = cache.get(key)
+            if found is not None:
+                return found.blobs
+        return None
+
+    def _stored_count(self, request_id: str, job: dict) -> int | None:
+        """How many outputs the result cache holds for the job, without reading the images; None: none."""
+        for cache, key in self._stored(request_id, job):
+            count = cache.count(key)
+            if count is not None:
+                return count
+        return None
 
     def job(self, request_id: str) -> dict[str, Any]:
         job = self.history.get(checked_id(request_id))
         if job is None:
             raise NotFound(f"No job {request_id} in this machine's history; list source=fal to find it in fal's.")
-        count = self._stored(request_id, job, read=False) or 0  # without reading the images
+        count = self._stored_count(request_id, job) or 0
         return {**self.view(job), "outputs": [f"{PREFIX}/jobs/{request_id}/outputs/{i}.png" for i in range(count)]}
 
     # -- the list ----------------------------------------------------------------------------
@@ -105,14 +115,16 @@ class JobsPanel:
             raise BadRequest("source is local, fal or all.")
         limit = max(1, min(100, int(limit)))
         at = _read_cursor(cursor)
-        jobs, next_at, fal_state = [], {}, {"available": source == "local", "reason": None}
+        jobs: list[dict[str, Any]] = []
+        next_at: dict[str, str | None] = {}
+        fal_state: dict[str, Any] = {"available": source == "local", "reason": None}
         if source in ("local", "all") and at.get("local", "") is not None:
             local, next_at["local"] = self.history.page(limit, at.get("local") or None)
             jobs += [self.view(job) for job in local]
         if source in ("fal", "all") and at.get("fal", "") is not None:
             platform, reason = self.fal_history()
             fal_state = {"available": platform is not None, "reason": reason}
-            found = []
+            found: list[dict] = []
             try:
                 if platform is not None:
                     found, next_at["fal"] = platform.requests([e.endpoint for e in ENDPOINTS], limit=limit,
@@ -121,10 +133,10 @@ class JobsPanel:
                 fal_state = {"available": False, "reason": f"fal's request history could not be read: {exc}"}
             if found:
                 known = {job["request_id"] for job in jobs}
-                local = {job["request_id"]: job for job in self.history.jobs()}  # one read for the page
+                by_id = {job["request_id"]: job for job in self.history.jobs()}  # one read for the page
                 for item in found:
                     if item["request_id"] not in known:
-                        mine = local.get(item["request_id"])
+                        mine = by_id.get(item["request_id"])
                         jobs.append(self.view(mine) if mine else self.view(item, known_locally=False))
         jobs.sort(key=lambda j: j.get("submitted_at") or 0, reverse=True)
         more = {k: v for k, v in next_at.items() if v}
@@ -149,7 +161,10 @@ class JobsPanel:
         }.get(answer, ("running", "This server has no cancel: the job may run to its end; its result stays "
                                   "fetchable by request id."))
         self.history.record(request_id, status=status, error=None if status == "done" else message)
-        return {"job": self.view(self.history.get(request_id)), "answer": answer, "message": message}
+        updated = self.history.get(request_id)
+        if updated is None:  # pruned from the history this very moment
+            raise NotFound(f"No job {request_id} in this machine's history any more.")
+        return {"job": self.view(updated), "answer": answer, "message": message}
 
     def fetch(self, request_id: str, endpoint: str | None = None) -> dict[str, Any]:
         job = self.history.get(checked_id(request_id)) or {}

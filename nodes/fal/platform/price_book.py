@@ -59,14 +59,17 @@ class PriceBook:
         threading.Thread(target=self.refresh, args=([endpoint],), name="fal-prices", daemon=True).start()
 
     def refresh(self, endpoints: list[str]) -> None:
+        platform, path = self.platform, self.path
+        if platform is None or path is None:  # the table only (_refresh_soon never gets here then)
+            return
         try:
-            prices = self.platform.unit_prices(endpoints)
+            prices = platform.unit_prices(endpoints)
         except FalError as exc:  # offline, or a key without that scope: the table stays the truth
             log.info("fal: prices not refreshed (%s); using the cached or table price", exc)
             return
         cached = self._cached()
         cached.update({endpoint: {**price, "fetched_at": time.time()} for endpoint, price in prices.items()})
-        write_atomic(self.path, json.dumps(cached, indent=1).encode())
+        write_atomic(path, json.dumps(cached, indent=1).encode())
 
     def billed(self, endpoint: str, units: float | None) -> tuple[float | None, float | None, str]:
         """(billed USD, unit price, source) for ``units`` of fal's X-Fal-Billable-Units."""

@@ -186,7 +186,7 @@ class JobWait:
         while True:
             self.waiter.check(self.handle.request_id)
             try:
-                kind, payload = stream.events.get(timeout=CHECK_INTERVAL)
+                event = stream.events.get(timeout=CHECK_INTERVAL)
             except queue_module.Empty:
                 if time.monotonic() - last_activity >= self.settings.stream_idle_check:
                     last_activity = time.monotonic()
@@ -194,11 +194,11 @@ class JobWait:
                     if state is not None and state.over:
                         return state
                 continue
-            if kind != "data":
+            if event[0] != "data":
                 return None if got_event else False
             last_activity = time.monotonic()
             try:
-                status = json.loads(payload)
+                status = json.loads(event[1])
             except ValueError:
                 continue  # a garbled event: the next one (or the idle check) will tell
             if not isinstance(status, dict):

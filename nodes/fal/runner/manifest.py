@@ -109,7 +109,7 @@ def _json_lines(text: str, base: Path) -> list[Line]:
         lines.append(line)
         try:
             data = json.loads(raw)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             line.problems.append(f"not valid JSON ({exc.msg} at column {exc.colno})")
             continue
         if not isinstance(data, dict):
@@ -121,7 +121,8 @@ def _json_lines(text: str, base: Path) -> list[Line]:
 
 def _csv_lines(text: str, base: Path) -> list[Line]:
     reader = csv.reader(io.StringIO(text))
-    header, lines = None, []
+    header: list[str] | None = None
+    lines: list[Line] = []
     while True:
         start = reader.line_num + 1
         try:
@@ -249,6 +250,7 @@ def name_lines(lines: list[Line]) -> None:
         taken[candidate.lower()] = line
     seen: dict[str, Line] = {}
     for line in lines:
+        assert line.name is not None  # every line has a name by now
         other = seen.setdefault(line.name.lower(), line)
         if other is not line:
             line.problems.append(f"name: {line.name!r} is also the name of {other.where}; outputs would "

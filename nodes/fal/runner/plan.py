@@ -39,7 +39,9 @@ class Item:
 
     @property
     def name(self) -> str:
-        return self.line.name
+        name = self.line.name
+        assert name is not None, "build_items names every line (name_lines) before it makes an item"
+        return name
 
     def record(self, status: str, **values: Any) -> dict[str, Any]:
         """A results-file line for this item (results.py)."""
@@ -75,7 +77,8 @@ def build_items(lines: list[Line], base: QwenEditRequest, spec: EndpointSpec, re
                 upload_format: str, what: str) -> list[Item]:
     """Every line as an Item; ManifestError with every problem of every line (and nothing made) if any."""
     name_lines(lines)
-    items, seen = [], {}
+    items: list[Item] = []
+    seen: dict[str, int] = {}
     for line in lines:
         sources, problems = check_images(line.images, line.base)
         line.problems += problems
@@ -92,7 +95,7 @@ def build_items(lines: list[Line], base: QwenEditRequest, spec: EndpointSpec, re
              "input_resize": resize, "upload_format": upload_format}, sort_keys=True).encode()).hexdigest()[:32]
         seen[identity] = seen.get(identity, 0) + 1
         key = identity if seen[identity] == 1 else f"{identity}-{seen[identity]}"
-        cost = estimate_run(spec, request, [s.size for s in sources if not s.is_url], resize)
+        cost = estimate_run(spec, request, [s.size for s in sources if s.size is not None], resize)  # the files'
         items.append(Item(line, request, sources, key, cost))
     problems = [f"{line.where}: {problem}" for line in lines for problem in line.problems]
     if problems:

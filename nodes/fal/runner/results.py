@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..base.atomic_write import ends_cut_short
 from ..base.errors import FalError
@@ -41,7 +41,7 @@ class ResultsFile:
         self.folder = Path(folder)
         self.path = self.folder / FILE_NAME
         self._lock = threading.Lock()
-        self._handle = None
+        self._handle: BinaryIO | None = None  # open between __enter__ and __exit__
         self._folder_lock: BaseFileLock | None = None
 
     def __enter__(self) -> "ResultsFile":
@@ -51,9 +51,9 @@ class ResultsFile:
             raise FolderBusyError(f"Another fal-qwen-edit batch is writing to {self.folder}; wait for it to end "
                                   "(two runs would submit the same items twice), or give another --out.")
         self._folder_lock = lock
-        self._handle = open(self.path, "a+b")
-        if ends_cut_short(self._handle):
-            self._handle.write(b"\n")  # end a line a crash cut short, so it cannot swallow the next
+        self._handle = handle = open(self.path, "a+b")
+        if ends_cut_short(handle):
+            handle.write(b"\n")  # end a line a crash cut short, so it cannot swallow the next
         return self
 
     def __exit__(self, *exc) -> None:
@@ -85,7 +85,10 @@ class ResultsFile:
         """Write one record; ``durable``: fsync it (what a done line promises)."""
         data = (json.dumps({**record, "at": round(time.time(), 3)}, ensure_ascii=False) + "\n").encode()
         with self._lock:
-            self._handle.write(data)
-            self._handle.flush()
+            handle = self._handle
+            if handle is None:
+                raise RuntimeError("the results file is written only inside its with block")
+            handle.write(data)
+            handle.flush()
             if durable:
-                os.fsync(self._handle.fileno())
+                os.fsync(handle.fileno())

@@ -29,7 +29,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, TypedDict
 
 from ..base.errors import (AuthError, BalanceError, CancelledError, ConfigError, FalError, NoChannelError,
                            SubmitUncertainError)
@@ -65,6 +65,12 @@ class RunSettings:
     # Handed to every edit as they are: the hook for options other issues add to the pipeline
     # (e.g. the queue guards' priority), so the runner passes them without knowing them.
     edit_options: dict[str, Any] = field(default_factory=dict)
+
+
+class _Seen(TypedDict):
+    """What one item's callbacks saw, for its error handling."""
+    request_id: str | None  # its job, once submitted
+    ended: bool             # its outputs and results line are written
 
 
 class Scheduler:
@@ -120,7 +126,7 @@ class Scheduler:
                 self.display.tick()
 
     def _run_one(self, item: Item, ticket: SlotTicket) -> None:
-        seen = {"request_id": None, "ended": False}
+        seen: _Seen = {"request_id": None, "ended": False}
 
         def on_progress(progress: Progress) -> None:
             if progress.request_id != seen["request_id"]:

@@ -96,7 +96,7 @@ class InputLoader:
         self._lock = threading.Lock()
 
     def load(self, sources: list[Source]) -> list[PreparedImage]:
-        return [self._one(source.path) for source in sources if not source.is_url]
+        return [self._one(source.path) for source in sources if source.path is not None]  # the files
 
     def _one(self, path: Path) -> PreparedImage:
         stat = path.stat()

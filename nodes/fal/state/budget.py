@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from ..base.atomic_write import append_lines, write_atomic
 from ..base.file_lock import locked
@@ -75,7 +75,8 @@ class Budget:
         self.path = Path(path) if path is not None else None
         self.cap_usd = cap_usd
         self._memory: list[dict] = []  # the ledger when there is no state folder
-        self._tail, self._entries = Tail(), []  # how far the file is parsed, and its entries so far
+        self._tail = Tail()  # how far the file is parsed,
+        self._entries: list[dict] = []  # and its entries so far
         self._lock = threading.Lock()
 
     def spent(self) -> float:
@@ -94,7 +95,7 @@ class Budget:
                     f"is already spent in the last 24 h (${max(self.cap_usd - spent, 0):.2f} left). Nothing was "
                     f"uploaded or submitted. {RAISE_HINT}")
             now = time.time()
-            new = [{"id": uuid.uuid4().hex, "t": now, "usd": round(amount, 4), "what": what[:120]}
+            new: list[dict[str, Any]] = [{"id": uuid.uuid4().hex, "t": now, "usd": round(amount, 4), "what": what[:120]}
                    for amount in amounts]
             self._append(new, entries)
         return [Charge(self, entry["id"], entry["usd"]) for entry in new]

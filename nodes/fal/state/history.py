@@ -114,7 +114,8 @@ class JobHistory:
             change["status"] = "unknown"
         change["request_id"] = request_id
         with self._locked():
-            jobs = self._memory if self.directory is None else self._parsed()
+            # a job as a dict in memory, as its JSON line in the file
+            jobs: dict[str, dict] | dict[str, str] = self._memory if self.directory is None else self._parsed()
             if request_id not in jobs:
                 change.setdefault("submitted_at", time.time())  # first seen now: its line says when
             earlier = jobs.get(request_id, {})
@@ -140,11 +141,16 @@ class JobHistory:
                 log.exception("fal: a job-history listener failed")
 
     # -- the file ----------------------------------------------------------------------------
+    def _folder(self) -> Path:
+        if self.directory is None:  # callers look at self.directory first: without one, all is in memory
+            raise RuntimeError("this job history has no state folder")
+        return self.directory
+
     def _path(self) -> Path:
-        return self.directory / "jobs.jsonl"
+        return self._folder() / "jobs.jsonl"
 
     def _thumbs(self) -> Path:
-        return self.directory / "thumbs"
+        return self._folder() / "thumbs"
 
     def _locked(self):
         # ComfyUI and the CLI read and write it at the same moment

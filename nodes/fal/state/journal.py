@@ -144,9 +144,12 @@ def _parse(raw: Any) -> JournalEntry | None:
         deadline = float(deadline) if isinstance(deadline, (int, float)) and deadline > 0 else None
         return JournalEntry(endpoint, float(submitted_at), None, prints, deadline, raw.get("store_io") is not False)
     urls = [raw.get(name) for name in ("request_id", "status_url", "response_url", "cancel_url")]
-    if not all(isinstance(value, str) and value for value in urls):
+    named = [value for value in urls if isinstance(value, str) and value]
+    if len(named) != len(urls):
         return None
-    return JournalEntry(endpoint, float(submitted_at), RequestHandle(endpoint, *urls))
+    request_id, status_url, response_url, cancel_url = named
+    return JournalEntry(endpoint, float(submitted_at),
+                        RequestHandle(endpoint, request_id, status_url, response_url, cancel_url))
 
 
 class KeysInUse:

@@ -15,7 +15,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -27,6 +27,14 @@ from .trust import share_context
 
 SUBMIT_REUSE_IDLE = 2.0  # seconds a pooled connection may have been idle and still carry a submit
 
+# The mixins below are only ever combined with urllib3's classes; the checker reads them as
+# subclasses of those so that super() calls and the connection's attributes are checked.
+if TYPE_CHECKING:
+    _ConnectionBase = HTTPConnection
+    _PoolBase = HTTPConnectionPool
+else:
+    _ConnectionBase = _PoolBase = object
+
 
 class _CallState:
     """What one HTTP call did on the wire, shared by its thread and the one waiting for it."""
@@ -35,19 +43,19 @@ class _CallState:
         self.lock = threading.Lock()
         self.submit = submit
         self.guard = guard     # a download's AddressGuard (address_guard.py), else None
-        self.conn: HTTPConnection | None = None  # the connection while this call holds it
+        self.conn: _Tracked | None = None  # the connection while this call holds it
         self.sent = False      # a byte of the request reached the socket
         self.aborted = False
         self.used = False      # a tracked connection served the call (so ``sent`` can be trusted)
 
-    def use(self, conn: HTTPConnection, sending: bool) -> None:
+    def use(self, conn: _Tracked, sending: bool) -> None:
         with self.lock:
             if self.aborted:  # abandoned: never send anything more
                 raise ConnectionAbortedError("call abandoned")
             self.conn, conn._fal_state, self.used = conn, self, True
             self.sent = self.sent or sending
 
-    def release(self, conn: HTTPConnection) -> None:
+    def release(self, conn: _Tracked) -> None:
         """The pool takes the connection back: from now on it may serve another call."""
         with self.lock:
             if self.conn is conn:
@@ -77,11 +85,11 @@ def _shutdown(sock: socket.socket | None) -> None:
             pass
 
 
-class _Tracked:
+class _Tracked(_ConnectionBase):
     """Mixed into urllib3's connections: reports them to the current call's _CallState."""
 
     _fal_connecting = False
-    _fal_state = None
+    _fal_state: _CallState | None = None
 
     def connect(self) -> None:
         state = getattr(_local, "state", None)
@@ -133,7 +141,7 @@ class _TrackedHTTPSConnection(_Tracked, HTTPSConnection):
     pass
 
 
-class _ReleasingPool:
+class _ReleasingPool(_PoolBase):
     def _put_conn(self, conn) -> None:
         state = getattr(conn, "_fal_state", None)
         if state is not None:
@@ -200,7 +208,7 @@ def _never_connected(exc: requests.RequestException, state: _CallState | None = 
     return False
 
 
-def _is_handshake_failure(exc: BaseException) -> bool:
+def _is_handshake_failure(exc: BaseException | None) -> bool:
     """A certificate the client refused can only fail the handshake; other TLS errors may
     come from reading a reply, after the request went out."""
     seen = set()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import queue
 import socket
 import threading
-from typing import Iterator
+from typing import Iterator, Literal, Union
 
 import requests
 
@@ -43,6 +43,10 @@ class SSEParser:
             # "event:", "id:" and "retry:" carry nothing we need: every fal event is a status.
 
 
+# What EventStream.events holds: a check of the first item tells the checker what the second is.
+Event = Union[tuple[Literal["data"], str], tuple[Literal["end"], None], tuple[Literal["error"], Exception]]
+
+
 class EventStream:
     """Events of one open SSE response, read on a daemon thread.
 
@@ -52,7 +56,7 @@ class EventStream:
 
     def __init__(self, response: requests.Response):
         self.response = response
-        self.events: "queue.Queue[tuple[str, object]]" = queue.Queue()
+        self.events: queue.Queue[Event] = queue.Queue()
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._read, name="fal-sse-reader", daemon=True)
         self._thread.start()

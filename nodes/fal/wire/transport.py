@@ -31,7 +31,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 import requests
 
@@ -113,7 +113,7 @@ class Transport:
         self.session.close()
 
     def route(self, url: str, headers: dict | None = None, params: dict | None = None,
-              auth: bool = True) -> tuple[str, dict[str, str], dict | None]:
+              auth: bool = True) -> tuple[str, dict[str, str], Mapping[str, Any] | None]:
         """(URL, headers, params) to send a call to ``url`` with: see routing.py."""
         return route_call(self.config, url, headers, params, auth)
 
@@ -133,7 +133,7 @@ class Transport:
         try:
             return self._send_one(method, url, waiter, request_id, submit, session, kwargs)
         except requests.RequestException as exc:
-            if not (exc.never_sent and connect_failed(exc)):
+            if not (_never_sent(exc) and connect_failed(exc)):
                 raise  # it reached the server, or failed some other way: never replayed elsewhere
             primary = exc
         log.warning("fal: connection to %s failed (%s); trying fal's other queue host, %s", _host(url),
@@ -141,7 +141,7 @@ class Transport:
         try:
             return self._send_one(method, other, waiter, request_id, submit, session, kwargs)
         except requests.RequestException as exc:
-            if exc.never_sent and connect_failed(exc):
+            if _never_sent(exc) and connect_failed(exc):
                 raise primary from None
             raise
 
@@ -169,9 +169,10 @@ class Transport:
         try:
             resp = waiter.run(call, request_id, abort=abort, on_abandon=lambda resp: resp.close())
         except requests.RequestException as exc:
-            exc.never_sent = _never_connected(exc, state)
+            setattr(exc, _NEVER_SENT, _never_connected(exc, state))
             raise
-        resp.fal_call = state  # a streamed body still holds the connection: BodyWatch may abort it
+        # a streamed body still holds the connection: BodyWatch may abort it (it reads resp.fal_call)
+        setattr(resp, "fal_call", state)
         return resp
 
     def request(self, method: str, url: str, *, what: str, waiter: Waiter | None = None,
@@ -212,7 +213,7 @@ class Transport:
                 resp = self.send_once(method, url, waiter=waiter, request_id=request_id, submit=submit,
                                       session=session, **kwargs)
             except requests.RequestException as exc:
-                retryable = exc.never_sent if submit else True
+                retryable = _never_sent(exc) if submit else True
                 if not retryable:
                     raise SubmitUncertainError(
                         f"{what}: the connection to {_bare(url)} failed after the request was sent "
@@ -291,6 +292,15 @@ def _in_pieces(kwargs: dict[str, Any]) -> dict[str, Any]:
         kwargs = {**kwargs, "data": io.BytesIO(body)}
         kwargs.pop("json", None)
     return kwargs
+
+
+# What _send_one notes on every RequestException it raises: True when not a byte of the request reached
+# the server. An attribute of the exception (which requests' types do not declare), so it travels with it.
+_NEVER_SENT = "never_sent"
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    return getattr(exc, _NEVER_SENT)
 
 
 def _host(url: str) -> str:

@@ -29,11 +29,14 @@ def _context(cafile: str | None, capath: str | None, version: tuple) -> ssl.SSLC
 def verifying_context(cafile: str | None, capath: str | None) -> ssl.SSLContext:
     """The context that trusts exactly this bundle file or directory, as it is now
     (a bundle replaced on disk is loaded again, as requests would)."""
-    try:
-        stat = os.stat(cafile or capath)
-        version = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
-    except OSError:
-        version = ()  # let load_verify_locations report the missing bundle
+    bundle = cafile or capath
+    version: tuple[int, ...] = ()  # no bundle, or a missing one: let load_verify_locations report it
+    if bundle:
+        try:
+            stat = os.stat(bundle)
+            version = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        except OSError:
+            pass
     return _context(cafile, capath, version)
 
 

@@ -34,8 +34,9 @@ def resolve(host: str, port: int) -> list[str]:
     """Every address ``host`` resolves to, in the resolver's order (module level: tests replace it)."""
     found: list[str] = []
     for *_, sockaddr in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
-        if sockaddr[0] not in found:
-            found.append(sockaddr[0])
+        address = sockaddr[0]  # a str for IPv4 and IPv6, all that a SOCK_STREAM lookup of a name gives
+        if isinstance(address, str) and address not in found:
+            found.append(address)
     return found
 
 
