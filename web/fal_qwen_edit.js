@@ -1,8 +1,10 @@
 // The pack's frontend extension: the price on the edit node before Run, the graph's total against
-// the daily cap, the node's widgets that are in the way hidden, and the fal sidebar panel.
+// the daily cap, the node's widgets that are in the way hidden, its text kept after a run, and the fal
+// sidebar panel.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import { EDIT_NODE } from "./lib/widget_rules.js";
+import { keepNodeText } from "./node_status.js";
 import { refreshPrice, setupEditNode, watchEditNodes } from "./node_ui.js";
 import { registerPanel, panelState } from "./panel.js";
 import { graphPrice, installRunGuard } from "./run_guard.js";
@@ -10,12 +12,13 @@ import { graphPrice, installRunGuard } from "./run_guard.js";
 app.registerExtension({
   name: "fal.QwenEdit",
   async beforeRegisterNodeDef(nodeType, nodeData) {
-    if (nodeData.name === EDIT_NODE) setupEditNode(nodeType, nodeData, api);
+    if (nodeData.name === EDIT_NODE) setupEditNode(nodeType, nodeData, app, api);
   },
   async setup() {
     registerPanel(app, api);
     installRunGuard(app, api);
     watchEditNodes(app, api);
+    keepNodeText(app, api, (node) => node.type?.startsWith("FalQwen"));
     // tests and scripts read the same figures the badge and the panel show
     globalThis.falQwenEdit = { graphPrice: () => graphPrice(app, api), priceOf: (node) => refreshPrice(node, api),
                                panel: panelState };
