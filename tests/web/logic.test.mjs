@@ -68,3 +68,21 @@ test("costs say whether they are billed or estimated; request ids are UUIDs", ()
   assert.equal(timeAgo(100, 130), "30 s ago");
   assert.equal(promptLine({ prompt: "a  b\nc" }), "a b c");
 });
+
+test("on the classic canvas advanced inputs hide unless the node or the setting shows them; Vue keeps its own", async () => {
+  const { canvasHidden } = await import("../../web/lib/widget_rules.js");
+  const values = { image_size: "auto", model: "qwen-edit-plus" };
+  const advanced = ["timeout", "endpoint"];
+  assert.deepEqual([...canvasHidden(values, { advanced })].sort(), ["endpoint", "height", "timeout", "width"]);
+  assert.deepEqual([...canvasHidden(values, { advanced, showAdvanced: true })].sort(), ["endpoint", "height", "width"]);
+  assert.deepEqual([...canvasHidden(values, { advanced, alwaysShow: true })].sort(), ["endpoint", "height", "width"]);
+  assert.deepEqual([...canvasHidden(values, { advanced, vue: true })].sort(), ["endpoint", "height", "width"]);
+});
+
+test("start_timeout's automatic and no-deadline values say so in its label", async () => {
+  const { widgetLabel } = await import("../../web/lib/widget_rules.js");
+  assert.equal(widgetLabel("start_timeout", -1), "start_timeout (auto)");
+  assert.equal(widgetLabel("start_timeout", 0), "start_timeout (none)");
+  assert.equal(widgetLabel("start_timeout", 120), "start_timeout");
+  assert.equal(widgetLabel("timeout", -1), "timeout");
+});
