@@ -74,6 +74,32 @@ CHECK_JS = """([wf, added]) => {
   return problems;
 }"""
 
+LAYOUT_JS = """() => {
+  const canvas = app.canvas.canvas.getBoundingClientRect(), vue = LiteGraph.vueNodesMode === true;
+  const seen = app.graph.nodes.map((node) => {
+    let r = null;
+    if (vue) {
+      const b = document.querySelector(`.lg-node[data-node-id="${node.id}"]`)?.getBoundingClientRect();
+      if (b) r = [b.left, b.top, b.right, b.bottom];
+    } else {
+      const [x, y, w, h] = node.boundingRect, ds = app.canvas.ds, [sx, sy] = ds.convertOffsetToCanvas([x, y]);
+      r = [canvas.left + sx, canvas.top + sy, canvas.left + sx + w * ds.scale, canvas.top + sy + h * ds.scale];
+    }
+    return { name: `${node.type} #${node.id}`, r };
+  });
+  const problems = [];
+  for (const { name, r } of seen) {
+    if (!r) problems.push(`${name} is not drawn`);
+    else if (r[0] < canvas.left || r[1] < canvas.top || r[2] > canvas.right || r[3] > canvas.bottom)
+      problems.push(`${name} is not wholly in view: ${r.map(Math.round)} (canvas ${canvas.width}x${canvas.height})`);
+  }
+  for (const [i, a] of seen.entries()) for (const b of seen.slice(i + 1)) {
+    if (a.r && b.r && a.r[0] < b.r[2] && b.r[0] < a.r[2] && a.r[1] < b.r[3] && b.r[1] < a.r[3])
+      problems.push(`${a.name} overlaps ${b.name}`);
+  }
+  return problems;
+}"""
+
 OVERLAYS_JS = """() => ({
   dialogs: [...document.querySelectorAll('.p-dialog')].map(d => d.innerText.trim().replace(/\\s+/g, ' ')),
   toasts: [...document.querySelectorAll('.p-toast-message')].map(t => t.innerText.trim().replace(/\\s+/g, ' ')),
@@ -141,11 +167,17 @@ def comfyui_with_fake_fal(workdir: Path, daily_cap_usd: float | None = None, key
             comfy.stop()
 
 
-class Frontend:
-    """One headless Chromium page showing ComfyUI's frontend; use as a context manager."""
+RENDERERS = ("classic", "vue")
 
-    def __init__(self, comfy: ComfyUI, width: int = 1600, height: int = 900):
-        self.comfy, self.size = comfy, {"width": width, "height": height}
+
+class Frontend:
+    """One headless Chromium page showing ComfyUI's frontend; use as a context manager. ``renderer``:
+    "classic" (the LiteGraph canvas) or "vue" (Nodes 2.0, setting ``Comfy.VueNodes.Enabled``)."""
+
+    def __init__(self, comfy: ComfyUI, width: int = 1600, height: int = 900, renderer: str = "classic"):
+        assert renderer in RENDERERS, renderer
+        self.comfy, self.size, self.renderer = comfy, {"width": width, "height": height}, renderer
+        self.settings = {**SETTINGS, "Comfy.VueNodes.Enabled": renderer == "vue"}
         self.console: list[str] = []
 
     def __enter__(self) -> "Frontend":
@@ -191,7 +223,7 @@ class Frontend:
         if path is None:
             route.abort()  # the machine is offline; nothing outside ComfyUI is needed
         elif path == "/api/settings" and request.method == "GET":
-            route.fulfill(json=SETTINGS)
+            route.fulfill(json=self.settings)
         elif path == "/api/userdata" and request.method == "GET":
             route.fulfill(json=[])  # no saved workflows or subgraphs
         elif path.startswith("/api/userdata/") and request.method == "GET":
@@ -213,16 +245,23 @@ class Frontend:
         self.page.evaluate("(() => { const t = app.extensionManager.toast; (t.removeAll ?? t.clearAll ?? (() => {})).call(t); })()")
         self.page.wait_for_timeout(300)
 
-    def load(self, path: Path, added: dict[str, list] | None = None) -> list[str]:
+    def version(self) -> tuple[int, ...]:
+        """The frontend package's version (1.27.10 → (1, 27, 10))."""
+        text = self.page.evaluate("window.__COMFYUI_FRONTEND_VERSION__ ?? '0'")
+        return tuple(int(part) for part in text.split(".") if part.isdigit())
+
+    def load(self, path: Path, added: dict[str, list] | None = None, restore_view: bool = False) -> list[str]:
         """Load a workflow file; return everything the frontend objected to (empty: clean). ``added``:
-        per node type, the default values of widgets the node gained after the file was saved."""
+        per node type, the default values of widgets the node gained after the file was saved.
+        ``restore_view``: as a file the user opens, with its saved view (else the view stays)."""
         workflow = json.loads(path.read_text())
         self.console.clear()
         missing = self.page.evaluate(
             "(wf) => wf.nodes.map(n => n.type).filter(t => !(t in LiteGraph.registered_node_types))",
             workflow)
         problems = [f"missing node type: {kind}" for kind in dict.fromkeys(missing)]
-        self.page.evaluate("([wf, name]) => app.loadGraphData(wf, true, false, name)", [workflow, path.name])
+        self.page.evaluate("([wf, name, view]) => app.loadGraphData(wf, true, view, name)",
+                           [workflow, path.name, restore_view])
         self.page.wait_for_timeout(800)  # dialogs and toasts are shown asynchronously
         problems += self.page.evaluate(CHECK_JS, [workflow, added or {}])
         seen = self.overlays()
@@ -231,6 +270,11 @@ class Frontend:
         problems += self.console
         self.dismiss()
         return problems
+
+    def layout_problems(self) -> list[str]:
+        """Nodes that overlap or are not wholly inside the canvas, as the user sees them: on the classic
+        canvas by LiteGraph's bounding boxes (title bars included), in the Vue renderer by the nodes' DOM."""
+        return self.page.evaluate(LAYOUT_JS)
 
     def fit(self, margin: float = 0.92) -> None:
         """Zoom and pan so every node (title bar included) fills the view."""

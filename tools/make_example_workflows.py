@@ -24,7 +24,7 @@ INPUTS = {"person": "qwen_example_person.png", "car": "qwen_example_car.png",
 # below ComfyUI's menu bar), never larger than 1:1.
 VIEW = (1280, 720)
 TITLE = 30  # LiteGraph's title bar, above a node's pos
-EDIT_H = 480  # the edit node with its common widgets (the frontend extension hides the rest)
+EDIT_H = 560  # the edit node with its common widgets as the Vue renderer draws them (the canvas: ~470)
 
 
 class Graph:
@@ -121,10 +121,10 @@ def three_images() -> Graph:
     # Left on auto: the machine's settings (FAL_KEY, a gateway's URL and token, the fal panel's Keys) decide;
     # set mode and base_url here to send this one workflow elsewhere.
     connection = g.node("FalQwenConnection", ["auto", "", "", "auto", "default", "default"],
-                        outputs=[("connection", "FAL_CONNECTION")], x=360, y=0, w=400, h=160)
+                        outputs=[("connection", "FAL_CONNECTION")], x=360, y=0, w=400, h=240)
     edit = qwen(g, "The woman from image 1 stands in front of the car from image 2 on the highway from "
-                   "image 3. Photorealistic, evening light.", 360, 220, image_size="landscape_16_9")
-    out = save(g, "qwen_edit/three_images", 820, 220)
+                   "image 3. Photorealistic, evening light.", 360, 300, image_size="landscape_16_9")
+    out = save(g, "qwen_edit/three_images", 820, 300)
     for node, name in ((people, "image_1"), (car, "image_2"), (road, "image_3")):
         g.link(node, 0, edit, name)
     g.link(connection, 0, edit, "connection")
