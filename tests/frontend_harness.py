@@ -168,6 +168,21 @@ def comfyui_with_fake_fal(workdir: Path, daily_cap_usd: float | None = None, key
 
 
 RENDERERS = ("classic", "vue")
+# The Vue renderer is checked from this frontend on. Before it, the renderer copies a node's extension badges
+# once when the node mounts (1.37: useGraphNodeManager's VueNodeData.badges), so no badge there can follow
+# a change; 1.58 evaluates them in a computed that tracks the reactive node state they read.
+VUE_FROM = (1, 58)
+
+
+@contextlib.contextmanager
+def open_frontend(comfy: ComfyUI, renderer: str, **size):
+    """A Frontend in ``renderer``; a test asking for the Vue renderer on an older frontend is skipped."""
+    import pytest
+    with Frontend(comfy, renderer=renderer, **size) as page:
+        if renderer == "vue" and page.version() < VUE_FROM:
+            pytest.skip(f"the Vue renderer is checked from frontend {'.'.join(map(str, VUE_FROM))} on; "
+                        f"this is {'.'.join(map(str, page.version()))}")
+        yield page
 
 
 class Frontend:
@@ -301,8 +316,11 @@ class Frontend:
             return [f"run failed: {json.dumps(entry['status'].get('messages'))[:1500]}"]
         self.fit()  # 1.58 loads a node's output images only once the node is drawn
         deadline = time.monotonic() + 30
-        shown = "() => app.graph.nodes.filter(n => n.type === 'SaveImage')" \
-                ".every(n => n.imgs?.length && n.imgs.every(i => i.complete && i.naturalWidth))"
+        # the canvas loads every image of a SaveImage; the Vue renderer shows one at a time (with arrows)
+        shown = """() => app.graph.nodes.filter(n => n.type === 'SaveImage').every(n => {
+          if (!LiteGraph.vueNodesMode) return n.imgs?.length && n.imgs.every(i => i.complete && i.naturalWidth);
+          const pictures = [...(document.querySelector(`.lg-node[data-node-id="${n.id}"]`)?.querySelectorAll('img') ?? [])];
+          return pictures.length && pictures.every(i => i.complete && i.naturalWidth); })"""
         while not self.page.evaluate(shown):
             if time.monotonic() > deadline:
                 return ["the SaveImage nodes did not show their images within 30 s"]
