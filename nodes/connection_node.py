@@ -19,7 +19,8 @@ class FalConnectionNode(io.ComfyNode):
             display_name="fal Connection",
             category="fal/Qwen Edit",
             description="Connection settings for the fal nodes. Holds the NAME of the environment variable "
-                        "with the key, never the key, so workflows can be shared safely.",
+                        "with the key, never the key; and a workflow cannot send the key anywhere but the "
+                        "hosts this machine configured or trusts (README: Sharing workflows safely).",
             inputs=[
                 io.Combo.Input("mode", options=["auto", "fal", "gateway", "proxy"], default="auto",
                                tooltip="fal: queue.fal.run with 'Authorization: Key'. gateway: your base URL "
@@ -29,11 +30,15 @@ class FalConnectionNode(io.ComfyNode):
                                        "(FAL_GATEWAY_URL or config.ini), else proxy when a proxy URL is, else fal."),
                 io.String.Input("base_url", default="",
                                 tooltip="Gateway base URL, or the proxy's URL in proxy mode (https; plain http "
-                                        "only to localhost). Empty: FAL_GATEWAY_URL / FAL_PROXY_URL or config.ini."),
+                                        "only to localhost). Empty: FAL_GATEWAY_URL / FAL_PROXY_URL or config.ini. "
+                                        "Only those, or a host listed in trusted_hosts under [connection] in "
+                                        "config.ini (FAL_TRUSTED_HOSTS); any other is refused before anything is sent."),
                 io.String.Input("key_env", default="",
                                 tooltip="Name of the environment variable holding the key or token "
                                         "(e.g. FAL_KEY). Empty: FAL_KEY / FAL_GATEWAY_TOKEN / FAL_PROXY_TOKEN, "
-                                        "then config.ini; a proxy needs none. Never paste the key itself here."),
+                                        "then config.ini; a proxy needs none. Only FAL_… names, or those listed "
+                                        "in allowed_key_envs under [connection] in config.ini. Never paste the "
+                                        "key itself here: it is cleared."),
                 io.Combo.Input("upload", options=["auto", "storage", "data_uri"], default="auto",
                                tooltip="How input images reach fal: storage uploads (fal direct, proxy) or "
                                        "inline data URIs (gateways). auto picks by mode."),

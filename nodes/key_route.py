@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from .fal.base.errors import FalError, redact, register_secret
-from .fal.wire import saved_keys
-from .fal.wire.base_urls import is_loopback
+from .fal.wire.trusted import saved_keys
+from .fal.wire.trusted.base_urls import is_loopback
 from .fal.wire.config import key_status
 
 PATH = "/fal_qwen_edit/keys"

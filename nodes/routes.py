@@ -2,7 +2,7 @@
 
 GET /fal_qwen_edit/jobs?limit=&cursor=&source=local|fal|all, GET /fal_qwen_edit/jobs/{id},
 GET …/jobs/{id}/thumbnails/{i}.webp, GET …/jobs/{id}/outputs/{i}.png, POST …/jobs/{id}/cancel,
-POST …/jobs/{id}/fetch, GET /fal_qwen_edit/spend. Every job change is also pushed to the browsers as
+POST …/jobs/{id}/fetch, GET /fal_qwen_edit/spend, GET /fal_qwen_edit/balance. Every job change is also pushed to the browsers as
 the websocket event ``fal_qwen_edit.job``. No route submits a job; blocking work runs off the event
 loop; errors are ``{"error": "what to change"}``, redacted like every error of the pack.
 """
@@ -94,5 +94,9 @@ def register(routes: web.RouteTableDef, server: Any, panel: JobsPanel | None = N
     @routes.get(PREFIX + "/spend")
     async def spend(request: web.Request) -> web.Response:
         return await answer(panel.spend)
+
+    @routes.get(PREFIX + "/balance")  # the panel's header only, never before a run: it may ask the gateway
+    async def balance(request: web.Request) -> web.Response:
+        return await answer(panel.balance)
 
     return panel

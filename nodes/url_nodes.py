@@ -66,7 +66,8 @@ class LoadImageFromUrlNode(io.ComfyNode):
             inputs=[
                 io.String.Input("urls", multiline=True, default="",
                                 tooltip="http(s) or data:image URLs, one per line. Downloads are capped at "
-                                        "200 MB and 64 MP each."),
+                                        "200 MB and 64 MP each. Loopback, private, link-local and cloud metadata "
+                                        "addresses are refused unless [downloads] in config.ini allows them."),
                 io.Combo.Input("size_mismatch", options=list(MISMATCH_MODES), default="pad",
                                tooltip="Images of different sizes: pad, resize to the first, or error."),
             ],

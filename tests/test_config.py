@@ -31,10 +31,11 @@ def test_key_id_and_secret_are_joined(tmp_path):
 
 
 def test_named_variable_wins_and_is_the_only_place_looked(tmp_path):
-    config = cfg.load_config(key_env="MY_FAL", environ=env(tmp_path, FAL_KEY="other", MY_FAL=KEY))
+    # --key-env on the CLI: the user's own word, any name (a workflow's is judged in test_host_trust.py)
+    config = cfg.load_config(key_env="MY_FAL", environ=env(tmp_path, FAL_KEY="other", MY_FAL=KEY), from_user=True)
     assert config.key.reveal() == KEY
     with pytest.raises(MissingKeyError, match="MY_FAL"):
-        cfg.load_config(key_env="MY_FAL", environ=env(tmp_path, FAL_KEY="other"))
+        cfg.load_config(key_env="MY_FAL", environ=env(tmp_path, FAL_KEY="other"), from_user=True)
 
 
 def test_gateway_from_config_file(tmp_path):
@@ -78,11 +79,12 @@ def test_gateway_without_url_is_explained(tmp_path):
 
 def test_plain_http_only_to_loopback(tmp_path):
     with pytest.raises(ConfigError, match="plain http"):
-        cfg.load_config(base_url="http://gateway.example.com", environ=env(tmp_path, FAL_GATEWAY_TOKEN=KEY))
-    ok = cfg.load_config(base_url="http://127.0.0.1:9999", environ=env(tmp_path, FAL_GATEWAY_TOKEN=KEY))
+        cfg.load_config(base_url="http://gateway.example.com", environ=env(tmp_path, FAL_GATEWAY_TOKEN=KEY),
+                        from_user=True)
+    ok = cfg.load_config(base_url="http://127.0.0.1:9999", environ=env(tmp_path, FAL_GATEWAY_TOKEN=KEY), from_user=True)
     assert ok.queue_base == "http://127.0.0.1:9999"
     with pytest.raises(ConfigError, match="http"):
-        cfg.load_config(base_url="ftp://x", environ=env(tmp_path, FAL_GATEWAY_TOKEN=KEY))
+        cfg.load_config(base_url="ftp://x", environ=env(tmp_path, FAL_GATEWAY_TOKEN=KEY), from_user=True)
 
 
 def test_key_goes_only_to_configured_hosts(tmp_path):
@@ -129,11 +131,11 @@ def test_connection_settings_refuse_a_pasted_key_without_echoing_it():
 
 def test_clients_are_shared_per_setting_and_renewed_with_a_new_key(monkeypatch, tmp_path):
     from comfyui_fal_qwen_edit.nodes.fal.edit.connection import ConnectionSettings, client_for
-    for name, value in env(tmp_path, FAL_KEY=KEY, OTHER_KEY="other-key-123").items():
+    for name, value in env(tmp_path, FAL_KEY=KEY, FAL_OTHER_KEY="other-key-123").items():
         monkeypatch.setenv(name, value)
     first = client_for()
     assert client_for() is first and client_for(ConnectionSettings(mode="fal")) is first
-    other = client_for(ConnectionSettings(key_env="OTHER_KEY"))
+    other = client_for(ConnectionSettings(key_env="FAL_OTHER_KEY"))
     assert other is not first and other.config.key.reveal() == "other-key-123"
     monkeypatch.setenv("FAL_KEY", KEY + "-rotated")
     assert client_for() is not first
@@ -160,7 +162,8 @@ def test_proxy_mode_refuses_what_it_cannot_use(tmp_path):
     with pytest.raises(ConfigError, match="https"):
         cfg.load_config(environ=env(tmp_path, FAL_PROXY_URL="http://app.example.com/api/fal/proxy"))
     with pytest.raises(MissingKeyError, match="No proxy token found.*MY_PROXY_TOKEN"):
-        cfg.load_config(mode="proxy", key_env="MY_PROXY_TOKEN", environ=env(tmp_path, FAL_PROXY_URL="https://a.b/p"))
+        cfg.load_config(mode="proxy", key_env="MY_PROXY_TOKEN", environ=env(tmp_path, FAL_PROXY_URL="https://a.b/p"),
+                        from_user=True)
     with pytest.raises(ConfigError, match="Unknown connection mode"):
         cfg.load_config(mode="carrier-pigeon", environ=env(tmp_path, FAL_KEY=KEY))
 

@@ -159,3 +159,42 @@ def test_try_lock_is_exclusive_across_threads_of_one_process(tmp_path):
     again = try_lock(tmp_path / "x.lock")
     assert again is not None
     again.release()
+
+
+def test_a_file_system_without_flock_gets_lock_files_instead(tmp_path, monkeypatch):
+    # filelock raises NotImplementedError where flock is not supported (some network shares)
+    from comfyui_fal_qwen_edit.nodes.fal.base import file_lock
+    import filelock
+
+    class NoFlock(filelock.SoftFileLock):
+        def acquire(self, *args, **kwargs):
+            raise NotImplementedError("FileSystem does not appear to support flock; use SoftFileLock instead")
+
+    monkeypatch.setattr(file_lock.filelock, "FileLock", NoFlock)
+    first = try_lock(tmp_path / "x.lock")
+    assert isinstance(first, filelock.SoftFileLock) and not isinstance(first, NoFlock)
+    assert try_lock(tmp_path / "x.lock") is None
+    first.release()
+    assert not (tmp_path / "x.lock").exists()
+
+
+def test_an_empty_lock_file_left_by_a_holder_killed_before_it_wrote_its_record_is_cleared(tmp_path, monkeypatch):
+    # Without an OS lock, a holder killed between creating its lock file and writing its pid leaves an
+    # empty file that filelock never breaks (it reads as an older filelock's holder).
+    from comfyui_fal_qwen_edit.nodes.fal.base import file_lock
+    import filelock
+
+    class NoFlock(filelock.SoftFileLock):
+        def acquire(self, *args, **kwargs):
+            raise NotImplementedError("FileSystem does not appear to support flock")
+
+    monkeypatch.setattr(file_lock.filelock, "FileLock", NoFlock)
+    path = tmp_path / "spend.jsonl.lock"
+    path.write_bytes(b"")
+    assert try_lock(path) is None  # fresh: a holder may be writing its record right now
+    old = time.time() - file_lock.RECORDLESS_AGE - 1
+    os.utime(path, (old, old))
+    lock = try_lock(path)
+    assert lock is not None and path.read_bytes() != b""  # taken, with this process's record
+    lock.release()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -225,8 +225,10 @@ def test_connection_refused_everywhere_gives_transport_error(make_client):
     server = FakeFal(key=KEY, max_lifetime=60).start()
     server.stop()  # nothing listens on that port any more
     client = make_client(server)
-    with pytest.raises(TransportError, match="network error after 5 tries"):
+    with pytest.raises(TransportError, match="network error after 5 tries") as info:
         client.queue.submit(ENDPOINT, arguments())
+    # the URL it could not reach is named, so a wrong base URL shows at once
+    assert f"could not reach {server.url}/{ENDPOINT} (ConnectionError)" in str(info.value)
 
 
 @pytest.mark.parametrize("kind", ["stall", "drop"])
@@ -384,7 +386,7 @@ def test_untrusted_certificate_on_submit_is_never_connected(make_client, key_sca
     from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal
     with FakeFal(key=KEY, tls=True, max_lifetime=60).start() as server:
         client = make_client(server)  # verifies against the system CAs, which never signed the fake's cert
-        with pytest.raises(TransportError, match="network error after 5 tries: SSLError") as info:
+        with pytest.raises(TransportError, match=r"network error after 5 tries: could not reach https://127\.0\.0\.1:\d+/\S+ \(SSLError\)") as info:
             client.queue.submit(ENDPOINT, arguments())
         assert not isinstance(info.value, SubmitUncertainError)
         assert server.submissions == 0 and not server.requests

@@ -122,6 +122,9 @@ def test_a_batch_killed_between_a_submit_and_its_answer_finds_that_job_in_fals_h
         held.release()
     cut_off = [e for e in journal.entries() if e.get("request_id") is None]
     assert len(cut_off) == 1 and fal.submissions == 3 and len(latest(out)) == 2
+    # The kill can land while the 2nd item's images still download (its slot passed on when its result
+    # was in): that item is then resumed from the journal too, not submitted again.
+    still_running = sum(r["status"] == "running" for r in latest(out).values())
 
     done = subprocess.run(command(manifest, out, "--concurrency", "1"), env=env, capture_output=True, text=True,
                           timeout=90)
@@ -130,7 +133,11 @@ def test_a_batch_killed_between_a_submit_and_its_answer_finds_that_job_in_fals_h
     assert "found in fal's request history" in done.stderr
     records = latest(out)
     assert {r["request_id"] for r in records.values()} == set(fal.jobs) and len(records) == 4
-    assert sorted(r["source"] for r in records.values()) == ["job", "job", "job", "resumed"]
+    # item2's submit was the cut-off one; item1 may still have been downloading when the kill came (its slot
+    # is given back once its job is over on fal, before its outputs are written), and is then resumed too.
+    sources = {name: record["source"] for name, record in records.items()}
+    assert (sources["item0"], sources["item2"], sources["item3"]) == ("job", "resumed", "job"), sources
+    assert sources["item1"] in ("job", "resumed")
     assert all(np.array_equal(np.asarray(Image.open(out / records[f"item{i}"]["files"][0])),
                               255 - to_u8(gradient(16, 16, seed=i))) for i in range(4))
 

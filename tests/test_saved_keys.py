@@ -17,7 +17,7 @@ from aiohttp.test_utils import make_mocked_request
 from comfyui_fal_qwen_edit.nodes import key_route
 from comfyui_fal_qwen_edit.nodes.fal.base.errors import ConfigError, MissingKeyError
 from comfyui_fal_qwen_edit.nodes.fal.wire import config as cfg
-from comfyui_fal_qwen_edit.nodes.fal.wire import saved_keys
+from comfyui_fal_qwen_edit.nodes.fal.wire.trusted import saved_keys
 from conftest import KEY
 
 TOKEN = "gw-TOKEN-0123456789abcdef0123456789"

@@ -4,13 +4,13 @@
 import { RESULT_NODE, actionsFor, costText, mergeJob, mergePage, promptLine, spendFraction, statusLabel,
          timeAgo } from "./lib/jobs.js";
 import { KEY_KINDS, keyLine, modeLine, overridden } from "./lib/keys.js";
-import { spendText } from "./lib/price.js";
+import { balanceText, spendText } from "./lib/price.js";
 import { fetchSpend, graphPrice } from "./run_guard.js";
 
 const JOB_EVENT = "fal_qwen_edit.job";
 const PAGE = 30;
 const state = { jobs: [], cursor: null, source: "local", note: "", total: null, spend: null, root: null,
-                falHistory: null, keys: null, keysNote: "", keysOpen: false };
+                falHistory: null, keys: null, keysNote: "", keysOpen: false, balance: null };
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -44,7 +44,8 @@ async function loadJobs(api, more = false) {
 }
 
 async function refreshHeader(app, api) {
-  [state.total, state.spend] = await Promise.all([graphPrice(app, api), fetchSpend(api)]);
+  [state.total, state.spend, state.balance] = await Promise.all([graphPrice(app, api), fetchSpend(api),
+    callJson(api, "/fal_qwen_edit/balance").catch(() => null)]);
 }
 
 async function loadKeys(api) {
@@ -170,6 +171,8 @@ function render() {
     el("div", { class: "fal-qwen-total", style: "font-weight:bold" },
       state.total ? `This graph: ${state.total.text} (${state.total.nodes} fal node${state.total.nodes === 1 ? "" : "s"})` : ""),
     el("div", { class: "fal-qwen-spend", style: "font-size:12px" }, spendText(state.spend)),
+    balanceText(state.balance) ? el("div", { class: "fal-qwen-balance", style: "font-size:12px" },
+      balanceText(state.balance)) : null,
     fraction == null ? null : el("div", { style: "height:6px;background:#333;border-radius:3px;margin-top:3px" },
       el("div", { class: "fal-qwen-spendbar", style: `height:6px;width:${(fraction * 100).toFixed(1)}%;` +
         `background:${fraction > 0.9 ? "#c44" : "#4a8"};border-radius:3px` })),

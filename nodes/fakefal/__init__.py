@@ -2,7 +2,8 @@
 
 from .faults import Fault
 from .jobs import Job
+from .routes.relay import Relay
 from .server import FakeFal
 from .wire import RecordedRequest
 
-__all__ = ["FakeFal", "Fault", "Job", "RecordedRequest"]
+__all__ = ["FakeFal", "Fault", "Job", "RecordedRequest", "Relay"]

@@ -158,6 +158,11 @@ class Handler(BaseHTTPRequestHandler):
             fake._record_cancel(params[2])  # every cancel asked for, even one a fault or a 404 answers
         if route is not None and not fake.offers(route):
             route, params = None, ()  # this shape of server has no such route: a plain 404
+        relay = fake.relay if role == "queue" else None  # routes/relay.py: a reseller's relay in front of fal
+        if relay is not None:
+            early = relay.before(fake, self.command, path, headers, body, route)
+            if early is not None:
+                return self._send(early)
         fault = fake._faults.take(route) if route else None
         if fault is not None and self._fault_before(fault, route):
             return
@@ -168,6 +173,8 @@ class Handler(BaseHTTPRequestHandler):
         except Exception:  # noqa: BLE001 - report the bug to the client and keep serving
             fake._note_error(traceback.format_exc())
             reply = json_reply(500, {"detail": "fake server error"})
+        if relay is not None and route == "submit":
+            reply = relay.after(reply)
         if fault is not None and fault.kind == "reset_after":
             return self._reset()
         if fault is not None and fault.kind == "hang_after":

@@ -103,8 +103,8 @@ class FakeFal:
         self.queue_time, self.run_time, self.queue_positions = queue_time, run_time, queue_positions
         self.logs, self.sse, self.storage_v3 = tuple(logs), sse, storage_v3
         self.tls, self.keepalive_interval, self.max_lifetime = tls, keepalive_interval, max_lifetime
-        self.port = port           # 0: any free port (a fixed one lets a test start the server late)
-        self.cdn_port = cdn_port   # the same, for the output-file origin
+        self.port, self.cdn_port = port, cdn_port  # 0: any free port (a fixed one lets a test start it late)
+        self.relay = None          # routes/relay.Relay: a reseller's relay software in front (gateway modes)
         self.sse_chunked = False   # True: frame the stream with chunked transfer encoding
         self.cancel_offered = True  # False: PUT …/cancel answers 404, as on many gateways
         self.task_code = 202       # gateway_task: the result URL's code while the job runs (202 or 200)

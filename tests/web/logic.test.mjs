@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { hiddenWidgets } from "../../web/lib/widget_rules.js";
-import { badgeText, capWarning, estimateBody, graphTotal, spendText } from "../../web/lib/price.js";
+import { badgeText, balanceText, capWarning, estimateBody, graphTotal, spendText } from "../../web/lib/price.js";
 import { actionsFor, costText, isRequestId, mergeJob, promptLine, spendFraction, timeAgo } from "../../web/lib/jobs.js";
 
 test("width and height show only for a custom size, endpoint only for a custom model", () => {
@@ -41,6 +41,18 @@ test("the cap warning appears only when the known total crosses what is left", (
   assert.equal(capWarning({ usd: 100 }, { spent_24h_usd: 3, daily_cap_usd: null, remaining_usd: null }), null);
   assert.equal(spendText(spend), "$0.970 spent in 24 h of $1.000; $0.030 left");
   assert.equal(spendFraction(spend), 0.97);
+});
+
+test("the header's balance line: a gateway's credit, an unlimited token, or why there is none", () => {
+  const gateway = { mode: "gateway", host: "api.example.com" };
+  assert.equal(balanceText({ ...gateway, usd: 12.3456, unlimited: false }), "Gateway api.example.com: $12.346 left");
+  assert.equal(balanceText({ ...gateway, usd: null, unlimited: true }), "Gateway api.example.com: unlimited token");
+  assert.equal(balanceText({ ...gateway, usd: null, unlimited: false, note: "not offered by this gateway" }),
+               "Gateway api.example.com: balance not offered by this gateway");
+  assert.equal(balanceText({ ...gateway, usd: null, unlimited: false, note: "the balance could not be asked (ConnectTimeout)" }),
+               "Gateway api.example.com: the balance could not be asked (ConnectTimeout)");
+  assert.equal(balanceText({ mode: "fal" }), "");  // fal direct: no such call, no line
+  assert.equal(balanceText(null), "");
 });
 
 test("live job events update in place and keep the newest first", () => {

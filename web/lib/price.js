@@ -53,3 +53,13 @@ export function capWarning(total, spend) {
     `refused (nothing is uploaded or paid for them). Raise [budget] daily_usd or FAL_DAILY_BUDGET_USD to run ` +
     `them. Queue anyway?`;
 }
+
+// The gateway's credit left, as the backend read it from the gateway's balance call (asked there at most
+// once a minute); nothing for fal direct or fal's proxy, which have no such call.
+export function balanceText(balance) {
+  if (!balance || balance.mode !== "gateway" || !balance.host) return "";
+  if (balance.unlimited) return `Gateway ${balance.host}: unlimited token`;
+  if (balance.usd != null) return `Gateway ${balance.host}: ${usd(balance.usd)} left`;
+  return `Gateway ${balance.host}: ${balance.note && balance.note !== "not offered by this gateway"
+    ? balance.note : "balance not offered by this gateway"}`;
+}

@@ -9,9 +9,11 @@ screen or a log.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, Iterable, Sequence
+
+from .server_words import (BAD_TOKEN, CONTENT_REFUSED, NO_BALANCE, NO_CHANNEL, NOT_ALLOWED, RATE_LIMITED, Words,
+                           advice, fal_detail_text, parse, verdict, words_of)
 
 # Secrets registered here are scrubbed from every FalError message. The
 # configuration registers each key it loads (see config.Secret).
@@ -83,11 +85,15 @@ class InputError(FalError):
 
 
 class HTTPStatusError(FalError):
-    """The server answered with an unexpected HTTP status."""
+    """The server answered with an unexpected HTTP status.
+
+    ``verdict`` (server_words.py) says what a gateway's own answer means; ``refused`` is True when a
+    gateway answered a submit with an error in its own words and named no job: nothing was queued."""
 
     def __init__(self, message: str, *, status: int, request_id: str | None = None,
-                 detail: object = None):
+                 detail: object = None, verdict: str | None = None, refused: bool = False):
         self.status = status
+        self.verdict, self.refused = verdict, refused
         # Kept for callers that inspect it (e.g. "still in progress"); servers may echo a
         # request's headers back, so it is scrubbed like the message.
         self.detail = redact_value(detail)
@@ -114,6 +120,18 @@ class JobUnknownError(HTTPStatusError):
 
 class RateLimitError(HTTPStatusError):
     """429 that outlasted every retry."""
+
+
+class BalanceError(HTTPStatusError):
+    """A gateway said the balance (or the token's quota) is used up."""
+
+
+class NoChannelError(HTTPStatusError):
+    """A gateway has no upstream channel for the endpoint right now (new-api's 503 "无可用渠道")."""
+
+
+class ContentRefusedError(HTTPStatusError):
+    """A gateway refused the prompt or the images for their content (sensitive words, a blocked prompt)."""
 
 
 class SubmitUncertainError(FalError):
@@ -153,11 +171,13 @@ class CancelledError(FalError):
 
     by_user: bool = False
     fal_answer: str | None = None
+    never_started: bool = False  # every status seen had it in the queue: nothing ran, nothing is billed
 
     def __init__(self, message: str, *, request_id: str | None = None, by_user: bool = False,
-                 fal_answer: str | None = None):
+                 fal_answer: str | None = None, never_started: bool = False):
         self.by_user = by_user
         self.fal_answer = fal_answer
+        self.never_started = never_started
         super().__init__(message, request_id=request_id)
 
 
@@ -180,37 +200,57 @@ class OutputGoneError(DownloadError):
 # -- HTTP failures → typed errors (duck-typed on requests.Response, so this module needs no requests) --
 
 def response_detail(resp: Any) -> Any:
-    try:
-        body = resp.json()
-    except ValueError:
-        return resp.text[:500]
+    body, text = parse(resp.content)
+    return _detail_of(body, text)
+
+
+def _detail_of(body: Any, text: str) -> Any:
+    if body is None:
+        return text[:500]
     if isinstance(body, dict) and "detail" in body:
         return body["detail"]
     return body
 
 
-def _detail_text(detail: Any) -> str:
-    if isinstance(detail, list):
-        parts = []
-        for item in detail:
-            if isinstance(item, dict):
-                loc = ".".join(str(x) for x in item.get("loc", []) if x != "body")
-                parts.append(f"{loc}: {item.get('msg', item)}" if loc else str(item.get("msg", item)))
-            else:
-                parts.append(str(item))
-        return "; ".join(parts)
-    if isinstance(detail, (dict,)):
-        return json.dumps(detail)[:500]
-    return str(detail)
+def _said(status: int, words: Words) -> str:
+    """"HTTP 403 (insufficient_user_quota): 用户余额不足" — the status, the body's code, its words."""
+    code = words.code
+    named = f" ({'code ' + code if code.isdigit() else code})" if code and code != str(status) else ""
+    return f"HTTP {status}{named}" + (f": {words.message}" if words.message else "")
 
 
-def error_for_response(resp: Any, what: str, request_id: str | None = None,
-                       key_source: str = "", mode: str = "fal") -> HTTPStatusError | StartDeadlineError:
-    """Turn an unsuccessful response into the typed error a user can act on."""
+def gateway_error(what: str, status: int, words: Words, request_id: str | None = None, key_source: str = "",
+                  host: str = "", submit: bool = False, detail: object = None,
+                  endpoint: str = "") -> HTTPStatusError:
+    """A gateway's answer in its own words, with the verdict's advice. A submit answered with an error
+    the gateway wrote itself (or a 4xx of any kind), naming no job, was refused: nothing was queued
+    (``refused``). Only an answer in nobody's words (a front server's page, an empty or plain-text 5xx)
+    leaves open whether it got through."""
+    name = verdict(status, words)
+    refused = submit and name is not None and not request_id
+    said = _said(status, words)
+    if refused:
+        head = f"{what}: the gateway {host} refused the edit: nothing was queued. It answered {said}."
+    elif name is None:
+        page = " (a page of its front server)" if words.page else ""
+        head = f"{what}: the gateway {host} answered {said}{page}, with no error of its own."
+    else:
+        head = f"{what}: the gateway {host} answered {said}."
+    kind = {BAD_TOKEN: AuthError, NOT_ALLOWED: AuthError, NO_BALANCE: BalanceError, RATE_LIMITED: RateLimitError,
+            NO_CHANNEL: NoChannelError, CONTENT_REFUSED: ContentRefusedError}.get(name or "", HTTPStatusError)
+    message = f"{head} {advice(name, host, key_source, endpoint)}" if name else head
+    return kind(message, status=status, request_id=request_id, detail=detail, verdict=name, refused=refused)
+
+
+def error_for_response(resp: Any, what: str, request_id: str | None = None, key_source: str = "",
+                       mode: str = "fal", host: str = "", submit: bool = False) -> HTTPStatusError | StartDeadlineError:
+    """Turn an unsuccessful response into the typed error a user can act on. Through a gateway, its
+    own words and the verdict on them (server_words.py); fal's (direct or by its proxy) as fal says."""
     status = resp.status_code
     request_id = request_id or resp.headers.get("x-fal-request-id")
-    detail = response_detail(resp)
-    text = _detail_text(detail)
+    body, raw_text = parse(resp.content)
+    detail = _detail_of(body, raw_text)
+    text = fal_detail_text(detail)
     if status == 504 and resp.headers.get(REQUEST_TIMEOUT_TYPE_HEADER):  # its presence, as fal-client reads it
         return StartDeadlineError(
             f"{what}: fal dropped the job before it started; nothing ran and nothing is billed. Its start "
@@ -218,6 +258,8 @@ def error_for_response(resp: Any, what: str, request_id: str | None = None,
             f"{REQUEST_TIMEOUT_TYPE_HEADER}: {resp.headers.get(REQUEST_TIMEOUT_TYPE_HEADER)}). Run it again "
             "when fal's queue is shorter, or raise start_timeout (0: no deadline).",
             request_id=request_id, error_type="start_deadline")
+    if mode == "gateway" and status != 422:  # fal's own validation answer, relayed, names its fields
+        return gateway_error(what, status, words_of(body, raw_text), request_id, key_source, host, submit, detail)
     if status in (401, 403) and mode == "proxy":
         sent = f"the token from {key_source}" if key_source else "no token"
         return AuthError(f"{what}: the proxy (or fal behind it) refused the call with HTTP {status}; this client "

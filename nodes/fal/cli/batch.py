@@ -5,7 +5,7 @@
 
 The command's other options (--model, --seed, --steps …) are every line's defaults; a line's own
 fields win. Exit codes: 0 every item done; 1 some failed, were skipped as failed, or were not
-started (cap); 2 nothing was submitted (a bad line, the cap, a busy folder); 130 Ctrl-C.
+started (cap); 2 nothing was submitted (a bad line, the cap or a gateway's balance, a busy folder); 130 Ctrl-C.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from ..models.qwen import QwenEditRequest
 from ..queue.client import WaitSettings
 from ..runner.batch import run_batch
 from ..runner.manifest import ManifestError, folder_lines, read_manifest
-from ..runner.plan import BatchOverCapError
+from ..runner.plan import BatchOverBalanceError, BatchOverCapError
 from ..runner.results import FolderBusyError
 from ..runner.scheduler import RunSettings
 from ..runner.sources import URL_PREFIXES
@@ -106,7 +106,7 @@ def run_batch_command(args: argparse.Namespace, base: QwenEditRequest, environ: 
                                wait_settings=WaitSettings(use_sse=not args.no_stream)) as client:
             summary = run_batch(client, lines, base, spec, args.out, settings, should_cancel=cancel.is_set,
                                 retry_failed=args.retry_failed, what=what)
-    except (ManifestError, BatchOverCapError, FolderBusyError) as exc:
+    except (ManifestError, BatchOverCapError, BatchOverBalanceError, FolderBusyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -5,6 +5,7 @@
   of a made-up request id. 401/403 means refused; a 404 for the made-up request
   means the server got past the key and looked for the request. Which host
   answered is said: fal's backup host when ``queue.fal.run`` could not be reached;
+* through a gateway, its balance, where it answers a balance call (platform/balance.py);
 * whether storage uploads work, where the mode uploads: a 1×1 PNG (67 bytes).
 
 Nothing here costs anything: no job is submitted.
@@ -22,6 +23,7 @@ from ..base.errors import AuthError, FalError, HTTPStatusError, TransportError
 from ..media.images import encode_png
 from ..queue.client import QueueClient
 from ..media.storage import Uploader
+from ..platform.balance import GatewayBalance
 from ..wire.transport import RetryPolicy, Transport
 from ..queue.way_memory import WayMemory
 
@@ -66,6 +68,8 @@ def check_key(queue: QueueClient, endpoint: str) -> Check:
             answered.add(urlsplit(resp.url).netloc)
             resp.close()
         except AuthError as exc:
+            if exc.verdict:  # a gateway's answer in its own words, with what to do about it
+                return Check("key", False, str(exc))
             return Check("key", False, f"{host} refused it with HTTP {exc.status}: check the key "
                                        f"({queue.config.key_source or 'none sent'}) and the mode")
         except TransportError as exc:
@@ -80,6 +84,18 @@ def check_key(queue: QueueClient, endpoint: str) -> Check:
         return Check("key", True, f"accepted by {host} (a made-up request id gets {told}: "
                                   "the server looked for the request)")
     return Check("key", True, f"not refused by {host} ({told})")
+
+
+def check_balance(balance: GatewayBalance) -> Check | None:
+    """A gateway's credit left, where it answers a balance call (None for fal direct and the proxy).
+    A known empty balance fails the check: every edit would be refused."""
+    found = balance.current()
+    if found is None:
+        return None
+    if not found.known:
+        return Check("balance", None, found.text())
+    return Check("balance", found.unlimited or found.usd > 0, found.text() + ("" if found.unlimited or found.usd > 0
+                 else ": top it up in the gateway's console"))
 
 
 def check_storage(uploader: Uploader) -> Check:
@@ -110,6 +126,9 @@ def run_checks(config: FalConfig, endpoint: str, ways: WayMemory | None = None,
         if remembered:
             checks.append(Check("waiting", None, f"by {remembered} (learned from an earlier job)"))
         checks.append(check_key(queue, endpoint))
+        balance = check_balance(GatewayBalance(config, transport))
+        if balance is not None:
+            checks.append(balance)
         checks.append(check_storage(Uploader(transport)))
         return checks
     finally:

@@ -218,7 +218,7 @@ def _config(args: argparse.Namespace, environ: dict[str, str]):
     return load_config(mode=mode, base_url=args.gateway or args.proxy,
                        key_env=None if args.demo else args.key_env, upload="auto" if args.demo else None,
                        upload_expiry=args.upload_expiry, keep_on_fal="off" if args.no_store else None,
-                       environ=environ)
+                       environ=environ, from_user=True)  # the options typed here are this machine's own words
 
 
 def check(args: argparse.Namespace) -> int:

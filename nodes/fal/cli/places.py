@@ -7,7 +7,7 @@ from typing import Mapping
 
 from ..base.errors import FalError
 from ..wire.config import config_file_candidates, key_status, state_dir, writable_config_file
-from ..wire.saved_keys import saved_keys_path
+from ..wire.trusted.saved_keys import saved_keys_path
 
 
 def where_things_live(environ: Mapping[str, str]) -> list[str]:

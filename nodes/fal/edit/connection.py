@@ -9,7 +9,6 @@ cache.
 
 from __future__ import annotations
 
-import re
 import threading
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from ..state.budget import Budget
 from ..wire.config import FalConfig, budget_cap, cache_limit_bytes, load_config, state_dir
+from ..wire.trusted.host_trust import ENV_NAME
 from ..base.errors import ConfigError
 from ..state.journal import Journal
 from ..state.history import JobHistory
@@ -24,8 +24,6 @@ from .job_records import connection_of
 from .pipeline import FalEditClient
 from ..state.result_cache import ResultCache
 from ..queue.way_memory import WayMemory
-
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -40,14 +38,21 @@ class ConnectionSettings:
     def __post_init__(self):
         key_env = self.key_env.strip()
         if key_env and not ENV_NAME.match(key_env):
-            # Someone pasted a key where a variable name belongs: refuse, and do not echo it.
+            # Someone pasted a key where a variable name belongs: refuse, and do not echo it. (A name
+            # that merely looks like a key is judged by load_config, which knows allowed_key_envs.)
             raise ConfigError("key_env takes the NAME of an environment variable (like FAL_KEY), not a key. "
                               "Clear that field, and put the key in the environment or config.ini.")
         if self.base_url and ("@" in self.base_url.split("//", 1)[-1].split("/", 1)[0]):
             raise ConfigError("base_url must not contain credentials (user:password@); "
                               "put the token in the environment or config.ini.")
+        if self.base_url and ("?" in self.base_url or "#" in self.base_url):
+            # A token in a query string would travel with the workflow: refused, not echoed.
+            raise ConfigError("base_url must not carry a query string (?…) or fragment (#…): a token there "
+                              "would be saved in the workflow. Put the token in the environment or config.ini.")
 
     def load(self) -> FalConfig:
+        """The config these settings name; base_url and key_env are judged as a shared workflow's
+        (load_config's default): only hosts and variables this machine trusts."""
         return load_config(mode=None if self.mode in ("", "auto") else self.mode,
                            base_url=self.base_url.strip() or None,
                            key_env=self.key_env.strip() or None,

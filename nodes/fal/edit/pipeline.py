@@ -40,6 +40,7 @@ from ..models.qwen import QwenEditRequest, QwenEditResult
 from ..queue.client import ProgressCallback, QueueClient, RequestHandle, WaitSettings
 from ..state.result_cache import ResultCache, kept_key
 from ..media.storage import Uploader
+from ..platform.balance import GatewayBalance
 from ..platform.client import PlatformClient
 from ..platform.submit_search import SubmitSearch
 from ..wire.guards import check_priority, check_start_timeout
@@ -104,6 +105,7 @@ class FalEditClient(Uploads, Submits):
         self.platform = PlatformClient(config, self.transport)
         self.records = JobRecords.build(self.platform, self.queue, history, prices_path, connection)
         self.submit_search = SubmitSearch(self.platform)
+        self.balance = GatewayBalance(config, self.transport)  # a gateway's credit left; never asked by an edit
 
     def close(self) -> None:
         self.transport.close()
@@ -206,8 +208,8 @@ class FalEditClient(Uploads, Submits):
                 edit.phases["wait"] = time.monotonic() - mark
                 break
         except FalError as exc:
-            if isinstance(exc, StartDeadlineError) and edit.charge is not None:
-                edit.charge.never_billed()  # fal dropped it before it started
+            if edit.charge is not None and (isinstance(exc, StartDeadlineError) or getattr(exc, "never_started", False)):
+                edit.charge.never_billed()  # dropped at its start deadline, or cancelled still queued: never ran
             self.records.ended_badly(edit.handle, exc)
             raise
         finally:

@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from ..base.errors import FalError, HTTPStatusError, SubmitUncertainError
+from ..base.server_words import where_billed
 from ..platform.submit_search import SubmitSearch, fingerprint
 from ..queue.client import QueueClient, RequestHandle
 from ..state.journal import Journal, JournalEntry
@@ -27,7 +28,7 @@ from ..wire.guards import check_start_timeout, start_deadline, submit_headers
 log = logging.getLogger("fal_qwen_edit")
 
 FORCE_HINT = "To submit this edit again anyway, turn on force_new_job (--fresh on the CLI)."
-MAY_BE_BILLED = "The job may have been accepted and billed: check your fal dashboard."
+MAY_BE_BILLED = "The job may have been accepted and billed: check {where}."
 
 
 class Submits:
@@ -54,9 +55,10 @@ class Submits:
                             exc.request_id)
                 handle = self.queue.handle_for(endpoint, exc.request_id)
             elif may_have_been_taken(exc):
-                return self._lost_in_this_run(edit, sent, f"{exc} {MAY_BE_BILLED}", exc.request_id)
+                return self._lost_in_this_run(edit, sent, f"{exc} {self._may_be_billed()}", exc.request_id)
             else:
-                self.journal.finish(edit.journal_key)  # refused (4xx, ingress 503): certainly not accepted
+                # refused (4xx, ingress 503, a gateway's own error naming no job): certainly not accepted
+                self.journal.finish(edit.journal_key)
                 raise
         except FalError:
             self.journal.finish(edit.journal_key)  # never connected, or cancelled / timed out before sending
@@ -96,7 +98,10 @@ class Submits:
     def lost_submit_cause(self, entry: JournalEntry) -> str:
         sent = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.submitted_at))
         return (f"An earlier submit of this exact edit ({sent}) was sent but fal's answer never arrived, so it "
-                "may be running and billed: check your fal dashboard.")
+                f"may be running and billed: check {where_billed(self.config.mode, self.config.queue_base)}.")
+
+    def _may_be_billed(self) -> str:
+        return MAY_BE_BILLED.format(where=where_billed(self.config.mode, self.config.queue_base))
 
     def _submit(self, edit: Any, arguments: dict[str, Any]) -> RequestHandle:
         edit.waiter.check()  # last chance to cancel for free
@@ -115,9 +120,12 @@ class Submits:
 
 def may_have_been_taken(exc: BaseException) -> bool:
     """Whether a failed submit may still have created a (paid) job: an uncertain answer, a 5xx
-    other than the ingress's 503, or anything that is not one of our errors (Ctrl-C, a crash)."""
+    other than the ingress's 503, or anything that is not one of our errors (Ctrl-C, a crash). A gateway's
+    error in its own words that names no job (``refused``) was a refusal: nothing was queued."""
     if isinstance(exc, SubmitUncertainError):
         return True
     if isinstance(exc, HTTPStatusError):
+        if exc.refused:
+            return False
         return exc.status >= 500 and (exc.status != 503 or bool(exc.request_id))
     return not isinstance(exc, FalError)

@@ -3,6 +3,11 @@
 Output URLs live on fal's CDN; the key is never sent there (Transport only
 attaches it to the configured hosts). ``sync_mode`` results carry data URIs,
 decoded in place.
+
+Every URL here was named by a workflow (Load Image from URL) or by a server's answer, so each
+is judged by wire/address_guard.py: no loopback, private, link-local or cloud metadata address
+unless this machine allows it, checked on the resolved address and again on every redirect,
+which is followed here one hop at a time (at most ``MAX_REDIRECTS``).
 """
 
 from __future__ import annotations
@@ -11,17 +16,20 @@ import base64
 import binascii
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import numpy as np
 import requests
 
 from ..base.errors import DownloadError, HTTPStatusError, ImageDecodeError, OutputGoneError, TransportError
 from .images import MAX_PIXELS, decode_pixels
+from ..wire.trusted.address_guard import AddressGuard, download_guard
 from ..wire.transport import Transport
 from ..base.waiting import Waiter
 
 MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024
+MAX_REDIRECTS = 5
+REDIRECTS = (301, 302, 303, 307, 308)
 
 
 def describe(url: str) -> str:
@@ -34,16 +42,17 @@ def describe(url: str) -> str:
 
 
 def fetch_bytes(transport: Transport, url: str, *, waiter: Waiter | None = None,
-                max_bytes: int = MAX_DOWNLOAD_BYTES, request_id: str | None = None) -> bytes:
+                max_bytes: int = MAX_DOWNLOAD_BYTES, request_id: str | None = None,
+                guard: AddressGuard | None = None) -> bytes:
+    """The bytes at ``url``; ``guard``: the batch's address guard (one is made for this URL if None)."""
     if url.startswith("data:"):
         return _data_uri_bytes(url, max_bytes)
-    if urlsplit(url).scheme not in ("http", "https"):
-        raise DownloadError(f"Refusing to fetch {describe(url)}: only http(s) and data: URLs are allowed.",
-                            request_id=request_id)
+    _check_scheme(url, request_id)
     waiter = waiter or Waiter()
+    guard = guard or download_guard(transport.config)
     for attempt in range(3):
         try:
-            return _fetch_once(transport, url, waiter, max_bytes, request_id)
+            return _fetch_once(transport, url, waiter, max_bytes, request_id, guard)
         except _Truncated:
             if attempt == 2:
                 raise DownloadError(f"Download of {describe(url)} broke off three times.",
@@ -56,11 +65,40 @@ class _Truncated(Exception):
     pass
 
 
+def _check_scheme(url: str, request_id: str | None) -> None:
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise DownloadError(f"Refusing to fetch {describe(url)}: only http(s) and data: URLs are allowed.",
+                            request_id=request_id)
+
+
+def _get(transport: Transport, url: str, waiter: Waiter, request_id: str | None,
+         guard: AddressGuard):
+    """The final answer for ``url``, its redirects followed by hand: each hop's scheme and address
+    judged before it is sent (requests would follow them unjudged)."""
+    for _ in range(MAX_REDIRECTS + 1):
+        try:
+            guard.check(url)
+            resp = transport.request("GET", url, what=f"Download of {describe(url)}", waiter=waiter,
+                                     request_id=request_id, ok=(200, *REDIRECTS), stream=True,
+                                     allow_redirects=False, guard=guard)
+        except DownloadError as exc:  # refused by the guard (before sending, or at the connection)
+            raise DownloadError(str(exc), request_id=request_id) from None  # with the job it belongs to
+        if resp.status_code not in REDIRECTS:
+            return url, resp
+        location = resp.headers.get("Location", "")
+        resp.close()
+        if not location:
+            raise DownloadError(f"Download of {describe(url)}: HTTP {resp.status_code} without a Location.",
+                                request_id=request_id)
+        url = urljoin(url, location)
+        _check_scheme(url, request_id)
+    raise DownloadError(f"Download of {describe(url)}: more than {MAX_REDIRECTS} redirects.", request_id=request_id)
+
+
 def _fetch_once(transport: Transport, url: str, waiter: Waiter, max_bytes: int,
-                request_id: str | None) -> bytes:
+                request_id: str | None, guard: AddressGuard) -> bytes:
     try:
-        resp = transport.request("GET", url, what=f"Download of {describe(url)}", waiter=waiter,
-                                 request_id=request_id, ok=(200,), stream=True)
+        url, resp = _get(transport, url, waiter, request_id, guard)
     except HTTPStatusError as exc:
         if exc.status in (403, 404, 410):
             raise OutputGoneError(f"Download of {describe(url)} failed with HTTP {exc.status}: the output URL "
@@ -106,7 +144,9 @@ def download_all(transport: Transport, urls: Sequence[str], *, waiter: Waiter | 
                  request_id: str | None = None, max_workers: int = 4) -> list[bytes]:
     """Fetch every URL concurrently; results keep the input order."""
     waiter = waiter or Waiter()
-    return _each(urls, lambda url: fetch_bytes(transport, url, waiter=waiter, request_id=request_id), max_workers)
+    guard = download_guard(transport.config)  # this machine's settings read once for the batch
+    return _each(urls, lambda url: fetch_bytes(transport, url, waiter=waiter, request_id=request_id, guard=guard),
+                 max_workers)
 
 
 def download_decoded(transport: Transport, urls: Sequence[str], *, waiter: Waiter | None = None,
@@ -114,9 +154,10 @@ def download_decoded(transport: Transport, urls: Sequence[str], *, waiter: Waite
     """Fetch and decode every URL: each one is decoded as soon as it is in, while the others still
     download (on a thin downlink the last bytes, not the decoding, end the wait)."""
     waiter = waiter or Waiter()
+    guard = download_guard(transport.config)
 
     def one(url: str) -> tuple[bytes, np.ndarray]:
-        blob = fetch_bytes(transport, url, waiter=waiter, request_id=request_id)
+        blob = fetch_bytes(transport, url, waiter=waiter, request_id=request_id, guard=guard)
         return blob, decode_all([blob], [url], request_id=request_id)[0]
 
     pairs = _each(urls, one, max_workers)

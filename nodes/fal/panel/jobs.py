@@ -1,4 +1,4 @@
-"""The jobs as the fal panel (and any script) reads them: list, one job, cancel, fetch, spend.
+"""The jobs as the fal panel (and any script) reads them: list, one job, cancel, fetch, spend, a gateway's balance.
 
 The routes (nodes/routes.py) are thin over this. Nothing here submits a job: Fetch reads a finished
 job's result by its request id (no cost), Cancel sends fal's cancel. A request id is checked to be a
@@ -177,6 +177,13 @@ class JobsPanel:
         client = self.clients(job.get("connection"))
         client.result_by_id(request_id, endpoint=endpoint, keep=True, timeout=60.0)  # no job, no cost
         return {**self.job(request_id), "message": "Fetched from fal by request id: no new job, no cost."}
+
+    def balance(self) -> dict[str, Any]:
+        """The default connection's gateway balance (platform/balance.py: asked at most once a minute);
+        for fal direct and the proxy only the mode, and the panel shows no balance line."""
+        client = self.clients(None)
+        found = client.balance.current()
+        return {"mode": client.config.mode, **(found.to_json() if found is not None else {})}
 
     def spend(self) -> dict[str, Any]:
         budget = self.clients(None).budget

@@ -24,7 +24,8 @@ import requests
 
 from ..wire.config import FalConfig
 from ..base.errors import (CancelledError, FalError, HTTPStatusError, JobFailedError, JobUnknownError,
-                     StartDeadlineError, SubmitUncertainError, ValidationError)
+                     StartDeadlineError, SubmitUncertainError, ValidationError, gateway_error)
+from ..base.server_words import is_error_body, where_billed, words_of
 from .job_state import CANCELLED, DONE, FAILED, JobState, from_result, from_result_refusal, is_status_body
 from ..wire.routing import through_base
 from ..wire.transport import Transport, json_body
@@ -114,6 +115,11 @@ class QueueClient:
         header_id = resp.headers.get("x-fal-request-id")
         try:
             data = json.loads(resp.content)
+            if self.config.mode == "gateway" and not header_id and is_error_body(data):
+                # An error in the gateway's words at HTTP 200 ({"code": 402, "msg": "余额不足…"}), naming
+                # no job: a refusal, not a lost answer (a "request_id" beside it is the gateway's log id).
+                raise gateway_error(what, resp.status_code, words_of(data, ""), None, self.config.key_source,
+                                    self.transport.host(), submit=True, detail=data, endpoint=endpoint)
             request_id = data["request_id"]
         except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
             if header_id:
@@ -122,7 +128,8 @@ class QueueClient:
                 return self.handle_for(endpoint, header_id)
             raise SubmitUncertainError(
                 f"{what}: the server accepted the submit but its reply was unreadable; the job may be "
-                "running and billed. Check your fal dashboard before running it again.") from None
+                f"running and billed. Check {where_billed(self.config.mode, self.config.queue_base)} before "
+                "running it again.") from None
         finally:
             resp.close()
         fallback = self.handle_for(endpoint, request_id)
@@ -265,8 +272,8 @@ class QueueClient:
         fal dropped at its start deadline raises StartDeadlineError.
         """
         waiter = Waiter(should_cancel, timeout)
-        job = JobWait(self, handle, waiter, Reporter(handle, waiter, on_progress), self.ways,
-                      self.way_key(handle.endpoint))
+        reporter = Reporter(handle, waiter, on_progress)
+        job = JobWait(self, handle, waiter, reporter, self.ways, self.way_key(handle.endpoint))
         try:
             state = job.until_over()
             if state.phase == FAILED and state.status:
@@ -275,7 +282,8 @@ class QueueClient:
             return state.outputs if state.outputs is not None else self.result(handle, waiter=waiter)
         except CancelledError as exc:
             if not waiter.cancelled():
-                raise  # cancelled on fal's side: by_user stays False
+                exc.never_started = reporter.never_started()  # cancelled on fal's side (the panel, elsewhere)
+                raise  # by_user stays False
             if not cancel_job:
                 raise CancelledError("Stopped waiting; the job was left running on fal.",
                                      request_id=handle.request_id, by_user=True) from exc
@@ -291,8 +299,21 @@ class QueueClient:
                                      "end and be billed. Its result stays fetchable by its request id, and "
                                      "running the same edit again fetches it without a new job.",
                                      request_id=handle.request_id, by_user=True, fal_answer=answer) from exc
+            if answer == CANCEL_REQUESTED and reporter.never_started():
+                # fal removes a queued job that is cancelled, unrun and unbilled (fal's queue docs).
+                raise CancelledError(
+                    f"Cancelled by the user while the job was still in fal's queue; fal answered {answer}: it "
+                    f"never started, so nothing ran and fal bills nothing{self._submit_billing_note()}.",
+                    request_id=handle.request_id, by_user=True, fal_answer=answer, never_started=True) from exc
             raise CancelledError(f"Cancelled by the user; fal answered {answer} to the cancel request.",
                                  request_id=handle.request_id, by_user=True, fal_answer=answer) from exc
+
+    def _submit_billing_note(self) -> str:
+        """A gateway may bill a request when it is submitted, whatever fal does with it: said, not guessed."""
+        if self.config.mode != "gateway":
+            return ""
+        return (" (the gateway may have billed the submit regardless: "
+                f"{where_billed(self.config.mode, self.config.queue_base)} says)")
 
     def _unless_dropped(self, handle: RequestHandle, waiter: Waiter) -> None:
         """A status that calls the job failed may mean fal dropped it at its start deadline; only the

@@ -104,5 +104,5 @@ def from_result_refusal(code: int, detail: Any) -> JobState | None:
 
 def text(detail: Any) -> str:
     if isinstance(detail, (dict, list)):
-        return json.dumps(detail)[:500]
+        return json.dumps(detail, ensure_ascii=False)[:500]  # a server's words as written, not \uXXXX escapes
     return str(detail)

@@ -23,7 +23,7 @@ from typing import Any, Callable, Optional
 
 import requests
 
-from .job_state import JobState, from_status
+from .job_state import CANCELLED, QUEUED, JobState, from_status
 from ..wire.sse import EventStream
 from .way_memory import WAYS, WayMemory
 from ..base.waiting import CHECK_INTERVAL, Waiter
@@ -63,8 +63,15 @@ class Reporter:
         self.handle, self.waiter, self.callback = handle, waiter, callback
         self.seen: set[tuple] = set()
         self.last: tuple | None = None
+        self.phases: set[str] = set()  # every phase an answer showed: was the job ever more than queued?
+
+    def never_started(self) -> bool:
+        """Every answer had the job waiting in the queue (or cancelled): it never ran. A result-only
+        gateway's "still in progress" reads as running, so such a job never counts as unstarted."""
+        return QUEUED in self.phases and self.phases <= {QUEUED, CANCELLED}
 
     def report(self, state: JobState, via: str) -> None:
+        self.phases.add(state.phase)
         new_logs = []
         for entry in state.status.get("logs") or []:
             if isinstance(entry, dict):

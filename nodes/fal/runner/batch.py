@@ -18,14 +18,17 @@ from ..media.inputs import check_modes
 from ..models.endpoints import EndpointSpec
 from ..models.qwen import QwenEditRequest
 from .manifest import Line
-from .plan import Plan, build_items, check_cap, make_plan
+from ..base.server_words import where_billed
+from ..platform.balance import Balance
+from .plan import Plan, build_items, check_balance, check_cap, make_plan
 from .progress import Display, Tally
 from .results import DONE, ResultsFile
 from .scheduler import EndHook, RunSettings, Scheduler
 
 # fal's queue answers a result with X-Fal-Billable-Units; a gateway or an older job may not say.
 BILLED_HOW = "fal's billable units × its unit price"
-NOT_BILLED_NOTE = "billed: not reported for these jobs; your fal dashboard (or its billing events) has it"
+NOT_BILLED_NOTE = "billed: not reported for these jobs; {where} has it"
+FAL_BILLING = "your fal dashboard (or its billing events)"
 
 
 @dataclass
@@ -40,8 +43,9 @@ class BatchSummary:
     cost_usd_batch: float  # estimate of every finished item's job, whichever run submitted it
     billed_usd: float | None  # of the finished items' jobs whose billed units fal reported
     billed_jobs: int          # how many jobs that sum covers
-    stopped: str | None    # "cap", "auth", "cancelled" or None
+    stopped: str | None    # "cap", "auth", "balance", "cancelled" or None
     results: str
+    billed_where: str = FAL_BILLING  # where the billed figures live (a gateway's usage log)
 
     @property
     def complete(self) -> bool:
@@ -58,7 +62,7 @@ class BatchSummary:
             parts.append(f"not started {self.not_started}")
         jobs = f"{self.billed_jobs} job{'s' if self.billed_jobs != 1 else ''}"
         billed = f"billed ${self.billed_usd:.4f} for {jobs} of them ({BILLED_HOW})" \
-            if self.billed_usd is not None else NOT_BILLED_NOTE
+            if self.billed_usd is not None else NOT_BILLED_NOTE.format(where=self.billed_where)
         lines = [", ".join(parts),
                  f"cost: about ${self.cost_usd_run:.2f} for this run's new jobs, ${self.cost_usd_batch:.2f} for "
                  f"all finished items (estimates); {billed}",
@@ -80,9 +84,11 @@ def run_batch(client: FalEditClient, lines: list[Line], base: QwenEditRequest, s
     with ResultsFile(folder) as results:
         plan = make_plan(items, results.latest(), retry_failed)
         check_cap(plan, client.budget)
+        balance = client.balance.current() if plan.new_jobs() else None  # a gateway's; cached a minute
+        check_balance(plan, balance)
         tally = Tally(total=len(plan.to_run))
         display = Display.for_stream(tally, stream)
-        display.note(_opening(plan, spec, settings, results))
+        display.note(_opening(plan, spec, settings, results, balance))
         scheduler = Scheduler(client, spec, settings, results, display, tally, should_cancel, on_end)
         try:
             scheduler.run(plan.to_run)
@@ -100,10 +106,13 @@ def run_batch(client: FalEditClient, lines: list[Line], base: QwenEditRequest, s
                 billed[job] = float(record["billed_usd"])
     return BatchSummary(tally.done, len(plan.done_before), tally.failed, len(plan.failed_before), tally.cancelled,
                         tally.total - tally.ended, tally.cost_usd, round(sum(finished.values()), 4),
-                        round(sum(billed.values()), 4) if billed else None, len(billed), stopped, str(results.path))
+                        round(sum(billed.values()), 4) if billed else None, len(billed), stopped, str(results.path),
+                        where_billed(client.config.mode, client.config.queue_base)
+                        if client.config.mode == "gateway" else FAL_BILLING)
 
 
-def _opening(plan: Plan, spec: EndpointSpec, settings: RunSettings, results: ResultsFile) -> str:
+def _opening(plan: Plan, spec: EndpointSpec, settings: RunSettings, results: ResultsFile,
+             balance: Balance | None = None) -> str:
     parts = [f"batch: {len(plan.items)} items on {spec.name}"]
     if plan.done_before:
         parts.append(f"{len(plan.done_before)} done earlier (skipped)")
@@ -113,4 +122,6 @@ def _opening(plan: Plan, spec: EndpointSpec, settings: RunSettings, results: Res
         parts.append(f"{len(plan.resuming)} submitted earlier (resumed, no new job)")
     parts.append(f"{len(plan.new_jobs())} to submit, about ${plan.cost():.2f} (estimate)")
     parts.append(f"{max(1, settings.concurrency)} at a time")
+    if balance is not None:
+        parts.append(f"gateway balance: {balance.text()}")
     return ", ".join(parts) + f"; results: {results.path}"

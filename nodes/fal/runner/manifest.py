@@ -3,9 +3,10 @@
 JSON Lines: one object per line with ``images`` (a list of paths relative to the
 manifest, or http(s)/data URLs), ``prompt``, an optional ``name`` for the output
 files, and any endpoint field by its fal name (``seed``, ``image_size``,
-``loras`` …). CSV: a header row with the same columns, ``images`` separated by
-``;``, ``loras`` as ``URL[:SCALE]`` separated by ``;``, ``image_size`` as a
-preset or ``WIDTHxHEIGHT``; an empty cell leaves the field unset. Blank lines
+``loras`` …); never connection settings (``CONNECTION_KEYS``). CSV: a header
+row with the same columns, ``images`` separated by ``;``, ``loras`` as
+``URL[:SCALE]`` separated by ``;``, ``image_size`` as a preset or
+``WIDTHxHEIGHT``; an empty cell leaves the field unset. Blank lines
 (and, in JSON Lines, lines starting with ``#``) are skipped. A folder
 (``--each DIR``) gives one line per image file in it, in name order.
 
@@ -30,6 +31,10 @@ from ..base.errors import InputError, redact
 # The endpoint fields a line may set, by their fal names (models/qwen.py's QwenEditRequest attributes).
 FIELDS = ("prompt", "negative_prompt", "image_size", "num_inference_steps", "guidance_scale", "num_images",
           "seed", "enable_safety_checker", "output_format", "sync_mode", "acceleration", "loras")
+# A manifest may be someone else's file: where the key goes and which variable holds it are this
+# machine's choice (--gateway, --proxy, --key-env, the environment, config.ini), never a line's.
+CONNECTION_KEYS = ("mode", "base_url", "gateway", "proxy", "proxy_url", "url", "key_env", "key", "token",
+                   "connection", "upload", "endpoint_url", "host")
 INTEGERS = ("num_inference_steps", "num_images", "seed")
 BOOLEANS = ("enable_safety_checker", "sync_mode")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
@@ -166,6 +171,10 @@ def _fill(line: Line, data: dict[str, Any], typed: bool) -> None:
         else:
             line.name = name.strip()
     for key, value in data.items():
+        if key in CONNECTION_KEYS:
+            line.problems.append(f"{key}: a manifest line cannot choose the connection or its key; use "
+                                 "--gateway, --proxy or --key-env, or the environment or config.ini of this machine")
+            continue
         if key not in FIELDS:
             line.problems.append(f"{key}: not a field of the edit; use images, name, or one of {', '.join(FIELDS)}")
             continue

@@ -1,6 +1,6 @@
 """From lines to a plan: every line made an ``Item`` (its request, images, identity and estimate)
 and checked, then what this run does with it (run, skip as done, skip as failed) and whether the
-daily cap allows it.
+daily cap, and a gateway's balance, allow it.
 
 An item's identity (``key``) is the endpoint, every field it sends, its images as
 the manifest wrote them, and how inputs are prepared (input_resize, upload
@@ -21,6 +21,7 @@ from ..models.endpoints import EndpointSpec
 from ..models.pricing import Estimate
 from ..models.qwen import Lora, QwenEditRequest, parse_lora
 from ..media.inputs import estimate_run
+from ..platform.balance import TOKEN_USAGE, Balance
 from ..state.budget import RAISE_HINT, Budget, BudgetError
 from .manifest import Line, ManifestError, name_lines
 from .results import DONE, FAILED, RUNNING
@@ -64,6 +65,10 @@ class Plan:
 
 class BatchOverCapError(BudgetError):
     """The batch's estimate is above what the daily cap has left; nothing was started."""
+
+
+class BatchOverBalanceError(BudgetError):
+    """The batch's estimate is above the balance the gateway reports; nothing was started."""
 
 
 def build_items(lines: list[Line], base: QwenEditRequest, spec: EndpointSpec, resize: str,
@@ -151,6 +156,25 @@ def check_cap(plan: Plan, budget: Budget) -> None:
         f"${left:.2f} of your ${budget.cap_usd:.2f} daily cap is left (${spent:.2f} spent in the last 24 h): "
         f"{'only the first ' + str(fit) if fit else 'none'} of them fit. Nothing was uploaded or submitted. "
         f"{RAISE_HINT}")
+
+
+def check_balance(plan: Plan, balance: Balance | None) -> None:
+    """Refuse, before anything is uploaded, a batch whose new jobs cost more than the gateway says is left
+    (its balance calls, platform/balance.py): every job past it would be refused one by one."""
+    if balance is None or balance.usd is None or balance.unlimited or balance.source == TOKEN_USAGE:
+        # fal direct, no balance call, an unlimited token, or new-api's raw quota whose dollar rate is only
+        # assumed (the default 500,000): shown in the plan, but no reason to refuse a batch on a guess
+        return
+    total = plan.cost()
+    if total <= balance.usd + 1e-9:
+        return
+    fit = items_within([item.estimate.usd for item in plan.new_jobs()], balance.usd)
+    raise BatchOverBalanceError(
+        f"Gateway balance: the {len(plan.new_jobs())} new jobs of this batch cost about ${total:.2f} at fal's "
+        f"prices, and {balance.host} says ${balance.usd:.2f} is left: "
+        f"{'only the first ' + str(fit) if fit else 'none'} of them fit. Nothing was uploaded or submitted. Top up "
+        f"the balance in the gateway's console at {balance.host} (its prices may differ from fal's; its usage "
+        "log says what an edit costs there).")
 
 
 def items_within(costs: Sequence[float], left: float) -> int:

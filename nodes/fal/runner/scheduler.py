@@ -31,7 +31,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..base.errors import AuthError, CancelledError, ConfigError, FalError, SubmitUncertainError
+from ..base.errors import (AuthError, BalanceError, CancelledError, ConfigError, FalError, NoChannelError,
+                           SubmitUncertainError)
 from ..base.waiting import CHECK_INTERVAL
 from ..edit.outcome import EditOutcome
 from ..edit.pipeline import DEFAULT_TIMEOUT, FalEditClient
@@ -73,7 +74,7 @@ class Scheduler:
         self.results, self.display, self.tally = results, display, tally
         self.should_cancel, self.on_end = should_cancel, on_end
         self.loader = InputLoader(spec.reads_area, settings.input_resize)
-        self.stop_reason: str | None = None   # "cap" or "auth"; a Cancel is should_cancel's
+        self.stop_reason: str | None = None   # "cap", "auth", "balance" or "gateway"; a Cancel is should_cancel's
         self.stop_message = ""
         self._lock = threading.Lock()
         self._running: set[str] = set()
@@ -156,6 +157,9 @@ class Scheduler:
                 self._end(item, error=exc, request_id=getattr(exc, "request_id", None) or seen["request_id"])
             if isinstance(exc, (AuthError, ConfigError)):
                 self._stop("auth", f"Stopping: {exc} No more items are submitted.")
+            elif isinstance(exc, (BalanceError, NoChannelError)):  # every next item would get the same answer
+                self._stop("balance" if isinstance(exc, BalanceError) else "gateway",
+                           f"Stopping: {exc} No more items are submitted.")
         except Exception as exc:  # noqa: BLE001 - one item's bug must not stop the others' paid jobs
             log.exception("fal: batch item %s failed unexpectedly", item.line.where)
             if not seen["ended"]:

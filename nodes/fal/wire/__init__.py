@@ -1,1 +1,1 @@
-"""The wire: connection settings and keys, where each call goes (fal, gateway, proxy), TLS trust, pooled sending with retries, the SSE reader. Uses base only."""
+"""The wire: connection settings and keys, which hosts this machine trusts with a key or a download (host_trust, address_guard), where each call goes (fal, gateway, proxy), TLS trust, pooled sending with retries, the SSE reader. Uses base only."""

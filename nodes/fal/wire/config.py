@@ -52,9 +52,10 @@ from urllib.parse import urlsplit
 
 from ..base.errors import ConfigError, FalError, MissingKeyError, register_secret
 from ..base.places import user_config_dirs, user_state_dir
-from .base_urls import check_base_url, is_loopback  # noqa: F401  (is_loopback: also imported from here)
-from .saved_keys import read_saved, saved_keys_path
+from .trusted.base_urls import check_base_url, is_loopback  # noqa: F401  (is_loopback: also imported from here)
+from .trusted.saved_keys import read_saved, saved_keys_path
 from .backup import default_backup, on_origin
+from .trusted.host_trust import key_env_refusal, may_receive, read_trust
 from .routing import origin
 
 FAL_QUEUE_BASE = "https://queue.fal.run"
@@ -260,8 +261,14 @@ def _read_config_file(environ: Mapping[str, str]) -> tuple[configparser.ConfigPa
 
 def load_config(*, mode: str | None = None, base_url: str | None = None,
                 key_env: str | None = None, upload: str | None = None, upload_expiry: str | None = None,
-                keep_on_fal: str | None = None, environ: Mapping[str, str] | None = None) -> FalConfig:
-    """Build a FalConfig from arguments, the environment and the config file."""
+                keep_on_fal: str | None = None, environ: Mapping[str, str] | None = None,
+                from_user: bool = False) -> FalConfig:
+    """Build a FalConfig from arguments, the environment and the config file.
+
+    ``from_user``: ``base_url`` and ``key_env`` are the user's own words on this machine (the CLI's
+    --gateway, --proxy, --key-env). Left False, as for a Connection node, a manifest or a route, they
+    are a shared file's: a base URL must name a host this machine trusts and key_env a FAL_ variable
+    (host_trust.py), checked before any key is read or anything is sent."""
     env = os.environ if environ is None else environ
     parser, file_path = _read_config_file(env)
 
@@ -269,6 +276,13 @@ def load_config(*, mode: str | None = None, base_url: str | None = None,
         return parser.get(section, option, fallback="").strip()
 
     saved = read_saved(env)  # keys pasted into ComfyUI (saved_keys.py): the environment and the file win
+    if not from_user and (base_url or key_env):
+        trust = read_trust(env, from_file, file_path or str(config_file_candidates(env)[0]), saved=saved)
+        refusal = may_receive(base_url, trust, purpose="connection") if base_url else None
+        problem = refusal.message if refusal else key_env_refusal(key_env, trust) if key_env else None
+        if problem:
+            raise ConfigError(problem)
+
     gateway_url = (env.get("FAL_GATEWAY_URL", "") or from_file("gateway", "base_url") or saved.get("gateway_url", "")).rstrip("/")
     proxy_url = (env.get("FAL_PROXY_URL", "") or from_file("proxy", "url")).rstrip("/")
     mode = (mode or env.get("FAL_MODE", "") or from_file("connection", "mode")

@@ -21,6 +21,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from .trust import share_context
 
@@ -30,9 +31,10 @@ SUBMIT_REUSE_IDLE = 2.0  # seconds a pooled connection may have been idle and st
 class _CallState:
     """What one HTTP call did on the wire, shared by its thread and the one waiting for it."""
 
-    def __init__(self, submit: bool = False) -> None:
+    def __init__(self, submit: bool = False, guard: Any = None) -> None:
         self.lock = threading.Lock()
         self.submit = submit
+        self.guard = guard     # a download's AddressGuard (address_guard.py), else None
         self.conn: HTTPConnection | None = None  # the connection while this call holds it
         self.sent = False      # a byte of the request reached the socket
         self.aborted = False
@@ -90,6 +92,29 @@ class _Tracked:
             super().connect()
         finally:
             self._fal_connecting = False
+
+    def _new_conn(self):
+        """The socket, connected to an address the call's guard judged (a download a workflow or a
+        server's answer named), so a name cannot resolve to a public address for the check and a
+        private one for the connection. Without a guard, or through a proxy (which resolves the
+        name itself; the guard judged the pack's own resolution before sending), as urllib3 does."""
+        guard = getattr(getattr(_local, "state", None), "guard", None)
+        if guard is None or getattr(self, "proxy", None) is not None or getattr(self, "_tunnel_host", None):
+            return super()._new_conn()
+        addresses = guard.addresses_for(self._dns_host, self.port)  # raises DownloadError when refused
+        if addresses is None:
+            return super()._new_conn()  # a host configured on this machine: not judged
+        name, failure = self._dns_host, None
+        try:
+            for address in addresses:  # as create_connection would try each, but only judged ones
+                self._dns_host = address  # the TCP target only: TLS and Host still use the name (restored below)
+                try:
+                    return super()._new_conn()
+                except (NewConnectionError, ConnectTimeoutError) as exc:
+                    failure = exc
+        finally:
+            self._dns_host = name
+        raise failure
 
     def send(self, data) -> None:
         state = getattr(_local, "state", None)

@@ -39,6 +39,7 @@ from .config import FalConfig
 from ..base.errors import (REQUEST_TIMEOUT_TYPE_HEADER, FalError, SubmitUncertainError, TransportError,
                            error_for_response, redact)
 from ..base.errors import HTTPStatusError, response_detail  # noqa: F401 - importable from here as before
+from ..base.server_words import LASTING, host_of, parse, verdict, where_billed, words_of
 from .backup import capped, connect_failed
 from .routing import route_call
 from .sending import _CallState, _local, _never_connected, _Tracked, _TrackingAdapter  # noqa: F401 - tests patch _Tracked
@@ -146,13 +147,15 @@ class Transport:
 
     def _send_one(self, method: str, url: str, waiter: Waiter, request_id: str | None, submit: bool,
                   session: requests.Session | None, kwargs: dict[str, Any]) -> requests.Response:
-        state = _CallState(submit=submit)
+        # ``guard`` (address_guard.py): the addresses a download's new connections may go to.
+        state = _CallState(submit=submit, guard=kwargs.get("guard"))
         session = session or self.session
+        sent_kwargs = {name: value for name, value in kwargs.items() if name != "guard"}
 
         def call() -> requests.Response:
             _local.state = state
             try:
-                return session.request(method, url, verify=self.verify, **_in_pieces(kwargs))
+                return session.request(method, url, verify=self.verify, **_in_pieces(sent_kwargs))
             finally:
                 _local.state = None
 
@@ -181,7 +184,8 @@ class Transport:
         ``submit=True`` applies the never-pay-twice rule. ``what`` names the call
         in error messages ("Submit to fal-ai/qwen-image-edit-plus"). ``fresh`` uses
         new connections (cancel: the pooled ones may lead to the server that stalled).
-        A streamed body is watched too: Cancel or the deadline breaks its read.
+        A streamed body is watched too: Cancel or the deadline breaks its read. ``guard`` (a
+        download's, address_guard.py) judges the address of every new connection the call opens.
         """
         waiter = waiter or Waiter()
         url, send_headers, params = self.route(url, headers, kwargs.pop("params", None), auth)
@@ -211,14 +215,14 @@ class Transport:
                 retryable = exc.never_sent if submit else True
                 if not retryable:
                     raise SubmitUncertainError(
-                        f"{what}: the connection failed after the request was sent "
+                        f"{what}: the connection to {_bare(url)} failed after the request was sent "
                         f"({type(exc).__name__}); the job may have been accepted and billed, so it "
-                        "was not resent. Check your fal dashboard before running it again.",
+                        f"was not resent. Check {self._where_billed()} before running it again.",
                         request_id=request_id) from None
                 if attempt >= self.retry.attempts:
-                    raise TransportError(f"{what}: network error after {attempt} tries: "
-                                         f"{redact(type(exc).__name__)}. Check the connection and the base URL.",
-                                         request_id=request_id) from None
+                    raise TransportError(f"{what}: network error after {attempt} tries: could not reach "
+                                         f"{_bare(url)} ({redact(type(exc).__name__)}). Check the connection "
+                                         "and the base URL.", request_id=request_id) from None
                 delay = self.retry.backoff(attempt)
                 log.debug("%s: %s, retry %d in %.2fs", what, type(exc).__name__, attempt, delay)
                 waiter.sleep(delay, request_id)
@@ -227,7 +231,7 @@ class Transport:
             if resp.status_code in ok:
                 return resp
             if resp.status_code in RETRY_STATUSES and attempt < self.retry.attempts \
-                    and self._may_retry_status(resp, submit):
+                    and self._may_retry_status(resp, submit) and not self._lasting_refusal(resp):
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
                 delay = retry_after if retry_after is not None else self.retry.backoff(attempt)
                 if delay <= self.retry.max_retry_after:
@@ -238,9 +242,27 @@ class Transport:
             try:
                 config = self.config
                 raise error_for_response(resp, what, request_id, config.key_source if config and config.key else "",
-                                         config.mode if config else "fal")
+                                         config.mode if config else "fal", self.host(), submit)
             finally:
                 resp.close()
+
+    def host(self) -> str:
+        """The host a person knows this connection by (a gateway's, in its messages)."""
+        config = self.config
+        return host_of(config.proxy_url or config.queue_base) if config is not None else ""
+
+    def _where_billed(self) -> str:
+        return where_billed(self.config.mode, self.config.queue_base) if self.config is not None \
+            else "your fal dashboard"
+
+    def _lasting_refusal(self, resp: requests.Response) -> bool:
+        """A gateway's own 5xx whose words say the same answer would come again ("无可用渠道": no channel
+        for the model): nothing was queued, and retrying only makes the person wait (the relay software
+        already tried each of its channels)."""
+        if self.config is None or self.config.mode != "gateway" or resp.status_code == 429:
+            return False
+        body, text = parse(resp.content)
+        return verdict(resp.status_code, words_of(body, text)) in LASTING
 
     @staticmethod
     def _may_retry_status(resp: requests.Response, submit: bool) -> bool:
@@ -273,6 +295,11 @@ def _in_pieces(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def _host(url: str) -> str:
     return url.split("//", 1)[-1].split("/", 1)[0]
+
+
+def _bare(url: str) -> str:
+    """A URL as a message names it: scheme, host and path (a query may carry a webhook's secrets)."""
+    return redact(url.split("?", 1)[0])
 
 
 def json_body(resp: requests.Response, what: str, request_id: str | None = None) -> Any:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
-from ..base.errors import ConfigError
+from ...base.errors import ConfigError
 
 
 def is_loopback(host: str) -> bool:

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlsplit
 
-from ..base.atomic_write import write_atomic
-from ..base.errors import ConfigError
-from ..base.places import user_config_dirs
+from ...base.atomic_write import write_atomic
+from ...base.errors import ConfigError
+from ...base.places import user_config_dirs
 from .base_urls import check_base_url
 
 FILE_NAME = "saved_keys.ini"
