@@ -24,7 +24,7 @@ from test_price_preview import expected
 
 REASON = unavailable()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"frontend tests skipped: {REASON}")
-CAP_USD = 0.05
+CAP_USD = 0.15  # the cap's test prices two nodes above it; the runs below spend under it
 COMMON = ["prompt", "negative_prompt", "image_size", "num_inference_steps", "guidance_scale", "num_images", "seed",
           "enable_safety_checker", "output_format", "batch_mode", "model"]
 ADVANCED = ["fal_picks_seed", "acceleration", "sync_mode", "concurrency", "size_mismatch", "timeout",
@@ -172,12 +172,12 @@ def test_the_badge_follows_a_widget_and_an_input_change(page):
 
 def test_the_graph_total_sums_every_edit_node_and_warns_before_crossing_the_cap(page):
     load_single(page)
-    page.page.evaluate(PRICE_EACH, [{"model": "qwen-edit-plus", "image_size": "square_hd", "num_images": 1}])
+    page.page.evaluate(PRICE_EACH, [{"model": "qwen-edit-plus", "image_size": "square_hd", "num_images": 4}])
     page.page.evaluate("""() => { const node = LiteGraph.createNode('FalQwenImageEditPlus');
       node.widgets.find(w => w.name === 'image_size').value = 'landscape_16_9';
       node.widgets.find(w => w.name === 'num_images').value = 2; node.pos = [60, 620]; app.graph.add(node); }""")
     total = page.page.evaluate("() => falQwenEdit.graphPrice()")
-    one, two = expected("qwen-edit-plus", "square_hd", 1, []), expected("qwen-edit-plus", "landscape_16_9", 2, [])
+    one, two = expected("qwen-edit-plus", "square_hd", 4, []), expected("qwen-edit-plus", "landscape_16_9", 2, [])
     assert total["nodes"] == 2 and total["usd"] == pytest.approx(one + two) and total["unknown"] == 0
     assert one + two > CAP_USD
     # Queueing would cross the cap: the warning comes before any prompt is sent; dismissing it sends none.
@@ -187,7 +187,7 @@ def test_the_graph_total_sums_every_edit_node_and_warns_before_crossing_the_cap(
     page.page.once("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     queued = page.page.evaluate("() => app.queuePrompt(0, 1)")
     assert queued is False and prompts == []
-    assert len(dialogs) == 1 and f"only ${CAP_USD:.2f} of your ${CAP_USD:.2f} daily fal cap is left" in dialogs[0]
+    assert len(dialogs) == 1 and f"only ${CAP_USD:.3f} of your ${CAP_USD:.3f} daily fal cap is left" in dialogs[0]
 
 
 def test_a_new_node_names_its_model_keeps_its_seed_and_shows_the_common_widgets_only(page):
@@ -301,3 +301,19 @@ def test_a_failed_run_leaves_its_reason_on_the_node_under_a_short_type_name(page
       const w = node.widgets.find(w => w.name === '$$node-text-preview');
       return {{inside: w.y >= 0 && w.y < node.size[1], height: node.size[1]}}; }}""")
     assert box["inside"] and box["height"] < 800
+
+
+def test_a_batch_is_priced_per_frame_until_a_run_has_counted_its_frames(page):
+    """The frontend cannot count the frames of an animated picture: before the first run the badge of a
+    per-frame edit says the rate per frame; after it, the run's own total."""
+    assert page.load(WORKFLOWS / "qwen_edit_batch.json", restore_view=True) == []
+    page.page.wait_for_function("() => app.graph.nodes.find(n => n.type === 'LoadImage').imgs?.[0]?.naturalWidth > 0",
+                                timeout=20_000)
+    wait_for_badge(page, "fal $0.03/frame")
+    assert answer_for(page) == "fal $0.03/frame"
+    assert page.run() == []
+    wait_for_badge(page, "fal ≈$0.060")  # two frames, one edit each
+    assert answer_for(page) == "fal ≈$0.060"
+    ran = page.comfy.get("/history")
+    infos = [json.dumps(entry["outputs"]) for entry in ran.values()]
+    assert any('"fal_input_sizes": [{"image_1": [512, 512, 2]}]' in info for info in infos)

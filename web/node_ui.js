@@ -9,6 +9,7 @@ const ESTIMATE_ROUTE = "/fal_qwen_edit/estimate";
 const SIZES_PROPERTY = "fal_last_input_sizes";  // saved in the workflow: sizes only, a later load prices by them
 const PRICE_CELL = "fal_price_revision";        // not saved: a non-enumerable key (see priceCell)
 const ALWAYS_SHOW_ADVANCED = "Comfy.Node.AlwaysShowAdvancedWidgets";
+const PER_FRAME = "one edit per image_1 frame";  // batch_mode's second choice (nodes/fal/edit/node_values.py)
 let advancedInputs = ADVANCED_INPUTS;
 
 export function widgetValues(node) {
@@ -18,17 +19,20 @@ export function widgetValues(node) {
 }
 
 // Sizes the frontend can know: a LoadImage node's loaded picture, else what this node's last run saw.
+// A picture's frame count is not known (an animated PNG, GIF or WebP loads as a batch of frames), so where
+// it decides the price (image_1 in per-frame mode) only the last run's figure is used.
 // isInputConnected/getInputNode are LiteGraph's own in all three frontends (1.58 deprecates `input.link`).
 export function inputSizes(node) {
   const sizes = {}, connected = [];
   if (!node.graph) return { sizes, connected };
+  const perFrame = node.widgets?.find((w) => w.name === "batch_mode")?.value === PER_FRAME;
   for (const name of IMAGE_INPUTS) {
     const slot = node.inputs?.findIndex((input) => input.name === name) ?? -1;
     if (slot < 0 || !node.isInputConnected(slot)) continue;
     connected.push(name);
     const origin = node.getInputNode(slot);
     const picture = origin?.imgs?.[0];
-    if (origin?.type === "LoadImage" && picture?.naturalWidth) {
+    if (origin?.type === "LoadImage" && picture?.naturalWidth && !(perFrame && name === "image_1")) {
       sizes[name] = [picture.naturalWidth, picture.naturalHeight, 1];
     } else if (node.properties?.[SIZES_PROPERTY]?.[name]) {
       sizes[name] = node.properties[SIZES_PROPERTY][name];
