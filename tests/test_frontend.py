@@ -59,3 +59,22 @@ def test_a_workflow_saved_by_a_release_loads_and_runs_with_the_same_values(front
     assert not problems, f"{path.name} (saved by {release}) in the frontend:\n" + "\n".join(problems)
     problems = frontend.run()
     assert not problems, f"{path.name} (saved by {release}) queued from the frontend:\n" + "\n".join(problems)
+
+
+def test_the_template_browser_finds_every_example_and_its_preview(comfy):
+    """What the Templates dialog asks ComfyUI for: the pack's examples (/api/workflow_templates), then each
+    card's picture at /api/workflow_templates/<pack>/<name>.jpg (the frontend's mediaSubtype for a custom
+    node pack's templates is 'jpg' in 1.27, 1.37 and 1.58)."""
+    import io
+    import urllib.request
+
+    from PIL import Image
+
+    from comfyui_harness import PACK_LINK_NAME
+    listed = comfy.get("/api/workflow_templates")
+    assert sorted(listed.get(PACK_LINK_NAME, [])) == [p.stem for p in WORKFLOWS]
+    for path in WORKFLOWS:
+        with urllib.request.urlopen(f"{comfy.url}/api/workflow_templates/{PACK_LINK_NAME}/{path.stem}.jpg",
+                                    timeout=10) as answer:
+            assert answer.status == 200
+            assert Image.open(io.BytesIO(answer.read())).format == "JPEG"
