@@ -13,21 +13,21 @@ function nodeOf(app, id) {
 }
 
 export function keepNodeText(app, api, isOurs, settleMs = 300) {
-  const last = new Map();  // node id → its last text in this run
+  const last = new Map();  // node id → {node, text}: the node's last text, from this run or an earlier one
   api.addEventListener("progress_text", (event) => {
     const { nodeId, text } = event.detail ?? {};
-    if (nodeId != null && text && !String(nodeId).includes(":")) last.set(String(nodeId), text);
+    if (nodeId == null || !text || String(nodeId).includes(":")) return;
+    const node = nodeOf(app, String(nodeId));
+    if (node && isOurs(node)) last.set(String(nodeId), { node, text });
   });
-  const restore = () => {
-    const texts = [...last];
-    last.clear();
-    setTimeout(() => {  // after the frontend's own end-of-job clean-up
-      for (const [nodeId, text] of texts) {
-        const node = nodeOf(app, nodeId);
-        if (!node || !isOurs(node) || node.widgets?.some((w) => w.name === TEXT_WIDGET)) continue;
-        api.dispatchCustomEvent?.("progress_text", { nodeId, text });
+  const restore = () => setTimeout(() => {  // after the frontend's own end-of-job clean-up
+    for (const [nodeId, { node, text }] of last) {
+      if (nodeOf(app, nodeId) !== node) {  // another workflow now, or the node was removed
+        last.delete(nodeId);
+        continue;
       }
-    }, settleMs);
-  };
+      if (!node.widgets?.some((w) => w.name === TEXT_WIDGET)) api.dispatchCustomEvent?.("progress_text", { nodeId, text });
+    }
+  }, settleMs);
   for (const type of ENDS) api.addEventListener(type, restore);
 }
