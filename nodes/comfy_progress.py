@@ -19,7 +19,7 @@ import comfy.model_management
 from server import PromptServer
 from comfy_execution.progress import get_progress_state
 
-from .fal.base.errors import CancelledError
+from .fal.base.errors import CancelledError, FalError
 from .fal.queue.client import Progress
 
 STEP = re.compile(r"(\d+)\s*/\s*(\d+)")  # "12/50" in a log line gives a real fraction
@@ -38,6 +38,42 @@ def node_progress(node_id: str | None, jobs: int = 1) -> Iterator["NodeProgress"
         raise
     finally:
         progress.stop(progress.summary)
+
+
+_SHORT_NAMES: dict[type, type] = {}
+
+
+def shown_as_short_name(exc: FalError) -> FalError:
+    """The same error (a subclass of its own class) under a name ComfyUI shows short: it names an
+    exception's type by module and class, which for this pack is the whole import path
+    (``…comfyui-fal-qwen-edit.nodes.fal.base.errors.AuthError``); here it reads ``fal.AuthError``."""
+    kind = type(exc)
+    if kind.__module__ != "fal":
+        if kind not in _SHORT_NAMES:
+            _SHORT_NAMES[kind] = type(kind.__name__, (kind,), {"__module__": "fal", "__qualname__": kind.__name__,
+                                                               "__doc__": kind.__doc__})
+        exc.__class__ = _SHORT_NAMES[kind]
+    return exc
+
+
+def failure_text(exc: BaseException) -> str:
+    return f"✖ fal: {type(exc).__name__}\n{exc}"
+
+
+@contextlib.contextmanager
+def node_errors(node_id: str | None = None) -> Iterator[None]:
+    """Around a node's whole ``execute``: a FalError (its message says why and what to do) is also left as
+    the node's own text, which stays after the run, and reaches ComfyUI as ``fal.<Type>``. Cancel is not a
+    failure and passes untouched."""
+    try:
+        yield
+    except CancelledError:
+        raise
+    except FalError as exc:
+        shown_as_short_name(exc)
+        if node_id:
+            PromptServer.instance.send_progress_text(failure_text(exc), node_id)
+        raise
 
 
 class NodeProgress:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from .fal.wire.config import DEFAULT_UPLOAD_EXPIRY, UPLOAD_EXPIRIES
+from .comfy_progress import node_errors
 from .fal.edit.connection import ConnectionSettings
 
 FalConnection = io.Custom("FAL_CONNECTION")
@@ -62,5 +63,6 @@ class FalConnectionNode(io.ComfyNode):
         settings = ConnectionSettings(mode=mode, base_url=base_url.strip(), key_env=key_env.strip(),
                                       upload=upload, upload_expiry=upload_expiry or "default",
                                       keep_on_fal=keep_on_fal or "default")
-        settings.load()  # fail here, on this node, when the key is missing or the URL is unusable
+        with node_errors():
+            settings.load()  # fail here, on this node, when the key is missing or the URL is unusable
         return io.NodeOutput(settings)

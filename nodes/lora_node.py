@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
+from .comfy_progress import shown_as_short_name
 from .fal.models.endpoints import GENERIC
 from .fal.base.errors import InputError
 from .fal.models.qwen import Lora
@@ -42,5 +43,5 @@ class FalLoraNode(io.ComfyNode):
         lora = Lora(url.strip(), float(scale))
         problems = lora.problems(GENERIC)
         if problems:
-            raise InputError(problems)
+            raise shown_as_short_name(InputError(problems))
         return io.NodeOutput((*(loras or ()), lora))

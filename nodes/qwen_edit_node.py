@@ -17,7 +17,7 @@ from comfy_api.latest import io
 
 import comfy.model_management
 
-from .comfy_progress import node_progress
+from .comfy_progress import node_errors, node_progress
 from .connection_node import FalConnection
 from .fal.edit.connection import client_for
 from .fal.edit.node_values import BATCH_MODES, endpoint_from_widgets, estimate_for_widgets, request_from_widgets
@@ -153,10 +153,11 @@ class QwenImageEditPlusNode(io.ComfyNode):
                                        "(lossless, smaller, slower to encode), jpeg_95 (smallest, lossy, "
                                        "drops alpha)."),
                 io.Int.Input("start_timeout", **advanced(), default=-1, min=-1, max=86400, optional=True,
-                             tooltip="fal drops the job, unrun and unbilled, if no runner has started it within "
-                                     "this many seconds of the submit (queue wait; sent as X-Fal-Request-Timeout, "
-                                     "more than 1). 0: no deadline. -1: FAL_START_TIMEOUT or config.ini, else "
-                                     "what is left of timeout, as fal's own client does."),
+                             tooltip="Queue deadline in seconds. -1 = automatic (shown as 'auto'): "
+                                     "FAL_START_TIMEOUT or config.ini, else what is left of timeout, as fal's own "
+                                     "client does. 0 = none. Otherwise fal drops the job, unrun and unbilled, if "
+                                     "no runner has started it this many seconds after the submit (sent as "
+                                     "X-Fal-Request-Timeout, more than 1)."),
                 io.Combo.Input("priority", **advanced(), options=["default", *PRIORITIES], default="default",
                                optional=True,
                                tooltip="fal's queue priority (X-Fal-Queue-Priority): low lets a large batch that "
@@ -183,42 +184,43 @@ class QwenImageEditPlusNode(io.ComfyNode):
                       image_urls: str = "", connection=None, model: str | None = None,
                       loras=None, input_resize: str | None = None, upload_format: str | None = None,
                       start_timeout: int | None = None, priority: str | None = None) -> io.NodeOutput:
-        values = dict(prompt=prompt, negative_prompt=negative_prompt, image_size=image_size, width=width,
-                      height=height, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
-                      num_images=num_images, seed=seed, fal_picks_seed=fal_picks_seed,
-                      enable_safety_checker=enable_safety_checker, output_format=output_format,
-                      acceleration=acceleration, sync_mode=sync_mode, image_urls=image_urls, model=model,
-                      endpoint=endpoint, batch_mode=batch_mode)
-        loras = list(loras or ())
-        request = request_from_widgets(values, loras)
-        spec = endpoint_from_widgets(values)
-        references = [image for image in (image_2, image_3) if image is not None]
-        per_frame = batch_mode == BATCH_MODES[1]
-        frames_per_edit = (1 if per_frame else image_1.shape[0]) + sum(r.shape[0] for r in references)
-        # A bad field (or too many images) fails here, before any key lookup or upload.
-        request.validate(spec, images_to_come=frames_per_edit)
-        default_resize, default_format = input_defaults()  # a prompt saved before these inputs existed
-        input_resize, upload_format = input_resize or default_resize, upload_format or default_format
-        start, priority = resolve_guards(None if start_timeout in (None, -1) else start_timeout, priority)
-        jobs = image_1.shape[0] if per_frame else 1
-        sizes = input_sizes(image_1=image_1, image_2=image_2, image_3=image_3)
-        cost = estimate_for_widgets({**values, "input_resize": input_resize}, sizes, loras)
-        client = await asyncio.to_thread(client_for, connection)
-        with node_progress(cls.hidden.unique_id, jobs=jobs) as progress:
-            progress.estimate = f"{cost.text()} on {spec.name}"
-            options = dict(endpoint=spec.endpoint, on_progress=progress, timeout=float(timeout),
-                           input_resize=input_resize, upload_format=upload_format,
-                           should_cancel=comfy.model_management.processing_interrupted, mismatch=size_mismatch,
-                           fresh=force_new_job, start_timeout=start, priority=priority)
-            if per_frame:
-                outcomes = await asyncio.to_thread(client.edit_each, request, image_1, references,
-                                                   concurrency=concurrency, **options)
-            else:
-                outcomes = [await asyncio.to_thread(client.edit, request, [image_1, *references], **options)]
-            progress.summary = done_text(outcomes, progress.elapsed())
-        images, mask = combine(outcomes, size_mismatch) if len(outcomes) > 1 else \
-            (outcomes[0].images, outcomes[0].mask)
-        used_seed = outcomes[0].result.seed if isinstance(outcomes[0].result.seed, int) else seed
+        with node_errors(cls.hidden.unique_id):
+            values = dict(prompt=prompt, negative_prompt=negative_prompt, image_size=image_size, width=width,
+                          height=height, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+                          num_images=num_images, seed=seed, fal_picks_seed=fal_picks_seed,
+                          enable_safety_checker=enable_safety_checker, output_format=output_format,
+                          acceleration=acceleration, sync_mode=sync_mode, image_urls=image_urls, model=model,
+                          endpoint=endpoint, batch_mode=batch_mode)
+            loras = list(loras or ())
+            request = request_from_widgets(values, loras)
+            spec = endpoint_from_widgets(values)
+            references = [image for image in (image_2, image_3) if image is not None]
+            per_frame = batch_mode == BATCH_MODES[1]
+            frames_per_edit = (1 if per_frame else image_1.shape[0]) + sum(r.shape[0] for r in references)
+            # A bad field (or too many images) fails here, before any key lookup or upload.
+            request.validate(spec, images_to_come=frames_per_edit)
+            default_resize, default_format = input_defaults()  # a prompt saved before these inputs existed
+            input_resize, upload_format = input_resize or default_resize, upload_format or default_format
+            start, priority = resolve_guards(None if start_timeout in (None, -1) else start_timeout, priority)
+            jobs = image_1.shape[0] if per_frame else 1
+            sizes = input_sizes(image_1=image_1, image_2=image_2, image_3=image_3)
+            cost = estimate_for_widgets({**values, "input_resize": input_resize}, sizes, loras)
+            client = await asyncio.to_thread(client_for, connection)
+            with node_progress(cls.hidden.unique_id, jobs=jobs) as progress:
+                progress.estimate = f"{cost.text()} on {spec.name}"
+                options = dict(endpoint=spec.endpoint, on_progress=progress, timeout=float(timeout),
+                               input_resize=input_resize, upload_format=upload_format,
+                               should_cancel=comfy.model_management.processing_interrupted, mismatch=size_mismatch,
+                               fresh=force_new_job, start_timeout=start, priority=priority)
+                if per_frame:
+                    outcomes = await asyncio.to_thread(client.edit_each, request, image_1, references,
+                                                       concurrency=concurrency, **options)
+                else:
+                    outcomes = [await asyncio.to_thread(client.edit, request, [image_1, *references], **options)]
+                progress.summary = done_text(outcomes, progress.elapsed())
+            images, mask = combine(outcomes, size_mismatch) if len(outcomes) > 1 else \
+                (outcomes[0].images, outcomes[0].mask)
+            used_seed = outcomes[0].result.seed if isinstance(outcomes[0].result.seed, int) else seed
         # The sizes go to the frontend, which prices this node by them before the next run.
         return io.NodeOutput(torch.from_numpy(images), used_seed, json.dumps(run_info(outcomes), indent=1),
                              torch.from_numpy(mask), ui={"fal_input_sizes": [sizes]})

@@ -10,7 +10,7 @@ from comfy_api.latest import io
 
 import comfy.model_management
 
-from .comfy_progress import node_progress
+from .comfy_progress import node_errors, node_progress
 from .connection_node import FalConnection
 from .fal.edit.connection import client_for
 from .fal.media.downloads import download_images
@@ -49,8 +49,9 @@ class FalUploadImageNode(io.ComfyNode):
 
     @classmethod
     async def execute(cls, image: torch.Tensor, connection=None) -> io.NodeOutput:
-        client = await asyncio.to_thread(client_for, connection)
-        urls = await asyncio.to_thread(client.upload_images, [image])
+        with node_errors():
+            client = await asyncio.to_thread(client_for, connection)
+            urls = await asyncio.to_thread(client.upload_images, [image])
         return io.NodeOutput("\n".join(urls))
 
 
@@ -79,8 +80,9 @@ class LoadImageFromUrlNode(io.ComfyNode):
         targets = [line.strip() for line in urls.splitlines() if line.strip()]
         if not targets:
             raise ValueError("Load Image from URL: give at least one URL (one per line).")
-        frames = await asyncio.to_thread(download_images, _keyless_transport(), targets)
-        images, mask = stack_batch(frames, size_mismatch)
+        with node_errors():
+            frames = await asyncio.to_thread(download_images, _keyless_transport(), targets)
+            images, mask = stack_batch(frames, size_mismatch)
         return io.NodeOutput(torch.from_numpy(images), torch.from_numpy(mask))
 
 
@@ -112,12 +114,14 @@ class FalResultByRequestIdNode(io.ComfyNode):
 
     @classmethod
     async def execute(cls, request_id: str, endpoint: str, size_mismatch: str, connection=None) -> io.NodeOutput:
-        client = await asyncio.to_thread(client_for, connection)
-        with node_progress(cls.hidden.unique_id) as progress:
-            # Cancel stops the wait only: this node never cancels the job (it did not start it).
-            outcome = await asyncio.to_thread(client.result_by_id, request_id.strip(), endpoint=endpoint.strip(),
-                                              mismatch=size_mismatch, on_progress=progress,
-                                              should_cancel=comfy.model_management.processing_interrupted,
-                                              timeout=DEFAULT_TIMEOUT)
+        with node_errors(cls.hidden.unique_id):
+            client = await asyncio.to_thread(client_for, connection)
+            with node_progress(cls.hidden.unique_id) as progress:
+                # Cancel stops the wait only: this node never cancels the job (it did not start it).
+                outcome = await asyncio.to_thread(client.result_by_id, request_id.strip(),
+                                                  endpoint=endpoint.strip(), mismatch=size_mismatch,
+                                                  on_progress=progress,
+                                                  should_cancel=comfy.model_management.processing_interrupted,
+                                                  timeout=DEFAULT_TIMEOUT)
         return io.NodeOutput(torch.from_numpy(outcome.images), torch.from_numpy(outcome.mask),
                              json.dumps(outcome.info(), indent=1))

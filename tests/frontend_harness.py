@@ -74,6 +74,32 @@ CHECK_JS = """([wf, added]) => {
   return problems;
 }"""
 
+LAYOUT_JS = """() => {
+  const canvas = app.canvas.canvas.getBoundingClientRect(), vue = LiteGraph.vueNodesMode === true;
+  const seen = app.graph.nodes.map((node) => {
+    let r = null;
+    if (vue) {
+      const b = document.querySelector(`.lg-node[data-node-id="${node.id}"]`)?.getBoundingClientRect();
+      if (b) r = [b.left, b.top, b.right, b.bottom];
+    } else {
+      const [x, y, w, h] = node.boundingRect, ds = app.canvas.ds, [sx, sy] = ds.convertOffsetToCanvas([x, y]);
+      r = [canvas.left + sx, canvas.top + sy, canvas.left + sx + w * ds.scale, canvas.top + sy + h * ds.scale];
+    }
+    return { name: `${node.type} #${node.id}`, r };
+  });
+  const problems = [];
+  for (const { name, r } of seen) {
+    if (!r) problems.push(`${name} is not drawn`);
+    else if (r[0] < canvas.left || r[1] < canvas.top || r[2] > canvas.right || r[3] > canvas.bottom)
+      problems.push(`${name} is not wholly in view: ${r.map(Math.round)} (canvas ${canvas.width}x${canvas.height})`);
+  }
+  for (const [i, a] of seen.entries()) for (const b of seen.slice(i + 1)) {
+    if (a.r && b.r && a.r[0] < b.r[2] && b.r[0] < a.r[2] && a.r[1] < b.r[3] && b.r[1] < a.r[3])
+      problems.push(`${a.name} overlaps ${b.name}`);
+  }
+  return problems;
+}"""
+
 OVERLAYS_JS = """() => ({
   dialogs: [...document.querySelectorAll('.p-dialog')].map(d => d.innerText.trim().replace(/\\s+/g, ' ')),
   toasts: [...document.querySelectorAll('.p-toast-message')].map(t => t.innerText.trim().replace(/\\s+/g, ' ')),
@@ -141,11 +167,32 @@ def comfyui_with_fake_fal(workdir: Path, daily_cap_usd: float | None = None, key
             comfy.stop()
 
 
-class Frontend:
-    """One headless Chromium page showing ComfyUI's frontend; use as a context manager."""
+RENDERERS = ("classic", "vue")
+# The Vue renderer is checked from this frontend on. Before it, the renderer copies a node's extension badges
+# once when the node mounts (1.37: useGraphNodeManager's VueNodeData.badges), so no badge there can follow
+# a change; 1.58 evaluates them in a computed that tracks the reactive node state they read.
+VUE_FROM = (1, 58)
 
-    def __init__(self, comfy: ComfyUI, width: int = 1600, height: int = 900):
-        self.comfy, self.size = comfy, {"width": width, "height": height}
+
+@contextlib.contextmanager
+def open_frontend(comfy: ComfyUI, renderer: str, **size):
+    """A Frontend in ``renderer``; a test asking for the Vue renderer on an older frontend is skipped."""
+    import pytest
+    with Frontend(comfy, renderer=renderer, **size) as page:
+        if renderer == "vue" and page.version() < VUE_FROM:
+            pytest.skip(f"the Vue renderer is checked from frontend {'.'.join(map(str, VUE_FROM))} on; "
+                        f"this is {'.'.join(map(str, page.version()))}")
+        yield page
+
+
+class Frontend:
+    """One headless Chromium page showing ComfyUI's frontend; use as a context manager. ``renderer``:
+    "classic" (the LiteGraph canvas) or "vue" (Nodes 2.0, setting ``Comfy.VueNodes.Enabled``)."""
+
+    def __init__(self, comfy: ComfyUI, width: int = 1600, height: int = 900, renderer: str = "classic"):
+        assert renderer in RENDERERS, renderer
+        self.comfy, self.size, self.renderer = comfy, {"width": width, "height": height}, renderer
+        self.settings = {**SETTINGS, "Comfy.VueNodes.Enabled": renderer == "vue"}
         self.console: list[str] = []
 
     def __enter__(self) -> "Frontend":
@@ -191,7 +238,7 @@ class Frontend:
         if path is None:
             route.abort()  # the machine is offline; nothing outside ComfyUI is needed
         elif path == "/api/settings" and request.method == "GET":
-            route.fulfill(json=SETTINGS)
+            route.fulfill(json=self.settings)
         elif path == "/api/userdata" and request.method == "GET":
             route.fulfill(json=[])  # no saved workflows or subgraphs
         elif path.startswith("/api/userdata/") and request.method == "GET":
@@ -213,16 +260,23 @@ class Frontend:
         self.page.evaluate("(() => { const t = app.extensionManager.toast; (t.removeAll ?? t.clearAll ?? (() => {})).call(t); })()")
         self.page.wait_for_timeout(300)
 
-    def load(self, path: Path, added: dict[str, list] | None = None) -> list[str]:
+    def version(self) -> tuple[int, ...]:
+        """The frontend package's version (1.27.10 → (1, 27, 10))."""
+        text = self.page.evaluate("window.__COMFYUI_FRONTEND_VERSION__ ?? '0'")
+        return tuple(int(part) for part in text.split(".") if part.isdigit())
+
+    def load(self, path: Path, added: dict[str, list] | None = None, restore_view: bool = False) -> list[str]:
         """Load a workflow file; return everything the frontend objected to (empty: clean). ``added``:
-        per node type, the default values of widgets the node gained after the file was saved."""
+        per node type, the default values of widgets the node gained after the file was saved.
+        ``restore_view``: as a file the user opens, with its saved view (else the view stays)."""
         workflow = json.loads(path.read_text())
         self.console.clear()
         missing = self.page.evaluate(
             "(wf) => wf.nodes.map(n => n.type).filter(t => !(t in LiteGraph.registered_node_types))",
             workflow)
         problems = [f"missing node type: {kind}" for kind in dict.fromkeys(missing)]
-        self.page.evaluate("([wf, name]) => app.loadGraphData(wf, true, false, name)", [workflow, path.name])
+        self.page.evaluate("([wf, name, view]) => app.loadGraphData(wf, true, view, name)",
+                           [workflow, path.name, restore_view])
         self.page.wait_for_timeout(800)  # dialogs and toasts are shown asynchronously
         problems += self.page.evaluate(CHECK_JS, [workflow, added or {}])
         seen = self.overlays()
@@ -231,6 +285,11 @@ class Frontend:
         problems += self.console
         self.dismiss()
         return problems
+
+    def layout_problems(self) -> list[str]:
+        """Nodes that overlap or are not wholly inside the canvas, as the user sees them: on the classic
+        canvas by LiteGraph's bounding boxes (title bars included), in the Vue renderer by the nodes' DOM."""
+        return self.page.evaluate(LAYOUT_JS)
 
     def fit(self, margin: float = 0.92) -> None:
         """Zoom and pan so every node (title bar included) fills the view."""
@@ -257,8 +316,11 @@ class Frontend:
             return [f"run failed: {json.dumps(entry['status'].get('messages'))[:1500]}"]
         self.fit()  # 1.58 loads a node's output images only once the node is drawn
         deadline = time.monotonic() + 30
-        shown = "() => app.graph.nodes.filter(n => n.type === 'SaveImage')" \
-                ".every(n => n.imgs?.length && n.imgs.every(i => i.complete && i.naturalWidth))"
+        # the canvas loads every image of a SaveImage; the Vue renderer shows one at a time (with arrows)
+        shown = """() => app.graph.nodes.filter(n => n.type === 'SaveImage').every(n => {
+          if (!LiteGraph.vueNodesMode) return n.imgs?.length && n.imgs.every(i => i.complete && i.naturalWidth);
+          const pictures = [...(document.querySelector(`.lg-node[data-node-id="${n.id}"]`)?.querySelectorAll('img') ?? [])];
+          return pictures.length && pictures.every(i => i.complete && i.naturalWidth); })"""
         while not self.page.evaluate(shown):
             if time.monotonic() > deadline:
                 return ["the SaveImage nodes did not show their images within 30 s"]

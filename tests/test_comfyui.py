@@ -270,6 +270,8 @@ def test_errors_show_on_the_node(comfy, fal):
     [error] = errors
     assert "No fal key found" in error["exception_message"]
     assert "FAL_QWEN_TEST_UNSET_VARIABLE" in error["exception_message"]
+    # ComfyUI names the error by module and class: short, not the pack's whole import path
+    assert error["exception_type"] == "fal.MissingKeyError", error["exception_type"]
     fal.fail_job = "CUDA out of memory"
     try:
         workflow = load("qwen_edit_single")
@@ -280,7 +282,10 @@ def test_errors_show_on_the_node(comfy, fal):
         [request_id] = set(fal.jobs) - jobs_before or [error["exception_message"]]
         assert "CUDA out of memory" in error["exception_message"]
         assert request_id in error["exception_message"]
-        assert error["node_type"] == "FalQwenImageEditPlus"
+        assert error["node_type"] == "FalQwenImageEditPlus" and error["exception_type"] == "fal.JobFailedError"
+        # the node's own last text says why (the frontend keeps it on the node after the run)
+        texts = [text for node, text in comfy.progress_texts if node == error["node_id"]]
+        assert texts[-1].startswith("✖ fal: JobFailedError") and "CUDA out of memory" in texts[-1]
     finally:
         fal.fail_job = None
 

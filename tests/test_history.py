@@ -59,6 +59,10 @@ def test_an_edit_is_recorded_with_its_cost_thumbnail_and_connection_but_no_key(c
     assert job["billed_units"] == round(48 * 64 / 1024**2, 4)
     assert job["cost_usd_billed"] == round(job["billed_units"] * 0.03, 4) and job["price_source"]
     assert job["connection"] == {"kind": "fal", "host": "127.0.0.1", "base_url": None, "key_env": None}
+    # made through this machine's own settings: a Result by Request ID node reaches it with no Connection node
+    assert panel_for(client).view(job)["default_connection"] is True
+    assert panel_for(client).view({**job, "connection": {**job["connection"], "key_env": "OTHER_KEY"}})[
+        "default_connection"] is False
     thumb = client.history.thumbnail_path(job["request_id"], 0).read_bytes()
     assert thumb[:4] == b"RIFF" and thumb[8:12] == b"WEBP"
     assert [h["status"] for h in heard][0] == "running" and heard[-1]["status"] == "done"
@@ -207,9 +211,11 @@ def test_fal_history_pages_by_cursor_and_says_when_it_is_out_of_reach(client, fa
         if cursor is None:
             break
     assert seen == ids
+    assert panel.list(source="local")["fal_history"] == {"available": True, "reason": None}
     gateway = persistent_client(config_for(gateway_fal, "gateway"), tmp_path / "gw", retry=FAST_RETRY)
-    page = panel_for(gateway).list(source="all")
-    assert page["fal_history"]["available"] is False and "gateway" in page["fal_history"]["reason"]
+    for source in ("all", "local"):  # said with every page: the panel offers fal's history only where it works
+        page = panel_for(gateway).list(source=source)
+        assert page["fal_history"]["available"] is False and "gateway" in page["fal_history"]["reason"]
     with pytest.raises(BadRequest):
         panel.list(cursor="not a cursor")
 

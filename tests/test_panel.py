@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import base64
+import re
 import time
 import urllib.error
 import urllib.request
@@ -51,7 +52,9 @@ def open_panel(page, source: str = "local") -> None:
     if not page.page.locator(".fal-qwen-panel").count():
         page.page.locator("[class*='pi-images']").first.click()
     page.page.wait_for_selector(".fal-qwen-panel", timeout=10_000)
-    page.page.select_option(".fal-qwen-source", source)
+    if source != "local" or page.page.locator(".fal-qwen-source").count():
+        page.page.wait_for_selector(".fal-qwen-source", timeout=10_000)  # offered here: fal direct with a key
+        page.page.select_option(".fal-qwen-source", source)
     page.page.click(".fal-qwen-refresh")
     page.page.wait_for_timeout(500)
 
@@ -86,7 +89,10 @@ def test_a_run_appears_in_the_panel_with_its_thumbnail_and_cost(page):
     assert page.page.evaluate(f"() => document.querySelector(\"{ROW.format(request_id)} img\").naturalWidth") > 0
     assert "billed" in row.locator(".fal-qwen-cost").inner_text()
     assert "This graph: ≈$0.030" in page.page.inner_text(".fal-qwen-total")
-    assert "of $5.00" in page.page.inner_text(".fal-qwen-spend")
+    assert "of $5.000" in page.page.inner_text(".fal-qwen-spend")
+    # every amount in the panel rounded one way (the header's spend and the rows' costs alike)
+    amounts = re.findall(r"\$\d+(?:\.\d+)?", page.page.inner_text(".fal-qwen-panel"))
+    assert amounts and all(re.fullmatch(r"\$\d+\.\d{3}", amount) for amount in amounts), amounts
 
 
 def test_add_to_graph_builds_a_node_that_returns_the_same_pixels(page):
@@ -101,6 +107,9 @@ def test_add_to_graph_builds_a_node_that_returns_the_same_pixels(page):
       const w = (name) => n.widgets.find(w => w.name === name).value;
       return {request_id: w('request_id'), endpoint: w('endpoint')}; }""")
     assert node == {"request_id": request_id, "endpoint": "fal-ai/qwen-image-edit-plus"}
+    # the job was made through this machine's own settings: the new node needs no Connection node
+    assert "running it fetches this job's outputs" in page.page.inner_text(".fal-qwen-note")
+    assert "Connection node" not in page.page.inner_text(".fal-qwen-note")
     assert page.run() == []
     assert page.comfy.fal.submissions == before  # no new job
     assert np.array_equal(saved_pixels(page), first)
@@ -163,3 +172,73 @@ def test_routes_check_what_they_are_sent_and_never_answer_with_a_key(page):
         assert KEY.encode() not in body and KEY.split(":")[1].encode() not in body
     submit_paths = {r.path for r in page.comfy.fal.requests if r.method == "POST" and r.path.startswith("/fal-ai/")}
     assert submit_paths <= {"/fal-ai/qwen-image-edit-plus"}  # only the runs above submitted
+
+
+THEME = ["--comfy-menu-bg", "--comfy-input-bg", "--input-text", "--fg-color"]
+STYLES = """(names) => {
+  const root = getComputedStyle(document.documentElement), probe = document.createElement('div');
+  document.body.append(probe);
+  const resolved = names.map(name => { probe.style.color = root.getPropertyValue(name).trim();
+                                       return getComputedStyle(probe).color; });
+  probe.remove();
+  const button = getComputedStyle(document.querySelector('.fal-qwen-refresh'));
+  const panel = getComputedStyle(document.querySelector('.fal-qwen-panel'));
+  return {theme: Object.fromEntries(names.map((name, i) => [name, resolved[i]])),
+          panel: [panel.backgroundColor, panel.color], button: [button.backgroundColor, button.color],
+          header: document.querySelector('.fal-qwen-title')?.innerText ?? ''};
+}"""
+
+
+def test_the_panel_takes_the_frontends_theme_dark_and_light(page):
+    open_panel(page)
+    seen = {}
+    for palette in ("dark", "light"):
+        page.page.evaluate("(palette) => app.extensionManager.setting.set('Comfy.ColorPalette', palette)", palette)
+        page.page.mouse.move(page.size["width"] - 5, page.size["height"] - 5)  # no hover colours
+        page.page.wait_for_timeout(800)
+        styles = page.page.evaluate(STYLES, THEME)
+        theme = styles["theme"]
+        assert styles["panel"] == [theme["--comfy-menu-bg"], theme["--fg-color"]], (palette, styles)
+        assert styles["button"] == [theme["--comfy-input-bg"], theme["--input-text"]], (palette, styles)
+        assert styles["header"].startswith("fal")
+        seen[palette] = styles["panel"]
+    assert seen["dark"] != seen["light"]  # it follows the palette, not a colour of its own
+    page.page.evaluate("() => app.extensionManager.setting.set('Comfy.ColorPalette', 'dark')")
+
+
+def test_the_large_view_closes_with_escape_and_its_close_button(page):
+    request_id = run_single(page)
+    open_panel(page)
+    thumb = page.page.locator(ROW.format(request_id)).locator("img.fal-qwen-thumb").first
+    for close in ("Escape", "button"):
+        thumb.click()
+        overlay = page.page.locator(".fal-qwen-overlay")
+        overlay.locator("img").first.wait_for(timeout=10_000)
+        assert overlay.locator("img").first.evaluate("i => i.naturalWidth") > 0
+        if close == "Escape":
+            page.page.keyboard.press("Escape")
+        else:
+            overlay.locator("button.fal-qwen-close").click()
+        overlay.wait_for(state="detached", timeout=5_000)
+
+
+def test_fals_history_is_offered_only_where_it_can_be_read(page):
+    open_panel(page)
+    assert page.page.locator(".fal-qwen-source option").all_inner_texts() == [
+        "this machine", "this machine + fal's history", "fal's history"]  # fal direct with a key here
+
+    def through_a_gateway(route):  # the backend's own answer, as a machine set up for a gateway gets it
+        answer = route.fetch().json()
+        answer["fal_history"] = {"available": False, "reason": "fal's request history is not reachable through a "
+                                                              "gateway"}
+        route.fulfill(json=answer)
+
+    page.page.route("**/fal_qwen_edit/jobs?*", through_a_gateway)
+    try:
+        page.page.click(".fal-qwen-refresh")
+        page.page.wait_for_function("() => !document.querySelector('.fal-qwen-source')", timeout=5_000)
+        assert page.page.locator(".fal-qwen-job").count()  # this machine's jobs still list
+    finally:
+        page.page.unroute("**/fal_qwen_edit/jobs?*", through_a_gateway)
+    page.page.click(".fal-qwen-refresh")
+    page.page.wait_for_selector(".fal-qwen-source", timeout=5_000)

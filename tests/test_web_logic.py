@@ -25,3 +25,16 @@ def test_every_frontend_module_parses():
     for path in sorted((ROOT / "web").rglob("*.js")):
         done = subprocess.run([NODE, "--check", str(path)], capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, f"{path.relative_to(ROOT)}: {done.stderr}"
+
+
+def test_the_frontends_list_of_advanced_inputs_is_the_schemas():
+    """web/lib/widget_rules.js keeps the advanced inputs for ComfyUIs whose schema cannot carry the mark."""
+    import ast
+    import re
+    tree = ast.parse((ROOT / "nodes" / "qwen_edit_node.py").read_text())
+    marked = [call.args[0].value for call in ast.walk(tree)
+              if isinstance(call, ast.Call) and call.args and isinstance(call.args[0], ast.Constant)
+              and any(kw.arg is None and isinstance(kw.value, ast.Call) and getattr(kw.value.func, "id", "") == "advanced"
+                      for kw in call.keywords)]
+    listed = re.search(r"ADVANCED_INPUTS = \[([^\]]*)\]", (ROOT / "web" / "lib" / "widget_rules.js").read_text())
+    assert marked and re.findall(r'"([a-z_0-9]+)"', listed.group(1)) == marked

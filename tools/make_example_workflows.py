@@ -2,7 +2,12 @@
 
 Run it after changing a node's inputs; the real-ComfyUI tests convert every
 workflow back with ComfyUI's own /object_info, so a widget list that no longer
-matches a node fails there. Usage: python tools/make_example_workflows.py
+matches a node fails there, and load each one in the frontend (both renderers)
+to check that no two nodes overlap and that the graph opens in view. Every
+example names its model and carries no connection specifics (no key variable,
+no base URL: the machine's settings decide), and uses no deprecated core node.
+Then run tools/render_workflow_previews.py for the template browser's previews.
+Usage: python tools/make_example_workflows.py
 """
 
 from __future__ import annotations
@@ -14,7 +19,12 @@ from PIL import Image, ImageDraw
 
 OUT = Path(__file__).resolve().parents[1] / "example_workflows"
 INPUTS = {"person": "qwen_example_person.png", "car": "qwen_example_car.png",
-          "highway": "qwen_example_highway.png"}
+          "highway": "qwen_example_highway.png", "frames": "qwen_example_frames.png"}
+# The view a workflow opens with: the whole graph inside a 1280 x 720 canvas (a laptop's browser window
+# below ComfyUI's menu bar), never larger than 1:1.
+VIEW = (1280, 720)
+TITLE = 30  # LiteGraph's title bar, above a node's pos
+EDIT_H = 560  # the edit node with its common widgets as the Vue renderer draws them (the canvas: ~470)
 
 
 class Graph:
@@ -45,27 +55,37 @@ class Graph:
         source["outputs"][slot]["links"].append(link_id)
         target["inputs"][index]["link"] = link_id
 
+    def view(self, margin: int = 40) -> dict:
+        """LiteGraph's saved view (screen = (pos + offset) * scale) that shows every node, title bars included."""
+        x0 = min(n["pos"][0] for n in self.nodes)
+        y0 = min(n["pos"][1] - TITLE for n in self.nodes)
+        x1 = max(n["pos"][0] + n["size"][0] for n in self.nodes)
+        y1 = max(n["pos"][1] + n["size"][1] for n in self.nodes)
+        scale = min(1.0, (VIEW[0] - 2 * margin) / (x1 - x0), (VIEW[1] - 2 * margin) / (y1 - y0))
+        scale = round(scale, 3)
+        return {"scale": scale, "offset": [round(margin / scale - x0, 1), round(margin / scale - y0, 1)]}
+
     def dump(self, path: Path, note: str) -> None:
         data = {"last_node_id": len(self.nodes), "last_link_id": len(self.links), "nodes": self.nodes,
                 "links": self.links, "groups": [], "config": {},
-                "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}, "info": note}, "version": 0.4}
+                "extra": {"ds": self.view(), "info": note}, "version": 0.4}
         path.write_text(json.dumps(data, indent=1) + "\n")
 
 
-def load_image(g: Graph, name: str, x: int, y: int) -> dict:
+def load_image(g: Graph, name: str, x: int, y: int, h: int = 340) -> dict:
     return g.node("LoadImage", [name, "image"], outputs=[("IMAGE", "IMAGE"), ("MASK", "MASK")],
-                  x=x, y=y, w=300, h=330)
+                  x=x, y=y, w=300, h=h)
 
 
 def qwen(g: Graph, prompt: str, x: int, y: int, *, num_images=1, seed=42, batch_mode="all images in one edit",
-         image_size="auto", width=1024, height=1024, model="custom", steps=30, guidance=4.0) -> dict:
+         image_size="auto", width=1024, height=1024, model="qwen-edit-plus", steps=30, guidance=4.0) -> dict:
     widgets = [prompt, "", image_size, width, height, steps, guidance, num_images, seed, "fixed", False, True, "png",
                "default", False, batch_mode, 4, "pad", 900, False, "fal-ai/qwen-image-edit-plus", "", model,
                "fit model", "png", -1, "default"]
     inputs = [("image_1", "IMAGE"), ("image_2", "IMAGE"), ("image_3", "IMAGE"),
               ("image_urls", "STRING", True), ("connection", "FAL_CONNECTION"), ("loras", "FAL_LORAS")]
     outputs = [("images", "IMAGE"), ("seed", "INT"), ("info", "STRING"), ("mask", "MASK")]
-    return g.node("FalQwenImageEditPlus", widgets, inputs, outputs, x=x, y=y, w=400, h=720)
+    return g.node("FalQwenImageEditPlus", widgets, inputs, outputs, x=x, y=y, w=400, h=EDIT_H)
 
 
 def lora(g: Graph, url: str, scale: float, x: int, y: int, title: str) -> dict:
@@ -73,20 +93,20 @@ def lora(g: Graph, url: str, scale: float, x: int, y: int, title: str) -> dict:
                   x=x, y=y, w=420, h=110, title=title)
 
 
-def save(g: Graph, prefix: str, x: int, y: int) -> dict:
-    return g.node("SaveImage", [prefix], inputs=[("images", "IMAGE")], x=x, y=y, w=400, h=420)
+def save(g: Graph, prefix: str, x: int, y: int, h: int = 420) -> dict:
+    return g.node("SaveImage", [prefix], inputs=[("images", "IMAGE")], x=x, y=y, w=400, h=h)
 
 
 def preview_text(g: Graph, x: int, y: int) -> dict:
-    return g.node("PreviewAny", [], inputs=[("source", "*")], x=x, y=y, w=400, h=200, title="request info")
+    return g.node("PreviewAny", [], inputs=[("source", "*")], x=x, y=y, w=400, h=180, title="request info")
 
 
 def single_edit() -> Graph:
     g = Graph()
     src = load_image(g, INPUTS["person"], 0, 0)
-    edit = qwen(g, "Change the jacket to bright red, keep the face and pose unchanged.", 340, 0)
-    out = save(g, "qwen_edit/single", 780, 0)
-    info = preview_text(g, 780, 460)
+    edit = qwen(g, "Change the jacket to bright red, keep the face and pose unchanged.", 360, 0)
+    out = save(g, "qwen_edit/single", 820, 0)
+    info = preview_text(g, 820, 480)
     g.link(src, 0, edit, "image_1")
     g.link(edit, 0, out, "images")
     g.link(edit, 2, info, "source")
@@ -95,14 +115,16 @@ def single_edit() -> Graph:
 
 def three_images() -> Graph:
     g = Graph()
-    people = load_image(g, INPUTS["person"], 0, 0)
-    car = load_image(g, INPUTS["car"], 0, 360)
-    road = load_image(g, INPUTS["highway"], 0, 720)
-    connection = g.node("FalQwenConnection", ["auto", "", "FAL_KEY", "auto", "default", "default"],
-                        outputs=[("connection", "FAL_CONNECTION")], x=0, y=1080, w=300, h=160)
+    people = load_image(g, INPUTS["person"], 0, 0, h=300)
+    car = load_image(g, INPUTS["car"], 0, 360, h=300)
+    road = load_image(g, INPUTS["highway"], 0, 720, h=300)
+    # Left on auto: the machine's settings (FAL_KEY, a gateway's URL and token, the fal panel's Keys) decide;
+    # set mode and base_url here to send this one workflow elsewhere.
+    connection = g.node("FalQwenConnection", ["auto", "", "", "auto", "default", "default"],
+                        outputs=[("connection", "FAL_CONNECTION")], x=360, y=0, w=400, h=240)
     edit = qwen(g, "The woman from image 1 stands in front of the car from image 2 on the highway from "
-                   "image 3. Photorealistic, evening light.", 340, 0, image_size="landscape_16_9")
-    out = save(g, "qwen_edit/three_images", 780, 0)
+                   "image 3. Photorealistic, evening light.", 360, 300, image_size="landscape_16_9")
+    out = save(g, "qwen_edit/three_images", 820, 300)
     for node, name in ((people, "image_1"), (car, "image_2"), (road, "image_3")):
         g.link(node, 0, edit, name)
     g.link(connection, 0, edit, "connection")
@@ -112,16 +134,11 @@ def three_images() -> Graph:
 
 def batch_edit() -> Graph:
     g = Graph()
-    first = load_image(g, INPUTS["person"], 0, 0)
-    second = load_image(g, INPUTS["car"], 0, 360)
-    batch = g.node("ImageBatch", [], inputs=[("image1", "IMAGE"), ("image2", "IMAGE")],
-                   outputs=[("IMAGE", "IMAGE")], x=340, y=200, w=200, h=60)
-    edit = qwen(g, "Turn this photo into a watercolour painting.", 580, 0,
+    frames = load_image(g, INPUTS["frames"], 0, 0)  # a two-frame (animated) PNG: LoadImage gives a batch of 2
+    edit = qwen(g, "Turn this photo into a watercolour painting.", 360, 0,
                 batch_mode="one edit per image_1 frame")
-    out = save(g, "qwen_edit/batch", 1020, 0)
-    g.link(first, 0, batch, "image1")
-    g.link(second, 0, batch, "image2")
-    g.link(batch, 0, edit, "image_1")
+    out = save(g, "qwen_edit/batch", 820, 0)
+    g.link(frames, 0, edit, "image_1")
     g.link(edit, 0, out, "images")
     return g
 
@@ -129,19 +146,19 @@ def batch_edit() -> Graph:
 def mixed_with_core_nodes() -> Graph:
     g = Graph()
     src = load_image(g, INPUTS["highway"], 0, 0)
-    upload = g.node("FalQwenUploadImage", [], inputs=[("image", "IMAGE"), ("connection", "FAL_CONNECTION")],
-                    outputs=[("urls", "STRING")], x=340, y=0, w=300, h=80)
-    edit = qwen(g, "Add light rain and wet reflections on the road.", 680, 0)
+    edit = qwen(g, "Add light rain and wet reflections on the road.", 360, 0)
     scale = g.node("ImageScale", ["bicubic", 256, 256, "center"], inputs=[("image", "IMAGE")],
-                   outputs=[("IMAGE", "IMAGE")], x=1120, y=0, w=300, h=130)
+                   outputs=[("IMAGE", "IMAGE")], x=820, y=0, w=300, h=140)
     composite = g.node("ImageCompositeMasked", [16, 16, False],
                        inputs=[("destination", "IMAGE"), ("source", "IMAGE"), ("mask", "MASK")],
-                       outputs=[("IMAGE", "IMAGE")], x=1120, y=180, w=300, h=150)
-    out = save(g, "qwen_edit/mixed", 1460, 0)
+                       outputs=[("IMAGE", "IMAGE")], x=820, y=200, w=300, h=160)
+    out = save(g, "qwen_edit/mixed", 1180, 0)
+    upload = g.node("FalQwenUploadImage", [], inputs=[("image", "IMAGE"), ("connection", "FAL_CONNECTION")],
+                    outputs=[("urls", "STRING")], x=0, y=420, w=300, h=80)
     from_url = g.node("FalQwenLoadImageFromUrl", ["", "pad"], inputs=[("urls", "STRING", True)],
-                      outputs=[("image", "IMAGE"), ("mask", "MASK")], x=340, y=140, w=300, h=120,
+                      outputs=[("image", "IMAGE"), ("mask", "MASK")], x=0, y=560, w=300, h=120,
                       title="Load uploaded input back (check)")
-    check = save(g, "qwen_edit/uploaded_input", 0, 400)
+    check = save(g, "qwen_edit/uploaded_input", 0, 740, h=300)
     g.link(src, 0, upload, "image")
     g.link(src, 0, edit, "image_1")
     g.link(edit, 0, scale, "image")
@@ -162,12 +179,12 @@ NEXT_SCENE = ("https://huggingface.co/lovis93/next-scene-qwen-image-lora-2509/re
 def lora_chain() -> Graph:
     g = Graph()
     src = load_image(g, INPUTS["highway"], 0, 0)
-    relight = lora(g, RELIGHT, 0.8, 0, 360, "fal LoRA: relight")
-    next_scene = lora(g, NEXT_SCENE, 1.0, 0, 500, "fal LoRA: next scene")
+    relight = lora(g, RELIGHT, 0.8, 0, 400, "fal LoRA: relight")
+    next_scene = lora(g, NEXT_SCENE, 1.0, 0, 570, "fal LoRA: next scene")
     edit = qwen(g, "Next Scene: the camera pulls back to show the whole highway at sunset, warm low light from "
-                   "the left.", 460, 0, model="qwen-edit-plus-lora", steps=28)
-    out = save(g, "qwen_edit/lora_chain", 900, 0)
-    info = preview_text(g, 900, 460)
+                   "the left.", 480, 0, model="qwen-edit-plus-lora", steps=28)
+    out = save(g, "qwen_edit/lora_chain", 940, 0)
+    info = preview_text(g, 940, 480)
     g.link(src, 0, edit, "image_1")
     g.link(relight, 0, next_scene, "loras")
     g.link(next_scene, 0, edit, "loras")
@@ -179,11 +196,11 @@ def lora_chain() -> Graph:
 def edit_2511() -> Graph:
     g = Graph()
     person = load_image(g, INPUTS["person"], 0, 0)
-    car = load_image(g, INPUTS["car"], 0, 360)
+    car = load_image(g, INPUTS["car"], 0, 400)
     edit = qwen(g, "The woman from image 1 leans on the car from image 2; keep her face and the car's colour.",
-                340, 0, model="qwen-edit-2511", steps=28, guidance=4.5)
-    out = save(g, "qwen_edit/2511", 780, 0)
-    info = preview_text(g, 780, 460)
+                360, 0, model="qwen-edit-2511", steps=28, guidance=4.5)
+    out = save(g, "qwen_edit/2511", 820, 0)
+    info = preview_text(g, 820, 480)
     g.link(person, 0, edit, "image_1")
     g.link(car, 0, edit, "image_2")
     g.link(edit, 0, out, "images")
@@ -214,11 +231,25 @@ def sample_inputs() -> dict[str, Image.Image]:
     return {"person": person, "car": car, "highway": road}
 
 
+def two_frames(person: Image.Image, car: Image.Image) -> list[Image.Image]:
+    """The person and the car on canvases of one size: the frames of an animated PNG."""
+    frames = []
+    for picture in (person, car):
+        frame = Image.new("RGB", (512, 512), (230, 230, 224))
+        fitted = picture.copy()
+        fitted.thumbnail((480, 480))
+        frame.paste(fitted, ((512 - fitted.width) // 2, (512 - fitted.height) // 2))
+        frames.append(frame)
+    return frames
+
+
 EXAMPLES = {
     "qwen_edit_single": (single_edit, "One image, one edit: LoadImage → Qwen Image Edit Plus → Save."),
-    "qwen_edit_three_images": (three_images, "Three references composed into one scene, with a fal "
-                                             "Connection node that names the key's variable (never the key)."),
-    "qwen_edit_batch": (batch_edit, "A batch of two images, one edit per frame, run concurrently."),
+    "qwen_edit_three_images": (three_images, "Three references composed into one scene. The fal Connection "
+                                             "node is on auto (this machine's key or gateway decides); set its "
+                                             "mode and base_url to send this workflow elsewhere."),
+    "qwen_edit_batch": (batch_edit, "A two-frame image (LoadImage makes a batch of its frames), one edit per "
+                                    "frame, run concurrently."),
     "qwen_edit_mixed_core": (mixed_with_core_nodes, "Edit, then scale and composite the result with core "
                                                     "nodes; fal Upload Image → Load Image from URL shows the "
                                                     "hosted input round trip."),
@@ -230,8 +261,11 @@ EXAMPLES = {
 
 def main() -> None:
     (OUT / "inputs").mkdir(parents=True, exist_ok=True)
-    for key, image in sample_inputs().items():
+    inputs = sample_inputs()
+    for key, image in inputs.items():
         image.save(OUT / "inputs" / INPUTS[key])
+    first, second = two_frames(inputs["person"], inputs["car"])
+    first.save(OUT / "inputs" / INPUTS["frames"], save_all=True, append_images=[second], duration=1000, loop=0)
     for name, (build, note) in EXAMPLES.items():
         build().dump(OUT / f"{name}.json", note + " Copy example_workflows/inputs/* into ComfyUI/input first.")
     print(f"wrote {len(EXAMPLES)} workflows and {len(INPUTS)} inputs to {OUT}")

@@ -3,7 +3,9 @@
 Starts a local fake fal server and ComfyUI (the folder ``COMFYUI_DIR`` names, as for the tests) with this
 pack, opens the frontend in headless Chromium (/usr/bin/chromium, driven by Playwright), loads each
 ``example_workflows/*.json``, runs it once against the fake server so the SaveImage nodes show their
-results, and writes ``example_workflows/<name>.png`` (or ``.jpg`` when that is much smaller).
+results, and writes ``example_workflows/<name>.jpg``: the frontend's template browser asks a custom node pack for
+``/api/workflow_templates/<pack>/<name>.jpg`` (workflowTemplatesStore.ts: mediaSubtype 'jpg', in 1.27, 1.37
+and 1.58), so a .png preview is never shown.
 Exits 1 and lists the workflows the frontend complained about (missing nodes, rejected widget values,
 dropped links, error dialogs or toasts, failed runs). Everything it starts is stopped at the end.
 
@@ -54,9 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help="workflow names (default: all in example_workflows/)")
     parser.add_argument("--out", type=Path, default=WORKFLOWS, help="where the images go")
     parser.add_argument("--no-run", action="store_true", help="only load the workflows; do not run them")
-    parser.add_argument("--format", choices=("auto", "png", "jpg"), default="auto",
-                        help="auto: PNG unless a JPEG is much smaller (the frontend's template browser "
-                             "shows <name>.jpg as a custom node's example thumbnail)")
+    parser.add_argument("--format", choices=("auto", "png", "jpg"), default="jpg",
+                        help="jpg (default): what the frontend's template browser asks for; auto: PNG unless "
+                             "a JPEG is much smaller (for other pictures)")
     parser.add_argument("--width", type=int, default=1600)
     parser.add_argument("--height", type=int, default=900)
     args = parser.parse_args(argv)

@@ -1,11 +1,16 @@
 // The edit node in the graph: its price badge, the widgets that are in the way hidden (never removed),
 // and the defaults of a node the user adds. Works on the frontends of ComfyUI 0.3.64 (1.27), 0.12.1
-// (1.37) and the newest package; the recipes and their sources are in docs/frontend.md.
-import { EDIT_NODE, NEW_NODE_DEFAULTS, hiddenWidgets } from "./lib/widget_rules.js";
+// (1.37) and the newest package, in the classic canvas and (1.58) the Vue renderer; the recipes and
+// their sources are in docs/frontend.md.
+import { ADVANCED_INPUTS, EDIT_NODE, NEW_NODE_DEFAULTS, canvasHidden, widgetLabel } from "./lib/widget_rules.js";
 import { IMAGE_INPUTS, badgeText, estimateBody } from "./lib/price.js";
 
 const ESTIMATE_ROUTE = "/fal_qwen_edit/estimate";
 const SIZES_PROPERTY = "fal_last_input_sizes";  // saved in the workflow: sizes only, a later load prices by them
+const PRICE_CELL = "fal_price_revision";        // not saved: a non-enumerable key (see priceCell)
+const ALWAYS_SHOW_ADVANCED = "Comfy.Node.AlwaysShowAdvancedWidgets";
+const PER_FRAME = "one edit per image_1 frame";  // batch_mode's second choice (nodes/fal/edit/node_values.py)
+let advancedInputs = ADVANCED_INPUTS;
 
 export function widgetValues(node) {
   const values = {};
@@ -13,28 +18,43 @@ export function widgetValues(node) {
   return values;
 }
 
-function linkOf(graph, id) {
-  return graph.links instanceof Map ? graph.links.get(id) : graph.links?.[id];
-}
-
 // Sizes the frontend can know: a LoadImage node's loaded picture, else what this node's last run saw.
+// A picture's frame count is not known (an animated PNG, GIF or WebP loads as a batch of frames), so where
+// it decides the price (image_1 in per-frame mode) only the last run's figure is used.
+// isInputConnected/getInputNode are LiteGraph's own in all three frontends (1.58 deprecates `input.link`).
 export function inputSizes(node) {
   const sizes = {}, connected = [];
-  const graph = node.graph;
+  if (!node.graph) return { sizes, connected };
+  const perFrame = node.widgets?.find((w) => w.name === "batch_mode")?.value === PER_FRAME;
   for (const name of IMAGE_INPUTS) {
-    const slot = node.inputs?.find((input) => input.name === name);
-    if (!slot || slot.link == null || !graph) continue;
+    const slot = node.inputs?.findIndex((input) => input.name === name) ?? -1;
+    if (slot < 0 || !node.isInputConnected(slot)) continue;
     connected.push(name);
-    const link = linkOf(graph, slot.link);
-    const origin = link ? graph.getNodeById(link.origin_id) : null;
+    const origin = node.getInputNode(slot);
     const picture = origin?.imgs?.[0];
-    if (origin?.type === "LoadImage" && picture?.naturalWidth) {
+    if (origin?.type === "LoadImage" && picture?.naturalWidth && !(perFrame && name === "image_1")) {
       sizes[name] = [picture.naturalWidth, picture.naturalHeight, 1];
     } else if (node.properties?.[SIZES_PROPERTY]?.[name]) {
       sizes[name] = node.properties[SIZES_PROPERTY][name];
     }
   }
   return { sizes, connected };
+}
+
+// The badge's revision counter. The classic canvas calls a badge function on every frame; the Vue renderer
+// (1.58) calls it inside a Vue computed, again only when a reactive value it read changes. There node state
+// lives in a reactive store: `node.properties` is a reactive proxy, so a counter kept on it is such a value,
+// as a price revision is for core's price badges (systems/badgeSystem.ts, useNodePricing's revision ref).
+// The key is non-enumerable: the workflow (JSON of the properties) never carries it. Where properties are a
+// plain object (older frontends) the counter is plain too, and the canvas needs nothing more.
+function priceCell(node) {
+  const properties = node.properties;
+  if (!properties || typeof properties !== "object") return null;
+  if (!Object.prototype.hasOwnProperty.call(properties, PRICE_CELL)) {
+    Object.defineProperty(properties, PRICE_CELL, { value: { revision: 0 }, enumerable: false, configurable: true,
+                                                    writable: true });
+  }
+  return properties[PRICE_CELL];
 }
 
 // Asks the backend when the question changed; answers for an older question are dropped.
@@ -55,6 +75,8 @@ export function refreshPrice(node, api) {
     }
     if (node._falQuestion === question) {
       node._falPrice = price;
+      const cell = priceCell(node);
+      if (cell) cell.revision += 1;  // the Vue renderer re-runs the badge function
       node.setDirtyCanvas?.(true, true);
     }
     return price;
@@ -62,7 +84,26 @@ export function refreshPrice(node, api) {
   return node._falAnswer;
 }
 
-function setHidden(node, widget, hidden) {
+function priceBadge(node, api) {
+  const Badge = globalThis.LGraphBadge;
+  return () => {
+    void priceCell(node)?.revision;  // read: the Vue renderer runs this again when it changes
+    // Widget values live in a reactive store in 1.58: reading them here (the question) makes a widget
+    // change run this again at once in the Vue renderer. A question asked before costs nothing.
+    refreshPrice(node, api);
+    return new Badge({ text: badgeText(node._falPrice), bgColor: "#35506b" });
+  };
+}
+
+function setting(app, id) {
+  try {
+    return app?.extensionManager?.setting?.get?.(id) ?? app?.ui?.settings?.getSettingValue?.(id);
+  } catch {
+    return undefined;
+  }
+}
+
+function setHidden(widget, hidden) {
   if (Boolean(widget._falHidden) === hidden) return false;
   widget.hidden = hidden;
   widget.options = widget.options ?? {};
@@ -80,13 +121,40 @@ function setHidden(node, widget, hidden) {
   return true;
 }
 
-export function applyHiding(node) {
-  const hidden = hiddenWidgets(widgetValues(node));
+// `widget.advanced` is what LiteGraph's node menu looks at for "Show Advanced"/"Hide Advanced" (which
+// toggles `node.showAdvanced`, saved with the node) in 1.27, 1.37 and 1.58 (where a runtime write gates
+// only the canvas: the Vue renderer keeps the schema's mark and its own "Show advanced inputs").
+function markAdvanced(widget, advanced) {
+  if (widget._falAdvanced === advanced) return;
+  widget.advanced = advanced;
+  widget._falAdvanced = advanced;
+}
+
+function setLabel(widget) {
+  const label = widgetLabel(widget.name, widget.value);
+  if (label === widget.name && widget._falLabel === undefined) return;
+  if (widget._falLabel === undefined) widget._falLabel = widget.label ?? null;
+  const wanted = label === widget.name ? widget._falLabel ?? undefined : label;
+  if (widget.label !== wanted) widget.label = wanted;
+}
+
+export function advancedShown(node, app) {
+  return Boolean(node.showAdvanced) || setting(app, ALWAYS_SHOW_ADVANCED) === true;
+}
+
+export function applyHiding(node, app) {
+  const vue = globalThis.LiteGraph?.vueNodesMode === true;
+  const alwaysShow = setting(app, ALWAYS_SHOW_ADVANCED) === true;
+  const hidden = canvasHidden(widgetValues(node), { advanced: advancedInputs, showAdvanced: Boolean(node.showAdvanced),
+                                                    alwaysShow, vue });
   let changed = false;
   for (const widget of node.widgets ?? []) {
-    if (["width", "height", "endpoint"].includes(widget.name)) changed = setHidden(node, widget, hidden.has(widget.name)) || changed;
+    if (!widget.name) continue;
+    if (advancedInputs.includes(widget.name)) markAdvanced(widget, !alwaysShow);
+    changed = setHidden(widget, hidden.has(widget.name)) || changed;
+    if (widget.name === "start_timeout") setLabel(widget);
   }
-  if (changed && node.computeSize) {
+  if (changed && !vue && node.computeSize) {  // the Vue renderer sizes nodes by their DOM
     node.setSize([node.size[0], node.computeSize()[1]]);
     node.setDirtyCanvas?.(true, true);
   }
@@ -97,19 +165,26 @@ function setWidget(node, name, value) {
   if (widget) widget.value = value;
 }
 
-export function setupEditNode(nodeType, nodeData, api) {
+// The inputs the schema marks advanced (ComfyUI 0.10+), else the list kept for older ones.
+function markedAdvanced(nodeData) {
+  const inputs = { ...nodeData.input?.required, ...nodeData.input?.optional };
+  const marked = Object.entries(inputs).filter(([, spec]) => spec?.[1]?.advanced).map(([name]) => name);
+  return marked.length ? marked : ADVANCED_INPUTS;
+}
+
+export function setupEditNode(nodeType, nodeData, app, api) {
+  advancedInputs = markedAdvanced(nodeData);
   const schemaDefaults = { model: nodeData.input?.optional?.model?.[1]?.default ?? "custom",
                            control_after_generate: "randomize" };
   const created = nodeType.prototype.onNodeCreated;
   nodeType.prototype.onNodeCreated = function () {
     const result = created?.apply(this, arguments);
     for (const [name, value] of Object.entries(NEW_NODE_DEFAULTS)) setWidget(this, name, value);
-    const Badge = globalThis.LGraphBadge;
-    if (Badge) {
+    if (globalThis.LGraphBadge) {
       this.badges = this.badges ?? [];
-      this.badges.push(() => new Badge({ text: badgeText(this._falPrice), bgColor: "#35506b" }));
+      this.badges.push(priceBadge(this, api));
     }
-    applyHiding(this);
+    applyHiding(this, app);
     return result;
   };
   // A loaded (or pasted) node keeps what it saved; widgets it did not save get the schema's defaults,
@@ -118,7 +193,7 @@ export function setupEditNode(nodeType, nodeData, api) {
   nodeType.prototype.configure = function (info) {
     for (const [name, value] of Object.entries(schemaDefaults)) setWidget(this, name, value);
     const result = configure.apply(this, arguments);
-    applyHiding(this);
+    applyHiding(this, app);
     return result;
   };
   const executed = nodeType.prototype.onExecuted;
@@ -134,11 +209,12 @@ export function editNodes(app) {
   return [...graphs].flatMap((graph) => (graph._nodes ?? graph.nodes ?? []).filter((n) => n.type === EDIT_NODE));
 }
 
-// Widget callbacks differ between frontends; one light loop catches every change the same way.
+// Widget callbacks differ between frontends, a LoadImage's picture arrives when it arrives, the renderer
+// and the settings can change: one light loop catches every change the same way.
 export function watchEditNodes(app, api, everyMs = 400) {
   setInterval(() => {
     for (const node of editNodes(app)) {
-      applyHiding(node);
+      applyHiding(node, app);
       refreshPrice(node, api);
     }
   }, everyMs);

@@ -1,10 +1,11 @@
 // The "fal" sidebar tab: the graph's price and the 24 h spend against the cap, then every job with
 // its thumbnails, cost and status (live over ComfyUI's websocket), and per job: Cancel, Fetch
 // outputs (free), Copy request id, Add to graph, and the outputs shown large on click.
-import { RESULT_NODE, actionsFor, costText, mergeJob, mergePage, promptLine, spendFraction, statusLabel,
-         timeAgo } from "./lib/jobs.js";
+import { RESULT_NODE, actionsFor, addedNote, costText, mergeJob, mergePage, promptLine, sourceOptions,
+         spendFraction, statusLabel, timeAgo } from "./lib/jobs.js";
 import { KEY_KINDS, keyLine, modeLine, overridden } from "./lib/keys.js";
 import { balanceText, spendText } from "./lib/price.js";
+import { installPanelStyle, openOverlay } from "./panel_style.js";
 import { fetchSpend, graphPrice } from "./run_guard.js";
 
 const JOB_EVENT = "fal_qwen_edit.job";
@@ -38,6 +39,10 @@ async function loadJobs(api, more = false) {
     state.jobs = more ? mergePage(state.jobs, page.jobs) : mergePage([], page.jobs);
     state.cursor = page.next_cursor;
     state.falHistory = page.fal_history ?? null;
+    if (!state.falHistory?.available && state.source !== "local") {  // e.g. the machine moved to a gateway
+      state.source = "local";
+      await loadJobs(api);
+    }
   } catch (error) {
     state.note = `Could not list jobs: ${error.message}`;
   }
@@ -110,21 +115,15 @@ function addToGraph(app, job) {
   (canvas.graph ?? app.graph).add(node);
   canvas.selectNode?.(node);
   app.graph.setDirtyCanvas(true, true);
-  state.note = job.connection && job.connection.kind !== "fal"
-    ? `Added. This job went through a ${job.connection.kind} (${job.connection.host}): connect the same fal Connection node.`
-    : "Added a fal Result by Request ID node: running it fetches this job's outputs, with no new job.";
+  state.note = addedNote(job);
   return node;
 }
 
 function showLarge(api, job) {
   callJson(api, `/fal_qwen_edit/jobs/${job.request_id}`).then((full) => {
     const urls = full.outputs?.length ? full.outputs : full.thumbnails ?? [];
-    const overlay = el("div", { class: "fal-qwen-overlay", style: "position:fixed;inset:0;z-index:10000;" +
-      "background:rgba(0,0,0,.85);display:flex;flex-wrap:wrap;gap:8px;align-items:center;justify-content:center;" +
-      "cursor:zoom-out", onclick: () => overlay.remove() },
-      ...urls.map((url) => el("img", { src: api.apiURL(url), style: "max-width:45vw;max-height:90vh" })),
-      urls.length ? null : el("div", { style: "color:#ddd" }, "No outputs on this machine: use Fetch outputs."));
-    document.body.append(overlay);
+    openOverlay(urls.length ? urls.map((url) => el("img", { src: api.apiURL(url), alt: "fal output" }))
+      : [el("div", { class: "fal-qwen-muted" }, "No outputs on this machine: use Fetch outputs.")]);
   }).catch((error) => { state.note = error.message; render(); });
 }
 
@@ -148,18 +147,16 @@ function jobRow(app, api, job) {
   };
   const labels = { copy: "Copy id", cancel: "Cancel", fetch: "Fetch outputs", add: "Add to graph" };
   const thumbs = (job.thumbnails ?? []).map((url) => el("img", { src: api.apiURL(url), class: "fal-qwen-thumb",
-    style: "width:56px;height:56px;object-fit:cover;border-radius:4px;cursor:zoom-in", title: "Show large",
-    onclick: () => showLarge(api, job) }));
-  return el("div", { class: `fal-qwen-job fal-qwen-${job.status}`, "data-request-id": job.request_id,
-                     style: "border-bottom:1px solid var(--border-color,#444);padding:6px 4px" },
-    el("div", { style: "display:flex;gap:4px;flex-wrap:wrap" }, ...thumbs),
-    el("div", { style: "font-size:12px" },
+    title: "Show large", onclick: () => showLarge(api, job) }));
+  return el("div", { class: `fal-qwen-job fal-qwen-${job.status}`, "data-request-id": job.request_id },
+    thumbs.length ? el("div", { class: "fal-qwen-row" }, ...thumbs) : null,
+    el("div", {},
       el("b", { class: "fal-qwen-status" }, statusLabel(job)), " · ", job.model ?? job.endpoint ?? "", " · ",
       el("span", { class: "fal-qwen-cost" }, costText(job)), " · ", timeAgo(job.submitted_at),
       job.known_locally === false ? el("span", { class: "fal-qwen-remote" }, " · only in fal's history") : null),
-    el("div", { style: "font-size:11px;opacity:.8" }, promptLine(job)),
-    job.error ? el("div", { style: "font-size:11px;color:#e88" }, job.error) : null,
-    el("div", { style: "display:flex;gap:4px;margin-top:3px" }, ...actionsFor(job).map((what) =>
+    el("div", { class: "fal-qwen-muted" }, promptLine(job)),
+    job.error ? el("div", { class: "fal-qwen-error" }, job.error) : null,
+    el("div", { class: "fal-qwen-row" }, ...actionsFor(job).map((what) =>
       el("button", { class: `fal-qwen-${what}`, onclick: () => act(what) }, labels[what]))));
 }
 
@@ -167,35 +164,37 @@ function render() {
   const { root, app, api } = state;
   if (!root) return;
   const fraction = spendFraction(state.spend);
-  const header = el("div", { style: "padding:6px" },
-    el("div", { class: "fal-qwen-total", style: "font-weight:bold" },
+  const refresh = async () => { await Promise.all([loadJobs(api), refreshHeader(app, api)]); render(); };
+  const sources = sourceOptions(state.falHistory);
+  const header = el("div", { class: "fal-qwen-head" },
+    el("div", { class: "fal-qwen-title" }, el("span", {}, "fal ", el("small", {}, "jobs, costs and outputs")),
+      el("button", { class: "fal-qwen-refresh", title: "Refresh", onclick: refresh }, "Refresh")),
+    el("div", { class: "fal-qwen-total", style: "font-weight:600" },
       state.total ? `This graph: ${state.total.text} (${state.total.nodes} fal node${state.total.nodes === 1 ? "" : "s"})` : ""),
-    el("div", { class: "fal-qwen-spend", style: "font-size:12px" }, spendText(state.spend)),
-    balanceText(state.balance) ? el("div", { class: "fal-qwen-balance", style: "font-size:12px" },
-      balanceText(state.balance)) : null,
-    fraction == null ? null : el("div", { style: "height:6px;background:#333;border-radius:3px;margin-top:3px" },
-      el("div", { class: "fal-qwen-spendbar", style: `height:6px;width:${(fraction * 100).toFixed(1)}%;` +
-        `background:${fraction > 0.9 ? "#c44" : "#4a8"};border-radius:3px` })),
-    el("div", { style: "display:flex;gap:6px;margin-top:6px;align-items:center" },
+    el("div", { class: "fal-qwen-spend" }, spendText(state.spend)),
+    balanceText(state.balance) ? el("div", { class: "fal-qwen-balance" }, balanceText(state.balance)) : null,
+    fraction == null ? null : el("div", { class: "fal-qwen-bar" },
+      el("div", { class: `fal-qwen-spendbar${fraction > 0.9 ? " fal-qwen-near-cap" : ""}`,
+                  style: `width:${(fraction * 100).toFixed(1)}%` })),
+    // fal's own request history only where it can be read (fal direct with a key): elsewhere no choice
+    sources.length > 1 ? el("div", { class: "fal-qwen-row" }, el("span", { class: "fal-qwen-muted" }, "Jobs from"),
       el("select", { class: "fal-qwen-source", onchange: async (e) => { state.source = e.target.value; await loadJobs(api); render(); } },
-        ...[["local", "this machine"], ["all", "+ fal's history"], ["fal", "fal's history"]].map(([value, text]) => {
+        ...sources.map(([value, text]) => {
           const option = el("option", { value }, text);
           option.selected = value === state.source;
           return option;
-        })),
-      el("button", { class: "fal-qwen-refresh", onclick: async () => { await Promise.all([loadJobs(api), refreshHeader(app, api)]); render(); } }, "Refresh")),
-    state.falHistory && !state.falHistory.available && state.source !== "local"
-      ? el("div", { style: "font-size:11px;opacity:.8" }, state.falHistory.reason) : null,
-    state.note ? el("div", { class: "fal-qwen-note", style: "font-size:11px;margin-top:4px" }, state.note) : null,
+        }))) : null,
+    state.note ? el("div", { class: "fal-qwen-note fal-qwen-muted" }, state.note) : null,
     keysSection(api));
   const list = el("div", { class: "fal-qwen-jobs" }, ...state.jobs.map((job) => jobRow(app, api, job)),
-    state.jobs.length ? null : el("div", { style: "padding:6px;opacity:.7" }, "No fal jobs yet."),
+    state.jobs.length ? null : el("div", { class: "fal-qwen-empty" }, "No fal jobs on this machine yet."),
     state.cursor ? el("button", { class: "fal-qwen-more", onclick: async () => { await loadJobs(api, true); render(); } }, "More") : null);
-  root.replaceChildren(el("div", { class: "fal-qwen-panel", style: "overflow:auto;height:100%" }, header, list));
+  root.replaceChildren(el("div", { class: "fal-qwen-panel" }, header, list));
 }
 
 export function registerPanel(app, api) {
   Object.assign(state, { app, api });
+  installPanelStyle();
   api.addEventListener(JOB_EVENT, (event) => {  // registered at once: unregistered types are dropped
     state.jobs = mergeJob(state.jobs, event.detail);
     render();

@@ -37,15 +37,15 @@ test("the graph total adds known prices and counts the rest, never guessing them
 test("the cap warning appears only when the known total crosses what is left", () => {
   const spend = { spent_24h_usd: 0.97, daily_cap_usd: 1, remaining_usd: 0.03 };
   assert.equal(capWarning({ usd: 0.03 }, spend), null);
-  assert.match(capWarning({ usd: 0.06 }, spend), /only \$0\.03 of your \$1\.00 daily fal cap is left/);
+  assert.match(capWarning({ usd: 0.06 }, spend), /only \$0\.030 of your \$1\.000 daily fal cap is left/);
   assert.equal(capWarning({ usd: 100 }, { spent_24h_usd: 3, daily_cap_usd: null, remaining_usd: null }), null);
-  assert.equal(spendText(spend), "$0.97 spent in 24 h of $1.00; $0.03 left");
+  assert.equal(spendText(spend), "$0.970 spent in 24 h of $1.000; $0.030 left");
   assert.equal(spendFraction(spend), 0.97);
 });
 
 test("the header's balance line: a gateway's credit, an unlimited token, or why there is none", () => {
   const gateway = { mode: "gateway", host: "api.example.com" };
-  assert.equal(balanceText({ ...gateway, usd: 12.3456, unlimited: false }), "Gateway api.example.com: $12.35 left");
+  assert.equal(balanceText({ ...gateway, usd: 12.3456, unlimited: false }), "Gateway api.example.com: $12.346 left");
   assert.equal(balanceText({ ...gateway, usd: null, unlimited: true }), "Gateway api.example.com: unlimited token");
   assert.equal(balanceText({ ...gateway, usd: null, unlimited: false, note: "not offered by this gateway" }),
                "Gateway api.example.com: balance not offered by this gateway");
@@ -79,4 +79,47 @@ test("costs say whether they are billed or estimated; request ids are UUIDs", ()
   assert.equal(timeAgo(100, 190), "2 min ago");
   assert.equal(timeAgo(100, 130), "30 s ago");
   assert.equal(promptLine({ prompt: "a  b\nc" }), "a b c");
+});
+
+test("on the classic canvas advanced inputs hide unless the node or the setting shows them; Vue keeps its own", async () => {
+  const { canvasHidden } = await import("../../web/lib/widget_rules.js");
+  const values = { image_size: "auto", model: "qwen-edit-plus" };
+  const advanced = ["timeout", "endpoint"];
+  assert.deepEqual([...canvasHidden(values, { advanced })].sort(), ["endpoint", "height", "timeout", "width"]);
+  assert.deepEqual([...canvasHidden(values, { advanced, showAdvanced: true })].sort(), ["endpoint", "height", "width"]);
+  assert.deepEqual([...canvasHidden(values, { advanced, alwaysShow: true })].sort(), ["endpoint", "height", "width"]);
+  assert.deepEqual([...canvasHidden(values, { advanced, vue: true })].sort(), ["endpoint", "height", "width"]);
+});
+
+test("start_timeout's automatic and no-deadline values say so in its label", async () => {
+  const { widgetLabel } = await import("../../web/lib/widget_rules.js");
+  assert.equal(widgetLabel("start_timeout", -1), "start_timeout (auto)");
+  assert.equal(widgetLabel("start_timeout", 0), "start_timeout (none)");
+  assert.equal(widgetLabel("start_timeout", 120), "start_timeout");
+  assert.equal(widgetLabel("timeout", -1), "timeout");
+});
+
+test("money is rounded one way everywhere: the header's spend and a job's cost agree", async () => {
+  const { usd } = await import("../../web/lib/price.js");
+  const spent = { spent_24h_usd: 0.0056, daily_cap_usd: 5, remaining_usd: 4.9944 };
+  assert.equal(spendText(spent), "$0.006 spent in 24 h of $5.000; $4.994 left");
+  assert.equal(costText({ cost_usd_billed: 0.0056 }), "$0.006 billed");
+  assert.equal(usd(0.0056), "$0.006");
+});
+
+test("fal's history is offered only where it can be read", async () => {
+  const { sourceOptions } = await import("../../web/lib/jobs.js");
+  assert.deepEqual(sourceOptions({ available: false, reason: "a gateway" }).map(([v]) => v), ["local"]);
+  assert.deepEqual(sourceOptions(null).map(([v]) => v), ["local"]);
+  assert.deepEqual(sourceOptions({ available: true }).map(([v]) => v), ["local", "all", "fal"]);
+});
+
+test("Add to graph says what the new node needs to reach the job", async () => {
+  const { addedNote } = await import("../../web/lib/jobs.js");
+  assert.match(addedNote({ connection: { kind: "gateway", host: "gw.example" }, default_connection: true }),
+               /running it fetches this job's outputs/);
+  assert.match(addedNote({ connection: null }), /running it fetches/);
+  const other = addedNote({ connection: { kind: "gateway", host: "gw.example" }, default_connection: false });
+  assert.match(other, /went through a gateway \(gw\.example\)/);
+  assert.match(other, /fal Connection node/);
 });

@@ -1,4 +1,5 @@
 // The fal panel's job list: pure logic (no DOM), so Node's test runner can check it.
+import { usd } from "./price.js";
 // A job is the backend's JSON (GET /fal_qwen_edit/jobs): request_id, status, model, prompt, times in
 // Unix seconds, cost_usd_estimate / cost_usd_billed, thumbnails, known_locally, …
 export const RESULT_NODE = "FalQwenResultByRequestId";
@@ -26,8 +27,8 @@ export function statusLabel(job) {
 }
 
 export function costText(job) {
-  if (job.cost_usd_billed != null) return `$${job.cost_usd_billed.toFixed(3)} billed`;
-  if (job.cost_usd_estimate != null) return `≈$${job.cost_usd_estimate.toFixed(3)} est.`;
+  if (job.cost_usd_billed != null) return `${usd(job.cost_usd_billed)} billed`;
+  if (job.cost_usd_estimate != null) return `≈${usd(job.cost_usd_estimate)} est.`;
   return "cost unknown";
 }
 
@@ -57,4 +58,25 @@ export function spendFraction(spend) {
 export function promptLine(job, length = 90) {
   const text = (job.prompt ?? "").replace(/\s+/g, " ").trim();
   return text.length > length ? `${text.slice(0, length - 1)}…` : text;
+}
+
+// Where to list jobs from: fal's own request history only where it can be read (fal direct with a key; the
+// backend says so with every page as fal_history.available), else this machine's jobs alone.
+export function sourceOptions(falHistory) {
+  const local = [["local", "this machine"]];
+  return falHistory?.available ? [...local, ["all", "this machine + fal's history"], ["fal", "fal's history"]] : local;
+}
+
+const CONNECTIONS = { fal: "fal direct", gateway: "a gateway", proxy: "fal's server proxy" };
+
+// What "Add to graph" says: the new node reaches the job with this machine's settings unless the job was
+// made through another connection (a fal Connection node's gateway, proxy or key variable).
+export function addedNote(job) {
+  const base = "Added a fal Result by Request ID node";
+  if (job.default_connection === false && job.connection) {
+    const how = CONNECTIONS[job.connection.kind] ?? job.connection.kind;
+    return `${base}. This job went through ${how}${job.connection.host ? ` (${job.connection.host})` : ""}, not ` +
+      "this machine's default connection: give the node a fal Connection node set up for it, then run it.";
+  }
+  return `${base}: running it fetches this job's outputs (no new job, no cost).`;
 }

@@ -15,6 +15,30 @@ export function hiddenWidgets(values) {
   return hidden;
 }
 
+// The inputs the node's schema marks `advanced` (nodes/qwen_edit_node.py; tests/test_web_logic.py checks the
+// two agree). ComfyUI 0.10+ sends the mark itself; this list serves the older ones (0.3.64), which do not.
+export const ADVANCED_INPUTS = ["fal_picks_seed", "acceleration", "sync_mode", "concurrency", "size_mismatch",
+  "timeout", "force_new_job", "endpoint", "image_urls", "input_resize", "upload_format", "start_timeout",
+  "priority"];
+
+// On the classic canvas: every widget hidden now, by the rules above and, unless the node shows its advanced
+// inputs (its context menu's "Show Advanced") or the frontend's Comfy.Node.AlwaysShowAdvancedWidgets is on,
+// the advanced ones. The Vue renderer collapses advanced inputs itself, so there only the rules apply.
+export function canvasHidden(values, { advanced = [], showAdvanced = false, alwaysShow = false, vue = false } = {}) {
+  const hidden = hiddenWidgets(values);
+  if (!vue && !showAdvanced && !alwaysShow) advanced.forEach((name) => hidden.add(name));
+  return hidden;
+}
+
+// What a widget's label says about a value that means "decided elsewhere" (where a widget has a label).
+export function widgetLabel(name, value) {
+  if (name === "start_timeout") {
+    if (value === -1) return "start_timeout (auto)";
+    if (value === 0) return "start_timeout (none)";
+  }
+  return name;
+}
+
 // A new node (added by the user, not loaded): the default model by name, and a seed that stays put,
 // so queueing again after changing a downstream node does not pay for a new edit.
 export const NEW_NODE_DEFAULTS = { model: "qwen-edit-plus", control_after_generate: "fixed" };

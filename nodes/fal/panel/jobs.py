@@ -58,13 +58,15 @@ class JobsPanel:
         self.clients = clients
 
     # -- views -------------------------------------------------------------------------------
-    def view(self, job: dict, known_locally: bool = True) -> dict[str, Any]:
+    def view(self, job: dict, known_locally: bool = True, default: tuple | None | bool = False) -> dict[str, Any]:
+        """``default``: the machine's default connection when the caller knows it (a page of jobs)."""
         rid = job["request_id"]
         count = int(job.get("thumbnails") or 0)
         thumbs = [f"{PREFIX}/jobs/{rid}/thumbnails/{i}.webp" for i in range(count)
                   if self.history.thumbnail_path(rid, i) is not None]
         billed, estimate = job.get("cost_usd_billed"), job.get("cost_usd_estimate")
         connection = job.get("connection") or {}
+        default = self.default_connection() if default is False else default
         return {"request_id": rid, "status": job.get("status", "unknown"), "endpoint": job.get("endpoint"),
                 "model": job.get("model"), "prompt": job.get("prompt"), "submitted_at": job.get("submitted_at"),
                 "finished_at": job.get("finished_at"), "cost_usd_estimate": estimate, "cost_usd_billed": billed,
@@ -72,7 +74,10 @@ class JobsPanel:
                 "price_source": job.get("price_source"), "thumbnails": thumbs, "known_locally": known_locally,
                 "num_outputs": job.get("num_outputs"), "error": job.get("error"),
                 "connection": {"kind": connection.get("kind"), "host": connection.get("host")}
-                if connection else None}
+                if connection else None,
+                # whether a Result by Request ID node reaches the job with this machine's settings alone
+                "default_connection": None if default is None or not connection else
+                not connection.get("key_env") and (connection.get("kind"), connection.get("host")) == default}
 
     def _stored(self, request_id: str, job: dict) -> list[tuple[ResultCache, str]]:
         """Where the result cache of the job's connection may hold its outputs (none without a cache)."""
@@ -104,9 +109,20 @@ class JobsPanel:
         count = self._stored_count(request_id, job) or 0
         return {**self.view(job), "outputs": [f"{PREFIX}/jobs/{request_id}/outputs/{i}.png" for i in range(count)]}
 
+    def default_connection(self) -> tuple[str | None, str | None] | None:
+        """(kind, host) of the connection this machine's settings give, or None when they give none yet."""
+        try:
+            connection = self.clients(None).records.connection or {}
+        except FalError:
+            return None
+        return connection.get("kind"), connection.get("host")
+
     # -- the list ----------------------------------------------------------------------------
     def fal_history(self) -> tuple[PlatformClient | None, str | None]:
-        client = self.clients(None)
+        try:
+            client = self.clients(None)
+        except FalError as exc:  # no key or gateway set up yet
+            return None, f"fal's request history needs a fal key: {exc}"
         reason = unreachable_reason(client.config)
         return (None, reason) if reason else (client.platform, None)
 
@@ -115,15 +131,16 @@ class JobsPanel:
             raise BadRequest("source is local, fal or all.")
         limit = max(1, min(100, int(limit)))
         at = _read_cursor(cursor)
+        # whether fal's own history can be listed here at all (the panel offers it only then); no request
+        platform, reason = self.fal_history()
+        default = self.default_connection()
         jobs: list[dict[str, Any]] = []
         next_at: dict[str, str | None] = {}
-        fal_state: dict[str, Any] = {"available": source == "local", "reason": None}
+        fal_state: dict[str, Any] = {"available": platform is not None, "reason": reason}
         if source in ("local", "all") and at.get("local", "") is not None:
             local, next_at["local"] = self.history.page(limit, at.get("local") or None)
-            jobs += [self.view(job) for job in local]
+            jobs += [self.view(job, default=default) for job in local]
         if source in ("fal", "all") and at.get("fal", "") is not None:
-            platform, reason = self.fal_history()
-            fal_state = {"available": platform is not None, "reason": reason}
             found: list[dict] = []
             try:
                 if platform is not None:
@@ -137,7 +154,8 @@ class JobsPanel:
                 for item in found:
                     if item["request_id"] not in known:
                         mine = by_id.get(item["request_id"])
-                        jobs.append(self.view(mine) if mine else self.view(item, known_locally=False))
+                        jobs.append(self.view(mine, default=default) if mine else
+                                    self.view(item, known_locally=False, default=default))
         jobs.sort(key=lambda j: j.get("submitted_at") or 0, reverse=True)
         more = {k: v for k, v in next_at.items() if v}
         nxt = None if not more else _write_cursor({"local": more.get("local"), "fal": more.get("fal")})
