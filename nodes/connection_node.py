@@ -54,7 +54,8 @@ class FalConnectionNode(io.ComfyNode):
                                        "the result only 1 hour (6 minutes at 10 KB or more). default: "
                                        "FAL_KEEP_ON_FAL or config.ini, else on."),
             ],
-            outputs=[FalConnection.Output(display_name="connection")],
+            outputs=[FalConnection.Output(display_name="connection",
+                                          tooltip="To the connection input of the fal nodes.")],
         )
 
     @classmethod
