@@ -1,9 +1,10 @@
 // The "fal" sidebar tab: the graph's price and the 24 h spend against the cap, then every job with
 // its thumbnails, cost and status (live over ComfyUI's websocket), and per job: Cancel, Fetch
 // outputs (free), Copy request id, Add to graph, and the outputs shown large on click.
-import { RESULT_NODE, actionsFor, costText, mergeJob, mergePage, promptLine, spendFraction, statusLabel,
+import { RESULT_NODE, actionsFor, addedNote, costText, mergeJob, mergePage, promptLine, spendFraction, statusLabel,
          timeAgo } from "./lib/jobs.js";
 import { KEY_KINDS, keyLine, modeLine, overridden } from "./lib/keys.js";
+import { t } from "./lib/i18n.js";
 import { balanceText, spendText } from "./lib/price.js";
 import { fetchSpend, graphPrice } from "./run_guard.js";
 
@@ -39,7 +40,7 @@ async function loadJobs(api, more = false) {
     state.cursor = page.next_cursor;
     state.falHistory = page.fal_history ?? null;
   } catch (error) {
-    state.note = `Could not list jobs: ${error.message}`;
+    state.note = t("panel.listFailed", { error: error.message });
   }
 }
 
@@ -68,7 +69,7 @@ function keysSection(api) {
         ? await callJson(api, "/fal_qwen_edit/keys", { method, headers: { "Content-Type": "application/json" },
                                                        body: JSON.stringify({ kind, value }) })
         : await callJson(api, `/fal_qwen_edit/keys?kind=${encodeURIComponent(kind)}`, { method });
-      state.keysNote = method === "POST" ? "Saved on this machine." : "Cleared.";
+      state.keysNote = t(method === "POST" ? "keys.saved" : "keys.cleared");
     } catch (error) {
       state.keysNote = error.message;
     }
@@ -80,16 +81,15 @@ function keysSection(api) {
     return el("div", { class: "fal-qwen-key-row", "data-kind": kind, style: "margin-top:4px" },
       el("div", { style: "font-size:11px" }, el("b", {}, `${label}: `),
         el("span", { class: "fal-qwen-key-status" }, keyLine(state.keys, kind)),
-        overridden(state.keys, kind) ? " (the saved one is not used: the setting above wins)" : null),
+        overridden(state.keys, kind) ? ` ${t("keys.overridden")}` : null),
       el("div", { style: "display:flex;gap:4px" }, input,
-        el("button", { class: "fal-qwen-key-save", onclick: () => change(kind, input, "POST") }, "Save"),
+        el("button", { class: "fal-qwen-key-save", onclick: () => change(kind, input, "POST") }, t("keys.save")),
         state.keys?.[kind]?.saved
-          ? el("button", { class: "fal-qwen-key-clear", onclick: () => change(kind, null, "DELETE") }, "Clear") : null));
+          ? el("button", { class: "fal-qwen-key-clear", onclick: () => change(kind, null, "DELETE") }, t("keys.clear")) : null));
   });
   const details = el("details", { class: "fal-qwen-keys", style: "margin-top:6px;font-size:12px" },
-    el("summary", { style: "cursor:pointer" }, "Keys"),
-    el("div", { style: "font-size:11px;opacity:.8" }, "Stored by this machine's ComfyUI server, never in a workflow. " +
-      "Environment variables and config.ini win over keys saved here."),
+    el("summary", { style: "cursor:pointer" }, t("keys.title")),
+    el("div", { style: "font-size:11px;opacity:.8" }, t("keys.intro")),
     ...(state.keys ? rows : []),
     el("div", { class: "fal-qwen-keys-mode", style: "font-size:11px;margin-top:4px" }, modeLine(state.keys)),
     state.keysNote ? el("div", { class: "fal-qwen-keys-note", style: "font-size:11px" }, state.keysNote) : null);
@@ -110,9 +110,7 @@ function addToGraph(app, job) {
   (canvas.graph ?? app.graph).add(node);
   canvas.selectNode?.(node);
   app.graph.setDirtyCanvas(true, true);
-  state.note = job.connection && job.connection.kind !== "fal"
-    ? `Added. This job went through a ${job.connection.kind} (${job.connection.host}): connect the same fal Connection node.`
-    : "Added a fal Result by Request ID node: running it fetches this job's outputs, with no new job.";
+  state.note = addedNote(job);
   return node;
 }
 
@@ -123,7 +121,7 @@ function showLarge(api, job) {
       "background:rgba(0,0,0,.85);display:flex;flex-wrap:wrap;gap:8px;align-items:center;justify-content:center;" +
       "cursor:zoom-out", onclick: () => overlay.remove() },
       ...urls.map((url) => el("img", { src: api.apiURL(url), style: "max-width:45vw;max-height:90vh" })),
-      urls.length ? null : el("div", { style: "color:#ddd" }, "No outputs on this machine: use Fetch outputs."));
+      urls.length ? null : el("div", { style: "color:#ddd" }, t("panel.noOutputs")));
     document.body.append(overlay);
   }).catch((error) => { state.note = error.message; render(); });
 }
@@ -133,7 +131,7 @@ function jobRow(app, api, job) {
     try {
       if (what === "copy") {
         await navigator.clipboard?.writeText(job.request_id).catch(() => {});
-        state.note = `Copied ${job.request_id}`;
+        state.note = t("panel.copied", { id: job.request_id });
       } else if (what === "add") {
         addToGraph(app, job);
       } else {
@@ -142,13 +140,12 @@ function jobRow(app, api, job) {
         state.note = answer.message ?? "";
       }
     } catch (error) {
-      state.note = `${what}: ${error.message}`;
+      state.note = t("panel.actionFailed", { action: t(`panel.${what}`), error: error.message });
     }
     render();
   };
-  const labels = { copy: "Copy id", cancel: "Cancel", fetch: "Fetch outputs", add: "Add to graph" };
   const thumbs = (job.thumbnails ?? []).map((url) => el("img", { src: api.apiURL(url), class: "fal-qwen-thumb",
-    style: "width:56px;height:56px;object-fit:cover;border-radius:4px;cursor:zoom-in", title: "Show large",
+    style: "width:56px;height:56px;object-fit:cover;border-radius:4px;cursor:zoom-in", title: t("panel.showLarge"),
     onclick: () => showLarge(api, job) }));
   return el("div", { class: `fal-qwen-job fal-qwen-${job.status}`, "data-request-id": job.request_id,
                      style: "border-bottom:1px solid var(--border-color,#444);padding:6px 4px" },
@@ -156,11 +153,11 @@ function jobRow(app, api, job) {
     el("div", { style: "font-size:12px" },
       el("b", { class: "fal-qwen-status" }, statusLabel(job)), " · ", job.model ?? job.endpoint ?? "", " · ",
       el("span", { class: "fal-qwen-cost" }, costText(job)), " · ", timeAgo(job.submitted_at),
-      job.known_locally === false ? el("span", { class: "fal-qwen-remote" }, " · only in fal's history") : null),
+      job.known_locally === false ? el("span", { class: "fal-qwen-remote" }, t("panel.onlyOnFal")) : null),
     el("div", { style: "font-size:11px;opacity:.8" }, promptLine(job)),
     job.error ? el("div", { style: "font-size:11px;color:#e88" }, job.error) : null,
     el("div", { style: "display:flex;gap:4px;margin-top:3px" }, ...actionsFor(job).map((what) =>
-      el("button", { class: `fal-qwen-${what}`, onclick: () => act(what) }, labels[what]))));
+      el("button", { class: `fal-qwen-${what}`, onclick: () => act(what) }, t(`panel.${what}`)))));
 }
 
 function render() {
@@ -169,7 +166,8 @@ function render() {
   const fraction = spendFraction(state.spend);
   const header = el("div", { style: "padding:6px" },
     el("div", { class: "fal-qwen-total", style: "font-weight:bold" },
-      state.total ? `This graph: ${state.total.text} (${state.total.nodes} fal node${state.total.nodes === 1 ? "" : "s"})` : ""),
+      state.total ? t(state.total.nodes === 1 ? "total.graphOne" : "total.graphMany",
+                      { total: state.total.text, nodes: state.total.nodes }) : ""),
     el("div", { class: "fal-qwen-spend", style: "font-size:12px" }, spendText(state.spend)),
     balanceText(state.balance) ? el("div", { class: "fal-qwen-balance", style: "font-size:12px" },
       balanceText(state.balance)) : null,
@@ -178,19 +176,19 @@ function render() {
         `background:${fraction > 0.9 ? "#c44" : "#4a8"};border-radius:3px` })),
     el("div", { style: "display:flex;gap:6px;margin-top:6px;align-items:center" },
       el("select", { class: "fal-qwen-source", onchange: async (e) => { state.source = e.target.value; await loadJobs(api); render(); } },
-        ...[["local", "this machine"], ["all", "+ fal's history"], ["fal", "fal's history"]].map(([value, text]) => {
+        ...[["local", t("jobs.sourceLocal")], ["all", t("jobs.sourceAllShort")], ["fal", t("jobs.sourceFal")]].map(([value, text]) => {
           const option = el("option", { value }, text);
           option.selected = value === state.source;
           return option;
         })),
-      el("button", { class: "fal-qwen-refresh", onclick: async () => { await Promise.all([loadJobs(api), refreshHeader(app, api)]); render(); } }, "Refresh")),
+      el("button", { class: "fal-qwen-refresh", onclick: async () => { await Promise.all([loadJobs(api), refreshHeader(app, api)]); render(); } }, t("panel.refresh"))),
     state.falHistory && !state.falHistory.available && state.source !== "local"
       ? el("div", { style: "font-size:11px;opacity:.8" }, state.falHistory.reason) : null,
     state.note ? el("div", { class: "fal-qwen-note", style: "font-size:11px;margin-top:4px" }, state.note) : null,
     keysSection(api));
   const list = el("div", { class: "fal-qwen-jobs" }, ...state.jobs.map((job) => jobRow(app, api, job)),
-    state.jobs.length ? null : el("div", { style: "padding:6px;opacity:.7" }, "No fal jobs yet."),
-    state.cursor ? el("button", { class: "fal-qwen-more", onclick: async () => { await loadJobs(api, true); render(); } }, "More") : null);
+    state.jobs.length ? null : el("div", { style: "padding:6px;opacity:.7" }, t("panel.noJobs")),
+    state.cursor ? el("button", { class: "fal-qwen-more", onclick: async () => { await loadJobs(api, true); render(); } }, t("panel.more")) : null);
   root.replaceChildren(el("div", { class: "fal-qwen-panel", style: "overflow:auto;height:100%" }, header, list));
 }
 
@@ -201,7 +199,7 @@ export function registerPanel(app, api) {
     render();
   });
   const tab = {
-    id: "fal-qwen-edit", icon: "pi pi-images", title: "fal", tooltip: "fal: jobs, costs and outputs",
+    id: "fal-qwen-edit", icon: "pi pi-images", title: t("panel.tabTitle"), tooltip: t("panel.tabTooltip"),
     type: "custom",
     render: async (root) => {  // runs every time the tab opens
       state.root = root;
@@ -215,7 +213,7 @@ export function registerPanel(app, api) {
     app.extensionManager.registerSidebarTab(tab);
     return true;
   }
-  console.warn("fal: this frontend has no sidebar tabs; the fal panel is not shown");
+  console.warn(t("panel.noSidebar"));
   return false;
 }
 
