@@ -187,7 +187,7 @@ def test_the_graph_total_sums_every_edit_node_and_warns_before_crossing_the_cap(
     page.page.once("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     queued = page.page.evaluate("() => app.queuePrompt(0, 1)")
     assert queued is False and prompts == []
-    assert len(dialogs) == 1 and f"only ${CAP_USD:.2f} of your ${CAP_USD:.2f} daily fal cap is left" in dialogs[0]
+    assert len(dialogs) == 1 and f"only ${CAP_USD:.3f} of your ${CAP_USD:.3f} daily fal cap is left" in dialogs[0]
 
 
 def test_a_new_node_names_its_model_keeps_its_seed_and_shows_the_common_widgets_only(page):
