@@ -25,7 +25,7 @@ class FalConnectionNode(io.ComfyNode):
                 io.Combo.Input("mode", options=["auto", "fal", "gateway", "proxy"], default="auto",
                                tooltip="fal: queue.fal.run with 'Authorization: Key'. gateway: your base URL "
                                        "with 'Authorization: Bearer' (gateways without /status work too). "
-                                       "proxy: fal's server proxy (@fal-ai/server-proxy) at base_url, which "
+                                       "proxy: fal's server proxy (its server-proxy package) at base_url, which "
                                        "holds the key. auto: gateway when a gateway URL is configured "
                                        "(FAL_GATEWAY_URL or config.ini), else proxy when a proxy URL is, else fal."),
                 io.String.Input("base_url", default="",
@@ -54,7 +54,8 @@ class FalConnectionNode(io.ComfyNode):
                                        "the result only 1 hour (6 minutes at 10 KB or more). default: "
                                        "FAL_KEEP_ON_FAL or config.ini, else on."),
             ],
-            outputs=[FalConnection.Output(display_name="connection")],
+            outputs=[FalConnection.Output(display_name="connection",
+                                          tooltip="To the connection input of the fal nodes.")],
         )
 
     @classmethod

@@ -35,7 +35,8 @@ class FalLoraNode(io.ComfyNode):
                                tooltip=f"How strongly the LoRA applies, {low:g}-{high:g} (fal's default 1)."),
                 FalLoras.Input("loras", optional=True, tooltip="LoRAs from another fal LoRA node, to chain."),
             ],
-            outputs=[FalLoras.Output(display_name="loras")],
+            outputs=[FalLoras.Output(display_name="loras",
+                                     tooltip="This LoRA after the chained ones: to the edit node's loras input.")],
         )
 
     @classmethod

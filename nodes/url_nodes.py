@@ -71,7 +71,7 @@ class LoadImageFromUrlNode(io.ComfyNode):
                 io.Combo.Input("size_mismatch", options=list(MISMATCH_MODES), default="pad",
                                tooltip="Images of different sizes: pad, resize to the first, or error."),
             ],
-            outputs=[io.Image.Output(display_name="image"),
+            outputs=[io.Image.Output(display_name="image", tooltip="Every downloaded image as one batch."),
                      io.Mask.Output(display_name="mask", tooltip="1 - alpha (as LoadImage), 1 on padding.")],
         )
 
@@ -107,7 +107,8 @@ class FalResultByRequestIdNode(io.ComfyNode):
                 FalConnection.Input("connection", optional=True,
                                     tooltip="From a fal Connection node. Empty: FAL_KEY / config.ini."),
             ],
-            outputs=[io.Image.Output(display_name="images"), io.Mask.Output(display_name="mask"),
+            outputs=[io.Image.Output(display_name="images", tooltip="The request's outputs as one batch."),
+                     io.Mask.Output(display_name="mask", tooltip="1 - alpha, and 1 where padding was added."),
                      io.String.Output(display_name="info", tooltip="Seed, timings, NSFW flags (JSON).")],
             hidden=[io.Hidden.unique_id],
         )

@@ -175,10 +175,10 @@ VUE_FROM = (1, 58)
 
 
 @contextlib.contextmanager
-def open_frontend(comfy: ComfyUI, renderer: str, **size):
+def open_frontend(comfy: ComfyUI, renderer: str, **options):
     """A Frontend in ``renderer``; a test asking for the Vue renderer on an older frontend is skipped."""
     import pytest
-    with Frontend(comfy, renderer=renderer, **size) as page:
+    with Frontend(comfy, renderer=renderer, **options) as page:
         if renderer == "vue" and page.version() < VUE_FROM:
             pytest.skip(f"the Vue renderer is checked from frontend {'.'.join(map(str, VUE_FROM))} on; "
                         f"this is {'.'.join(map(str, page.version()))}")
@@ -187,12 +187,15 @@ def open_frontend(comfy: ComfyUI, renderer: str, **size):
 
 class Frontend:
     """One headless Chromium page showing ComfyUI's frontend; use as a context manager. ``renderer``:
-    "classic" (the LiteGraph canvas) or "vue" (Nodes 2.0, setting ``Comfy.VueNodes.Enabled``)."""
+    "classic" (the LiteGraph canvas) or "vue" (Nodes 2.0, setting ``Comfy.VueNodes.Enabled``). ``locale``: the
+    frontend's language (setting ``Comfy.Locale``, "zh", "ja", …), as a user picks it; else the default."""
 
-    def __init__(self, comfy: ComfyUI, width: int = 1600, height: int = 900, renderer: str = "classic"):
+    def __init__(self, comfy: ComfyUI, width: int = 1600, height: int = 900, renderer: str = "classic",
+                 locale: str | None = None):
         assert renderer in RENDERERS, renderer
         self.comfy, self.size, self.renderer = comfy, {"width": width, "height": height}, renderer
-        self.settings = {**SETTINGS, "Comfy.VueNodes.Enabled": renderer == "vue"}
+        self.settings = {**SETTINGS, "Comfy.VueNodes.Enabled": renderer == "vue",
+                         **({"Comfy.Locale": locale} if locale else {})}
         self.console: list[str] = []
 
     def __enter__(self) -> "Frontend":

@@ -57,6 +57,8 @@ def test_the_registry_zip_holds_the_nodes_and_no_development_files():
               "nodes/fal/edit/pipeline.py", "nodes/fakefal/server.py"}
     assert needed <= packed
     assert {p for p in tracked if p.startswith("example_workflows/")} <= packed
+    locales = {p for p in tracked if p.startswith("locales/")}
+    assert {"locales/en/nodeDefs.json", "locales/zh/nodeDefs.json", "locales/zh/main.json"} <= locales <= packed
 
 
 def test_a_non_editable_install_holds_every_package_and_runs_the_demo(tmp_path):
@@ -72,6 +74,10 @@ def test_a_non_editable_install_holds_every_package_and_runs_the_demo(tmp_path):
     installed = {p.parent.relative_to(target / "comfyui_fal_qwen_edit")
                  for p in (target / "comfyui_fal_qwen_edit" / "nodes").rglob("*.py")}
     assert python_folders <= installed, f"missing from the wheel: {sorted(map(str, python_folders - installed))}"
+    shipped = {str(p.relative_to(ROOT)) for p in (ROOT / "locales").rglob("*.json")}
+    wheel = {str(p.relative_to(target / "comfyui_fal_qwen_edit"))
+             for p in (target / "comfyui_fal_qwen_edit" / "locales").rglob("*.json")}
+    assert shipped and shipped == wheel, f"locales missing from the wheel: {sorted(shipped - wheel)}"
     env = {**os.environ, "PYTHONPATH": str(target)}
     where = subprocess.run([sys.executable, "-c", "import comfyui_fal_qwen_edit as p; print(p.__file__)"],
                            env=env, capture_output=True, text=True, check=True).stdout.strip()

@@ -2,13 +2,14 @@
 // is typed (the widget's callback, and the watch loop for frontends whose callbacks differ) or loaded with a
 // workflow (configure), and a toast says why. The rule itself is in lib/connection_rules.js.
 import { CONNECTION_NODE, scrubConnection } from "./lib/connection_rules.js";
+import { t } from "./lib/i18n.js";
 
 const FIELDS = ["key_env", "base_url"];
 
 function tell(app, reasons) {
   const toast = app?.extensionManager?.toast;
   for (const reason of reasons) {
-    if (toast?.add) toast.add({ severity: "warn", summary: "fal Connection", detail: reason, life: 12000 });
+    if (toast?.add) toast.add({ severity: "warn", summary: t("connection.toastTitle"), detail: reason, life: 12000 });
     else console.warn(`fal Connection: ${reason}`);
   }
 }

@@ -131,7 +131,8 @@ function markAdvanced(widget, advanced) {
 }
 
 function setLabel(widget) {
-  const label = widgetLabel(widget.name, widget.value);
+  const own = widget._falLabel !== undefined ? widget._falLabel ?? widget.name : widget.label ?? widget.name;
+  const label = widgetLabel(widget.name, widget.value, own);  // own: the name in the user's language
   if (label === widget.name && widget._falLabel === undefined) return;
   if (widget._falLabel === undefined) widget._falLabel = widget.label ?? null;
   const wanted = label === widget.name ? widget._falLabel ?? undefined : label;

@@ -4,6 +4,7 @@
 import { RESULT_NODE, actionsFor, addedNote, costText, mergeJob, mergePage, promptLine, sourceOptions,
          spendFraction, statusLabel, timeAgo } from "./lib/jobs.js";
 import { KEY_KINDS, keyLine, modeLine, overridden } from "./lib/keys.js";
+import { t } from "./lib/i18n.js";
 import { balanceText, spendText } from "./lib/price.js";
 import { installPanelStyle, openOverlay } from "./panel_style.js";
 import { fetchSpend, graphPrice } from "./run_guard.js";
@@ -44,7 +45,7 @@ async function loadJobs(api, more = false) {
       await loadJobs(api);
     }
   } catch (error) {
-    state.note = `Could not list jobs: ${error.message}`;
+    state.note = t("panel.listFailed", { error: error.message });
   }
 }
 
@@ -73,7 +74,7 @@ function keysSection(api) {
         ? await callJson(api, "/fal_qwen_edit/keys", { method, headers: { "Content-Type": "application/json" },
                                                        body: JSON.stringify({ kind, value }) })
         : await callJson(api, `/fal_qwen_edit/keys?kind=${encodeURIComponent(kind)}`, { method });
-      state.keysNote = method === "POST" ? "Saved on this machine." : "Cleared.";
+      state.keysNote = t(method === "POST" ? "keys.saved" : "keys.cleared");
     } catch (error) {
       state.keysNote = error.message;
     }
@@ -85,16 +86,15 @@ function keysSection(api) {
     return el("div", { class: "fal-qwen-key-row", "data-kind": kind, style: "margin-top:4px" },
       el("div", { style: "font-size:11px" }, el("b", {}, `${label}: `),
         el("span", { class: "fal-qwen-key-status" }, keyLine(state.keys, kind)),
-        overridden(state.keys, kind) ? " (the saved one is not used: the setting above wins)" : null),
+        overridden(state.keys, kind) ? ` ${t("keys.overridden")}` : null),
       el("div", { style: "display:flex;gap:4px" }, input,
-        el("button", { class: "fal-qwen-key-save", onclick: () => change(kind, input, "POST") }, "Save"),
+        el("button", { class: "fal-qwen-key-save", onclick: () => change(kind, input, "POST") }, t("keys.save")),
         state.keys?.[kind]?.saved
-          ? el("button", { class: "fal-qwen-key-clear", onclick: () => change(kind, null, "DELETE") }, "Clear") : null));
+          ? el("button", { class: "fal-qwen-key-clear", onclick: () => change(kind, null, "DELETE") }, t("keys.clear")) : null));
   });
   const details = el("details", { class: "fal-qwen-keys", style: "margin-top:6px;font-size:12px" },
-    el("summary", { style: "cursor:pointer" }, "Keys"),
-    el("div", { style: "font-size:11px;opacity:.8" }, "Stored by this machine's ComfyUI server, never in a workflow. " +
-      "Environment variables and config.ini win over keys saved here."),
+    el("summary", { style: "cursor:pointer" }, t("keys.title")),
+    el("div", { style: "font-size:11px;opacity:.8" }, t("keys.intro")),
     ...(state.keys ? rows : []),
     el("div", { class: "fal-qwen-keys-mode", style: "font-size:11px;margin-top:4px" }, modeLine(state.keys)),
     state.keysNote ? el("div", { class: "fal-qwen-keys-note", style: "font-size:11px" }, state.keysNote) : null);
@@ -122,8 +122,8 @@ function addToGraph(app, job) {
 function showLarge(api, job) {
   callJson(api, `/fal_qwen_edit/jobs/${job.request_id}`).then((full) => {
     const urls = full.outputs?.length ? full.outputs : full.thumbnails ?? [];
-    openOverlay(urls.length ? urls.map((url) => el("img", { src: api.apiURL(url), alt: "fal output" }))
-      : [el("div", { class: "fal-qwen-muted" }, "No outputs on this machine: use Fetch outputs.")]);
+    openOverlay(urls.length ? urls.map((url) => el("img", { src: api.apiURL(url), alt: t("panel.outputAlt") }))
+      : [el("div", { class: "fal-qwen-muted" }, t("panel.noOutputs"))]);
   }).catch((error) => { state.note = error.message; render(); });
 }
 
@@ -132,7 +132,7 @@ function jobRow(app, api, job) {
     try {
       if (what === "copy") {
         await navigator.clipboard?.writeText(job.request_id).catch(() => {});
-        state.note = `Copied ${job.request_id}`;
+        state.note = t("panel.copied", { id: job.request_id });
       } else if (what === "add") {
         addToGraph(app, job);
       } else {
@@ -141,23 +141,22 @@ function jobRow(app, api, job) {
         state.note = answer.message ?? "";
       }
     } catch (error) {
-      state.note = `${what}: ${error.message}`;
+      state.note = t("panel.actionFailed", { action: t(`panel.${what}`), error: error.message });
     }
     render();
   };
-  const labels = { copy: "Copy id", cancel: "Cancel", fetch: "Fetch outputs", add: "Add to graph" };
   const thumbs = (job.thumbnails ?? []).map((url) => el("img", { src: api.apiURL(url), class: "fal-qwen-thumb",
-    title: "Show large", onclick: () => showLarge(api, job) }));
+    title: t("panel.showLarge"), onclick: () => showLarge(api, job) }));
   return el("div", { class: `fal-qwen-job fal-qwen-${job.status}`, "data-request-id": job.request_id },
     thumbs.length ? el("div", { class: "fal-qwen-row" }, ...thumbs) : null,
     el("div", {},
       el("b", { class: "fal-qwen-status" }, statusLabel(job)), " · ", job.model ?? job.endpoint ?? "", " · ",
       el("span", { class: "fal-qwen-cost" }, costText(job)), " · ", timeAgo(job.submitted_at),
-      job.known_locally === false ? el("span", { class: "fal-qwen-remote" }, " · only in fal's history") : null),
+      job.known_locally === false ? el("span", { class: "fal-qwen-remote" }, t("panel.onlyOnFal")) : null),
     el("div", { class: "fal-qwen-muted" }, promptLine(job)),
     job.error ? el("div", { class: "fal-qwen-error" }, job.error) : null,
     el("div", { class: "fal-qwen-row" }, ...actionsFor(job).map((what) =>
-      el("button", { class: `fal-qwen-${what}`, onclick: () => act(what) }, labels[what]))));
+      el("button", { class: `fal-qwen-${what}`, onclick: () => act(what) }, t(`panel.${what}`)))));
 }
 
 function render() {
@@ -167,17 +166,18 @@ function render() {
   const refresh = async () => { await Promise.all([loadJobs(api), refreshHeader(app, api)]); render(); };
   const sources = sourceOptions(state.falHistory);
   const header = el("div", { class: "fal-qwen-head" },
-    el("div", { class: "fal-qwen-title" }, el("span", {}, "fal ", el("small", {}, "jobs, costs and outputs")),
-      el("button", { class: "fal-qwen-refresh", title: "Refresh", onclick: refresh }, "Refresh")),
+    el("div", { class: "fal-qwen-title" }, el("span", {}, "fal ", el("small", {}, t("panel.subtitle"))),
+      el("button", { class: "fal-qwen-refresh", title: t("panel.refresh"), onclick: refresh }, t("panel.refresh"))),
     el("div", { class: "fal-qwen-total", style: "font-weight:600" },
-      state.total ? `This graph: ${state.total.text} (${state.total.nodes} fal node${state.total.nodes === 1 ? "" : "s"})` : ""),
+      state.total ? t(state.total.nodes === 1 ? "total.graphOne" : "total.graphMany",
+                      { total: state.total.text, nodes: state.total.nodes }) : ""),
     el("div", { class: "fal-qwen-spend" }, spendText(state.spend)),
     balanceText(state.balance) ? el("div", { class: "fal-qwen-balance" }, balanceText(state.balance)) : null,
     fraction == null ? null : el("div", { class: "fal-qwen-bar" },
       el("div", { class: `fal-qwen-spendbar${fraction > 0.9 ? " fal-qwen-near-cap" : ""}`,
                   style: `width:${(fraction * 100).toFixed(1)}%` })),
     // fal's own request history only where it can be read (fal direct with a key): elsewhere no choice
-    sources.length > 1 ? el("div", { class: "fal-qwen-row" }, el("span", { class: "fal-qwen-muted" }, "Jobs from"),
+    sources.length > 1 ? el("div", { class: "fal-qwen-row" }, el("span", { class: "fal-qwen-muted" }, t("panel.jobsFrom")),
       el("select", { class: "fal-qwen-source", onchange: async (e) => { state.source = e.target.value; await loadJobs(api); render(); } },
         ...sources.map(([value, text]) => {
           const option = el("option", { value }, text);
@@ -187,8 +187,8 @@ function render() {
     state.note ? el("div", { class: "fal-qwen-note fal-qwen-muted" }, state.note) : null,
     keysSection(api));
   const list = el("div", { class: "fal-qwen-jobs" }, ...state.jobs.map((job) => jobRow(app, api, job)),
-    state.jobs.length ? null : el("div", { class: "fal-qwen-empty" }, "No fal jobs on this machine yet."),
-    state.cursor ? el("button", { class: "fal-qwen-more", onclick: async () => { await loadJobs(api, true); render(); } }, "More") : null);
+    state.jobs.length ? null : el("div", { class: "fal-qwen-empty" }, t("panel.noJobsOnMachine")),
+    state.cursor ? el("button", { class: "fal-qwen-more", onclick: async () => { await loadJobs(api, true); render(); } }, t("panel.more")) : null);
   root.replaceChildren(el("div", { class: "fal-qwen-panel" }, header, list));
 }
 
@@ -200,7 +200,7 @@ export function registerPanel(app, api) {
     render();
   });
   const tab = {
-    id: "fal-qwen-edit", icon: "pi pi-images", title: "fal", tooltip: "fal: jobs, costs and outputs",
+    id: "fal-qwen-edit", icon: "pi pi-images", title: t("panel.tabTitle"), tooltip: t("panel.tabTooltip"),
     type: "custom",
     render: async (root) => {  // runs every time the tab opens
       state.root = root;
@@ -214,7 +214,7 @@ export function registerPanel(app, api) {
     app.extensionManager.registerSidebarTab(tab);
     return true;
   }
-  console.warn("fal: this frontend has no sidebar tabs; the fal panel is not shown");
+  console.warn(t("panel.noSidebar"));
   return false;
 }
 

@@ -2,6 +2,7 @@
 // every frontend checked (1.27, 1.37, 1.58) sets on :root from the active colour palette, dark or light
 // (its comfy_base colours: --fg-color, --comfy-menu-bg, --comfy-input-bg, --input-text, --descrip-text,
 // --border-color, --content-hover-bg, --error-text), so the panel follows the palette like the rest of ComfyUI.
+import { t } from "./lib/i18n.js";
 const STYLE_ID = "fal-qwen-panel-style";
 
 const CSS = `
@@ -56,7 +57,7 @@ export function openOverlay(children, doc = document) {
   overlay.setAttribute("aria-label", "fal outputs");
   const closeButton = doc.createElement("button");
   closeButton.className = "fal-qwen-close";
-  closeButton.title = "Close (Esc)";
+  closeButton.title = t("panel.close");
   closeButton.setAttribute("aria-label", "Close");
   closeButton.textContent = "×";
   const close = () => {

@@ -1,5 +1,6 @@
 // The fal Connection node's rule for pasted keys (web/lib/connection_rules.js), on the same cases as the
 // backend's looks_like_a_key (tests/test_host_trust.py reads key_cases.json too).
+import "./locale_setup.mjs";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";

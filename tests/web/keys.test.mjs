@@ -1,4 +1,5 @@
 // The fal panel's Keys section: what it says about each key (never the key, which it never gets).
+import "./locale_setup.mjs";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { KEY_KINDS, keyLine, modeLine, overridden } from "../../web/lib/keys.js";

@@ -1,4 +1,5 @@
 // Node's own test runner (node --test tests/web/): the frontend's pure logic.
+import "./locale_setup.mjs";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { hiddenWidgets } from "../../web/lib/widget_rules.js";

@@ -3,6 +3,8 @@
 // user:password@, are cleared as soon as they are typed or loaded, so a workflow saved or shared after that
 // (and the graph a PNG carries) does not hold them. The backend refuses the same values without echoing them
 // (nodes/fal/wire/host_trust.py: looks_like_a_key is this same rule; tests/web/key_cases.json holds both to it).
+import { t } from "./i18n.js";
+
 export const CONNECTION_NODE = "FalQwenConnection";
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 
@@ -27,15 +29,12 @@ export function scrubConnection(values) {
   const changes = {}, reasons = [];
   if (looksLikeAKey(values.key_env)) {
     changes.key_env = "";
-    reasons.push("key_env takes the NAME of an environment variable (like FAL_KEY). What was there looked like " +
-                 "a key, so it was cleared and will not be saved with the workflow: put the key in the " +
-                 "environment or config.ini.");
+    reasons.push(t("connection.keyCleared"));
   }
   const base = values.base_url;
   if (typeof base === "string" && cleanBaseUrl(base) !== base) {
     changes.base_url = cleanBaseUrl(base);
-    reasons.push("base_url's user:password@, query string or fragment was cleared so that no token is saved " +
-                 "with the workflow: put the token in the environment or config.ini.");
+    reasons.push(t("connection.urlCleaned"));
   }
   return { changes, reasons };
 }

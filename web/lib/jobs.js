@@ -1,4 +1,5 @@
 // The fal panel's job list: pure logic (no DOM), so Node's test runner can check it.
+import { t } from "./i18n.js";
 import { usd } from "./price.js";
 // A job is the backend's JSON (GET /fal_qwen_edit/jobs): request_id, status, model, prompt, times in
 // Unix seconds, cost_usd_estimate / cost_usd_billed, thumbnails, known_locally, …
@@ -21,24 +22,24 @@ export function mergePage(jobs, page) {
   return page.reduce((list, job) => mergeJob(list, job), jobs);
 }
 
-const LABELS = { running: "running", done: "done", failed: "failed", cancelled: "cancelled", unknown: "unknown" };
+const LABELS = ["running", "done", "failed", "cancelled", "unknown"];
 export function statusLabel(job) {
-  return LABELS[job.status] ?? String(job.status ?? "unknown");
+  return LABELS.includes(job.status ?? "unknown") ? t(`jobs.status.${job.status ?? "unknown"}`) : String(job.status);
 }
 
 export function costText(job) {
-  if (job.cost_usd_billed != null) return `${usd(job.cost_usd_billed)} billed`;
-  if (job.cost_usd_estimate != null) return `≈${usd(job.cost_usd_estimate)} est.`;
-  return "cost unknown";
+  if (job.cost_usd_billed != null) return t("jobs.billed", { usd: usd(job.cost_usd_billed) });
+  if (job.cost_usd_estimate != null) return t("jobs.estimated", { usd: usd(job.cost_usd_estimate) });
+  return t("jobs.costUnknown");
 }
 
 export function timeAgo(seconds, now = Date.now() / 1000) {
   if (seconds == null) return "";
   const s = Math.max(0, Math.round(now - seconds));
-  if (s < 60) return `${s} s ago`;
-  if (s < 3600) return `${Math.round(s / 60)} min ago`;
-  if (s < 86400) return `${Math.round(s / 3600)} h ago`;
-  return `${Math.round(s / 86400)} d ago`;
+  if (s < 60) return t("jobs.secondsAgo", { n: s });
+  if (s < 3600) return t("jobs.minutesAgo", { n: Math.round(s / 60) });
+  if (s < 86400) return t("jobs.hoursAgo", { n: Math.round(s / 3600) });
+  return t("jobs.daysAgo", { n: Math.round(s / 86400) });
 }
 
 // What a user may do with a job. Nothing here submits: Fetch and Add to graph reach a job that exists.
@@ -63,20 +64,19 @@ export function promptLine(job, length = 90) {
 // Where to list jobs from: fal's own request history only where it can be read (fal direct with a key; the
 // backend says so with every page as fal_history.available), else this machine's jobs alone.
 export function sourceOptions(falHistory) {
-  const local = [["local", "this machine"]];
-  return falHistory?.available ? [...local, ["all", "this machine + fal's history"], ["fal", "fal's history"]] : local;
+  const local = [["local", t("jobs.sourceLocal")]];
+  return falHistory?.available ? [...local, ["all", t("jobs.sourceAll")], ["fal", t("jobs.sourceFal")]] : local;
 }
 
-const CONNECTIONS = { fal: "fal direct", gateway: "a gateway", proxy: "fal's server proxy" };
+const CONNECTIONS = ["fal", "gateway", "proxy"];
 
 // What "Add to graph" says: the new node reaches the job with this machine's settings unless the job was
 // made through another connection (a fal Connection node's gateway, proxy or key variable).
 export function addedNote(job) {
-  const base = "Added a fal Result by Request ID node";
   if (job.default_connection === false && job.connection) {
-    const how = CONNECTIONS[job.connection.kind] ?? job.connection.kind;
-    return `${base}. This job went through ${how}${job.connection.host ? ` (${job.connection.host})` : ""}, not ` +
-      "this machine's default connection: give the node a fal Connection node set up for it, then run it.";
+    const kind = job.connection.kind, host = job.connection.host;
+    const how = CONNECTIONS.includes(kind) ? t(`jobs.via.${kind}`) : kind;
+    return t(host ? "jobs.addedOtherConnectionHost" : "jobs.addedOtherConnection", { how, host });
   }
-  return `${base}: running it fetches this job's outputs (no new job, no cost).`;
+  return t("jobs.addedDefault");
 }

@@ -1,18 +1,20 @@
 // The fal panel's Keys section, its pure part: what each line says. The key itself never comes back
 // from the server (GET /fal_qwen_edit/keys answers "set / not set, and from where").
 
-export const KEY_KINDS = [
-  { kind: "fal", label: "fal key", secret: true, placeholder: "paste a fal key (id:secret)" },
-  { kind: "gateway", label: "Gateway token", secret: true, placeholder: "paste the gateway's token" },
-  { kind: "gateway_url", label: "Gateway URL", secret: false, placeholder: "https://your-gateway.example.com" },
-];
+import { t } from "./i18n.js";
+
+// label and placeholder are read in the current language each time the section is drawn
+const kindOf = (kind, key, secret) => ({ kind, secret, get label() { return t(`keys.${key}Label`); },
+                                         get placeholder() { return t(`keys.${key}Placeholder`); } });
+export const KEY_KINDS = [kindOf("fal", "fal", true), kindOf("gateway", "gateway", true),
+                          kindOf("gateway_url", "gatewayUrl", false)];
 
 export function keyLine(status, kind) {
   const item = status?.[kind];
-  if (!item) return "unknown";
-  if (!item.set) return "not set";
-  if (kind === "gateway_url" && item.host) return `${item.host} (${item.source})`;
-  return `set: ${item.source}`;
+  if (!item) return t("keys.unknown");
+  if (!item.set) return t("keys.notSet");
+  if (kind === "gateway_url" && item.host) return t("keys.hostFrom", { host: item.host, source: item.source });
+  return t("keys.setFrom", { source: item.source });
 }
 
 // The saved value is what is in use only when nothing that wins over it (environment, config.ini) is set.
@@ -24,6 +26,6 @@ export function overridden(status, kind) {
 export function modeLine(status) {
   const mode = status?.mode;
   if (!mode) return "";
-  if (mode.in_use) return `Edits without a fal Connection node use: ${mode.in_use === "fal" ? "fal direct" : mode.in_use}`;
-  return mode.problem ? `Not ready: ${mode.problem}` : "";
+  if (mode.in_use) return t("keys.modeInUse", { mode: mode.in_use === "fal" ? t("keys.modeFal") : mode.in_use });
+  return mode.problem ? t("keys.notReady", { problem: mode.problem }) : "";
 }

@@ -1,5 +1,7 @@
 // The price shown before Run. The numbers come from the backend (POST /fal_qwen_edit/estimate, the
 // rule the node runs by); this module only builds the question and adds the answers up.
+import { t } from "./i18n.js";
+
 export const IMAGE_INPUTS = ["image_1", "image_2", "image_3"];
 
 // Every amount the pack shows (badge, totals, spend, cap, job rows): dollars to a tenth of a cent, one way,
@@ -15,9 +17,9 @@ export function estimateBody(values, sizes, connected) {
 }
 
 export function badgeText(preview) {
-  if (!preview) return "fal: …";
-  if (preview.error) return "fal: price ?";
-  return `fal ${preview.badge}${preview.price_confirmed ? "" : " (assumed)"}`;
+  if (!preview) return t("badge.pending");
+  if (preview.error) return t("badge.unknown");
+  return t(preview.price_confirmed ? "badge.price" : "badge.assumed", { price: preview.badge });
 }
 
 // previews: the answers for every active edit node. Unknown totals are counted, not guessed.
@@ -31,35 +33,33 @@ export function graphTotal(previews) {
     if (preview.known) { usd += preview.usd; known += 1; } else open.push(preview.badge);
   }
   usd = Math.round(usd * 10000) / 10000;
-  const parts = [];
-  if (known || !open.length) parts.push(`≈${formatUsd(usd)}`);
-  if (open.length) parts.push(`+ ${open.length} priced by size (${[...new Set(open)].join(", ")})`);
-  return { usd, nodes: previews.length, unknown: open.length, text: parts.join(" ") };
+  const params = { usd: formatUsd(usd), count: open.length, badges: [...new Set(open)].join(", ") };
+  const text = t(!open.length ? "total.known" : known ? "total.knownAndOpen" : "total.open", params);
+  return { usd, nodes: previews.length, unknown: open.length, text };
 }
 
 export function spendText(spend) {
   if (!spend) return "";
-  const spent = `${usd(spend.spent_24h_usd)} spent in 24 h`;
-  if (spend.daily_cap_usd == null) return `${spent} (no daily cap)`;
-  return `${spent} of ${usd(spend.daily_cap_usd)}; ${usd(spend.remaining_usd)} left`;
+  const spent = usd(spend.spent_24h_usd);
+  if (spend.daily_cap_usd == null) return t("spend.noCap", { spent });
+  return t("spend.capped", { spent, cap: usd(spend.daily_cap_usd), left: usd(spend.remaining_usd) });
 }
 
 // Before a prompt is sent: a warning when the known part of this graph's price would cross the cap.
 // The backend still refuses such an edit; this saves the round trip.
 export function capWarning(total, spend) {
   if (!spend || spend.daily_cap_usd == null || total.usd <= spend.remaining_usd + 1e-9) return null;
-  return `This run is estimated at ${usd(total.usd)}, but only ${usd(spend.remaining_usd)} of ` +
-    `your ${usd(spend.daily_cap_usd)} daily fal cap is left: the fal nodes over the cap will be ` +
-    `refused (nothing is uploaded or paid for them). Raise [budget] daily_usd or FAL_DAILY_BUDGET_USD to run ` +
-    `them. Queue anyway?`;
+  return t("spend.capWarning", { total: usd(total.usd), left: usd(spend.remaining_usd),
+                                 cap: usd(spend.daily_cap_usd) });
 }
 
 // The gateway's credit left, as the backend read it from the gateway's balance call (asked there at most
 // once a minute); nothing for fal direct or fal's proxy, which have no such call.
 export function balanceText(balance) {
   if (!balance || balance.mode !== "gateway" || !balance.host) return "";
-  if (balance.unlimited) return `Gateway ${balance.host}: unlimited token`;
-  if (balance.usd != null) return `Gateway ${balance.host}: ${usd(balance.usd)} left`;
-  return `Gateway ${balance.host}: ${balance.note && balance.note !== "not offered by this gateway"
-    ? balance.note : "balance not offered by this gateway"}`;
+  const host = balance.host;
+  if (balance.unlimited) return t("balance.unlimited", { host });
+  if (balance.usd != null) return t("balance.left", { host, usd: usd(balance.usd) });
+  return balance.note && balance.note !== "not offered by this gateway"
+    ? t("balance.note", { host, note: balance.note }) : t("balance.notOffered", { host });
 }

@@ -1,5 +1,7 @@
 // Which of the edit node's widgets are in the way for the values it holds now. Hidden, never removed:
 // the frontend saves widget values by position, so every widget stays where it is.
+import { t } from "./i18n.js";
+
 export const EDIT_NODE = "FalQwenImageEditPlus";
 
 export const HIDE_RULES = [
@@ -30,11 +32,12 @@ export function canvasHidden(values, { advanced = [], showAdvanced = false, alwa
   return hidden;
 }
 
-// What a widget's label says about a value that means "decided elsewhere" (where a widget has a label).
-export function widgetLabel(name, value) {
+// What a widget's label says about a value that means "decided elsewhere" (where a widget has a label);
+// `label` is the widget's own label (its name in the user's language), `name` when it has none.
+export function widgetLabel(name, value, label = name) {
   if (name === "start_timeout") {
-    if (value === -1) return "start_timeout (auto)";
-    if (value === 0) return "start_timeout (none)";
+    if (value === -1) return t("widget.auto", { label });
+    if (value === 0) return t("widget.none", { label });
   }
   return name;
 }
