@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 
@@ -60,6 +61,17 @@ def http():
     with requests.Session() as s:
         yield s
 
+
+
+def unconfigured_machine(monkeypatch, tmp_path):
+    """This process's environment as a machine with no fal server configured: no FAL_ variable, HOME in
+    ``tmp_path``, and an empty config.ini there (returned) that a test may write."""
+    for name in [name for name in os.environ if name.startswith("FAL_")]:
+        monkeypatch.delenv(name)
+    ini = tmp_path / "config.ini"
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("FAL_QWEN_EDIT_CONFIG", str(ini))
+    return ini
 
 
 def client_environ(server: FakeFal, mode: str | None = None) -> dict[str, str]:

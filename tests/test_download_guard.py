@@ -5,7 +5,6 @@ the connection really uses (nodes/fal/wire/address_guard.py, host_trust.py)."""
 
 from __future__ import annotations
 
-import os
 
 import pytest
 import torch
@@ -19,7 +18,7 @@ from comfyui_fal_qwen_edit.nodes.fal.wire.trusted import address_guard
 from comfyui_fal_qwen_edit.nodes.fal.wire.trusted.host_trust import address_class
 from comfyui_fal_qwen_edit.nodes.fal.wire.transport import RetryPolicy, Transport
 
-from conftest import gradient, to_u8
+from conftest import gradient, to_u8, unconfigured_machine
 from unknown_host import UnknownHost
 
 PNG = encode_png(to_u8(gradient(6, 5)))
@@ -29,13 +28,7 @@ IMAGE = (200, {"Content-Type": "image/png"}, PNG)
 @pytest.fixture
 def machine(monkeypatch, tmp_path):
     """No server configured on this machine (no FAL_ variable), and a config.ini the test may write."""
-    for name in list(os.environ):
-        if name.startswith("FAL_"):
-            monkeypatch.delenv(name)
-    ini = tmp_path / "config.ini"
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("FAL_QWEN_EDIT_CONFIG", str(ini))
-    return ini
+    return unconfigured_machine(monkeypatch, tmp_path)
 
 
 @pytest.fixture

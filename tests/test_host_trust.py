@@ -27,7 +27,7 @@ from comfyui_fal_qwen_edit.nodes.fal.models.qwen import QwenEditRequest
 from comfyui_fal_qwen_edit.nodes.fal.wire.trusted import host_trust
 from comfyui_fal_qwen_edit.nodes.fal.wire.config import load_config
 
-from conftest import KEY, exception_text, gradient
+from conftest import KEY, exception_text, gradient, unconfigured_machine
 from unknown_host import UnknownHost
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,13 +41,7 @@ CONNECTION_WIDGETS = ("mode", "base_url", "key_env", "upload", "upload_expiry", 
 def machine(monkeypatch, tmp_path):
     """This machine's environment, fresh per test: no FAL_ variable but those a test sets, an empty
     config.ini the test may write, a state folder of its own, and no client left from another test."""
-    import os
-    for name in list(os.environ):
-        if name.startswith("FAL_"):
-            monkeypatch.delenv(name)
-    ini = tmp_path / "config.ini"
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("FAL_QWEN_EDIT_CONFIG", str(ini))
+    ini = unconfigured_machine(monkeypatch, tmp_path)
     monkeypatch.setenv("FAL_QWEN_EDIT_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("SECRET_THING", SECRET)
     monkeypatch.setattr(connection_module, "_clients", {})

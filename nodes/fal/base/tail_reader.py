@@ -50,8 +50,8 @@ def read_new_lines(path: Path, tail: Tail) -> tuple[list[bytes], Tail, bool]:
     end = data.rfind(b"\n") + 1
     before = tail.mark if same else b""
     mark = data[end - MARK_BYTES:end] if end >= MARK_BYTES else (before + data[:end])[-MARK_BYTES:]
-    head = tail.head if same and len(tail.head) == MARK_BYTES else (tail.head if same else b"") + data[:end]
-    return data[:end].splitlines(), Tail(identity, start + end, mark, head[:MARK_BYTES]), not same
+    head = ((tail.head if same else b"") + data[:min(end, MARK_BYTES)])[:MARK_BYTES]
+    return data[:end].splitlines(), Tail(identity, start + end, mark, head), not same
 
 
 def _bytes_at(handle: BinaryIO, offset: int, count: int) -> bytes:

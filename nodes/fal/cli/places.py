@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Mapping
 
 from ..base.errors import FalError
-from ..wire.config import config_file_candidates, key_status, state_dir, writable_config_file
+from ..wire.config import key_status, state_dir, writable_config_file
 from ..wire.trusted.saved_keys import saved_keys_path
 
 
 def where_things_live(environ: Mapping[str, str]) -> list[str]:
-    config = writable_config_file(environ)
-    in_use = any(path.is_file() for path in config_file_candidates(environ))
+    config = writable_config_file(environ)  # the file in use, when there is one
+    in_use = config.is_file()
     lines = [f"     state: {state_dir(environ)}",
              f"     config: {config}" + ("" if in_use else " (none yet: create it there to set keys and defaults)")]
     try:

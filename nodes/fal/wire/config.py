@@ -47,12 +47,12 @@ import configparser
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 from urllib.parse import urlsplit
 
 from ..base.errors import ConfigError, FalError, MissingKeyError, register_secret
 from ..base.places import user_config_dirs, user_state_dir
-from .trusted.base_urls import check_base_url, is_loopback  # noqa: F401  (is_loopback: also imported from here)
+from .trusted.base_urls import check_base_url
 from .trusted.saved_keys import read_saved, saved_keys_path
 from .backup import default_backup, on_origin
 from .trusted.host_trust import key_env_refusal, may_receive, read_trust
@@ -283,7 +283,7 @@ def load_config(*, mode: str | None = None, base_url: str | None = None,
         if problem:
             raise ConfigError(problem)
 
-    gateway_url = (env.get("FAL_GATEWAY_URL", "") or from_file("gateway", "base_url") or saved.get("gateway_url", "")).rstrip("/")
+    gateway_url = _gateway_url(env, from_file, file_path, saved)[0].rstrip("/")
     proxy_url = (env.get("FAL_PROXY_URL", "") or from_file("proxy", "url")).rstrip("/")
     mode = (mode or env.get("FAL_MODE", "") or from_file("connection", "mode")
             or ("gateway" if base_url or gateway_url else "proxy" if proxy_url else "fal")).strip().lower()
@@ -355,9 +355,19 @@ def _find_key(mode: str, key_env: str | None, default_vars: tuple[str, ...], env
         return f"{env['FAL_KEY_ID'].strip()}:{env['FAL_KEY_SECRET'].strip()}", "FAL_KEY_ID + FAL_KEY_SECRET"
     if in_file:
         return in_file, file_where
-    kind = {"fal": "fal", "gateway": "gateway"}.get(mode)
-    if kind and saved.get(kind):
-        return saved[kind], f"saved from ComfyUI ({saved_keys_path(env)})"
+    if mode in ("fal", "gateway") and saved.get(mode):
+        return saved[mode], f"saved from ComfyUI ({saved_keys_path(env)})"
+    return "", ""
+
+
+def _gateway_url(env: Mapping[str, str], from_file: Callable[[str, str], str], file_path: str,
+                 saved: Mapping[str, str]) -> tuple[str, str]:
+    """(the gateway's base URL, where it came from), first set: FAL_GATEWAY_URL, config.ini, the panel's Keys."""
+    for url, where in ((env.get("FAL_GATEWAY_URL", ""), "environment variable FAL_GATEWAY_URL"),
+                      (from_file("gateway", "base_url"), f"{file_path} [gateway] base_url"),
+                      (saved.get("gateway_url", ""), f"saved from ComfyUI ({saved_keys_path(env)})")):
+        if url.strip():
+            return url.strip(), where
     return "", ""
 
 
@@ -373,10 +383,7 @@ def key_status(environ: Mapping[str, str] | None = None) -> dict[str, dict[str, 
         _, source = _find_key(kind, None, variables, env, parser.get(section, option, fallback="").strip(),
                               f"{file_path} [{section}] {option}", saved)
         status[kind] = {"set": bool(source), "source": source, "saved": kind in saved}
-    url, where = next(((url.strip(), where) for url, where in (
-        (env.get("FAL_GATEWAY_URL", ""), "environment variable FAL_GATEWAY_URL"),
-        (parser.get("gateway", "base_url", fallback=""), f"{file_path} [gateway] base_url"),
-        (saved.get("gateway_url", ""), f"saved from ComfyUI ({saved_keys_path(env)})")) if url.strip()), ("", ""))
+    url, where = _gateway_url(env, lambda section, option: parser.get(section, option, fallback=""), file_path, saved)
     status["gateway_url"] = {"set": bool(url), "source": where, "saved": "gateway_url" in saved,
                              "host": urlsplit(url).hostname or ""}
     try:
