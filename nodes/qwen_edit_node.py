@@ -94,7 +94,8 @@ class QwenImageEditPlusNode(io.ComfyNode):
                 io.Float.Input("guidance_scale", default=4.0, min=GUIDANCE_RANGE[0], max=GUIDANCE_RANGE[1],
                                step=0.1, tooltip="How closely to follow the prompt, 0-20 (fal default 4)."),
                 io.Int.Input("num_images", default=1, min=NUM_IMAGES_RANGE[0], max=NUM_IMAGES_RANGE[1],
-                             tooltip="Images per edit, 1-4. Each one is billed."),
+                             tooltip=f"Images per edit, 1-4 (Qwen-Image-2 and Max: 1-{NUM_IMAGES_RANGE[1]}). "
+                                     "Each one is billed."),
                 io.Int.Input("seed", default=0, min=0, max=SEED_MAX, control_after_generate=True,
                              tooltip="Seed sent to fal. 'fixed' re-uses the cached result; 'randomize' "
                                      "makes a new (paid) edit every run."),
@@ -163,6 +164,10 @@ class QwenImageEditPlusNode(io.ComfyNode):
                                tooltip="fal's queue priority (X-Fal-Queue-Priority): low lets a large batch that "
                                        "is not urgent yield to interactive work. default: FAL_QUEUE_PRIORITY or "
                                        "config.ini, else normal."),
+                # New inputs go last: saved workflows store widget values by position.
+                io.Boolean.Input("enable_prompt_expansion", default=True, optional=True,
+                                 tooltip="Qwen-Image-2 and Max only: fal rewrites the prompt with an LLM first "
+                                         "(fal's default: on). Off: the prompt is used as written."),
             ],
             outputs=[
                 io.Image.Output(display_name="images", tooltip="All outputs as one batch."),
@@ -183,14 +188,16 @@ class QwenImageEditPlusNode(io.ComfyNode):
                       image_2: torch.Tensor | None = None, image_3: torch.Tensor | None = None,
                       image_urls: str = "", connection=None, model: str | None = None,
                       loras=None, input_resize: str | None = None, upload_format: str | None = None,
-                      start_timeout: int | None = None, priority: str | None = None) -> io.NodeOutput:
+                      start_timeout: int | None = None, priority: str | None = None,
+                      enable_prompt_expansion: bool | None = None) -> io.NodeOutput:
         with node_errors(cls.hidden.unique_id):
             values = dict(prompt=prompt, negative_prompt=negative_prompt, image_size=image_size, width=width,
                           height=height, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
                           num_images=num_images, seed=seed, fal_picks_seed=fal_picks_seed,
                           enable_safety_checker=enable_safety_checker, output_format=output_format,
                           acceleration=acceleration, sync_mode=sync_mode, image_urls=image_urls, model=model,
-                          endpoint=endpoint, batch_mode=batch_mode)
+                          endpoint=endpoint, batch_mode=batch_mode,
+                          enable_prompt_expansion=True if enable_prompt_expansion is None else enable_prompt_expansion)
             loras = list(loras or ())
             request = request_from_widgets(values, loras)
             spec = endpoint_from_widgets(values)

@@ -30,15 +30,21 @@ COMMON = {"prompt", "negative_prompt", "image_size", "num_inference_steps", "gui
 
 
 def full_request(spec, loras=()) -> QwenEditRequest:
-    """Every field set, to a value inside this endpoint's own ranges."""
-    return QwenEditRequest(prompt="p", negative_prompt="blur", image_size="square", num_inference_steps=spec.steps[0],
-                           guidance_scale=spec.guidance[1], num_images=1, seed=5, enable_safety_checker=False,
-                           output_format=spec.output_formats[-1], acceleration=spec.accelerations[-1],
-                           loras=list(loras))
+    """Every field this endpoint takes set, to a value inside its own ranges."""
+    taken = lambda name, value: value if spec.takes(name) else None  # noqa: E731
+    return QwenEditRequest(prompt="p", negative_prompt="blur", image_size="square",
+                           num_inference_steps=taken("num_inference_steps", (spec.steps or (0,))[0]),
+                           guidance_scale=taken("guidance_scale", (spec.guidance or (0, 0))[1]), num_images=1, seed=5,
+                           enable_safety_checker=False, output_format=spec.output_formats[-1],
+                           acceleration=spec.accelerations[-1] if spec.accelerations else None, loras=list(loras),
+                           enable_prompt_expansion=taken("enable_prompt_expansion", False))
 
 
 def expected_fields(spec) -> set[str]:
-    return COMMON | {spec.image_field} | ({"loras"} if spec.takes_loras else set())
+    """The whole schema but sync_mode (the client leaves it to fal)."""
+    assert spec.takes("prompt") and spec.fields - {"sync_mode"} >= COMMON - {"num_inference_steps", "guidance_scale",
+                                                                              "acceleration"}
+    return set(spec.fields) - {"sync_mode"}
 
 
 @pytest.fixture
@@ -71,7 +77,8 @@ def test_each_endpoint_gets_exactly_its_fields_through_the_cli(name, fal, tmp_pa
     spec = spec_for(name)
     source = tmp_path / "in.png"
     Image.fromarray(to_u8(IMAGE)).save(source)
-    args = [str(source), "--prompt", "p", "--model", name, "--seed", "9", "--steps", str(spec.steps_default),
+    steps = ["--steps", str(spec.steps_default)] if spec.takes("num_inference_steps") else []
+    args = [str(source), "--prompt", "p", "--model", name, "--seed", "9", *steps,
             "--format", "png", "--out", str(tmp_path / "o")]
     if spec.takes_loras:
         args += ["--lora", f"{LORA}:1.5", "--lora", "owner/repo"]
@@ -81,7 +88,7 @@ def test_each_endpoint_gets_exactly_its_fields_through_the_cli(name, fal, tmp_pa
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     [job] = fal.jobs.values()
-    sent = {"prompt", spec.image_field, "seed", "num_inference_steps", "output_format", "num_images"}
+    sent = {"prompt", spec.image_field, "seed", "output_format", "num_images", *(["num_inference_steps"] if steps else [])}
     assert job.endpoint == spec.endpoint and set(job.arguments) == sent | ({"loras"} if spec.takes_loras else set())
     if spec.takes_loras:
         assert job.arguments["loras"] == [{"path": LORA, "scale": 1.5}, {"path": "owner/repo", "scale": 1.0}]
@@ -146,7 +153,7 @@ def test_loras_are_part_of_an_edits_identity(fal, tmp_path):
 
 def test_every_table_entry_names_its_sources_and_what_is_unconfirmed():
     for spec in ENDPOINTS:
-        assert spec.sources and spec.endpoint.startswith("fal-ai/qwen-image-edit")
+        assert spec.sources and spec.endpoint.startswith("fal-ai/qwen-image")
         if spec.price_per_mp is None:
             assert any("price" in note for note in spec.unconfirmed), spec.name
 

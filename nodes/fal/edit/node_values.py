@@ -30,7 +30,8 @@ def request_from_widgets(values: Mapping[str, Any], loras: Sequence[Lora] = ()) 
     image_size = (int(values.get("width", 1024)), int(values.get("height", 1024))) if size == "custom" else \
         None if size == "auto" else size
     acceleration = values.get("acceleration", "default")
-    return QwenEditRequest(
+    expansion = values.get("enable_prompt_expansion")
+    request = QwenEditRequest(
         prompt=values.get("prompt", ""), image_urls=parse_urls(values.get("image_urls")),
         negative_prompt=(values.get("negative_prompt") or "").strip() or None, image_size=image_size,
         num_inference_steps=int(values.get("num_inference_steps", 50)),
@@ -38,7 +39,10 @@ def request_from_widgets(values: Mapping[str, Any], loras: Sequence[Lora] = ()) 
         seed=None if values.get("fal_picks_seed") else int(values.get("seed", 0)),
         enable_safety_checker=bool(values.get("enable_safety_checker", True)),
         output_format=values.get("output_format", "png"), sync_mode=True if values.get("sync_mode") else None,
-        acceleration=None if acceleration == "default" else acceleration, loras=list(loras))
+        acceleration=None if acceleration == "default" else acceleration, loras=list(loras),
+        enable_prompt_expansion=None if expansion is None else bool(expansion))
+    # The widgets the chosen model does not take (hidden on the node) are never sent.
+    return request.for_model(endpoint_from_widgets(values))
 
 
 def endpoint_from_widgets(values: Mapping[str, Any]) -> EndpointSpec:

@@ -1,27 +1,19 @@
 """fal's Qwen image edit endpoints: what each one takes, its ranges and defaults, and its price.
 
-Data, not code: one ``EndpointSpec`` per endpoint, with where each fact comes
-from and when it was read. Sources (read 2026-11-30):
-
-* [LLMS] fal's model pages, ``https://fal.ai/models/<endpoint id>/llms.txt``:
-  description, price, first input fields;
-* [ZOD] fal-js ``libs/client/src/types/image/zod.gen.ts`` @ 53241327
-  (2026-02-03), generated from fal's OpenAPI: per-endpoint ranges and numeric
-  defaults; [TS] fal-js ``libs/client/src/types/endpoints.ts`` @ 381105e
-  (2026-08-02): endpoint ids and enum defaults;
-* [REG] gokayfem/ComfyUI-fal-API ``data/fal_registry.json`` (entries up to
-  2026-08-24): defaults, min/max, publish dates.
-
-What no source states is marked in ``unconfirmed``; there the pack keeps the
-widest range any source allows and lets fal's own 422 speak rather than guess a
-tighter one. An endpoint id not in the table (``custom``) gets ``GENERIC``: the
-union of the table's ranges, every field, and no price.
+Two sources, joined here and nowhere else: ``endpoint_table.py``, generated from fal's own input
+schemas (``fal_schemas.json``, by ``tools/make_endpoint_table.py``): every field, range, enum, default
+and stated limit; and ``endpoint_notes.py``, what the pack adds after review: names, prices, how the
+output size is derived, what the model reads. An endpoint id in neither (``custom``) gets ``GENERIC``:
+the union of the edit endpoints' fields and ranges, and no price: fal's 422 has the last word there.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
 
+from .endpoint_notes import NOTES, Note
+from .endpoint_table import SCHEMAS, SNAPSHOT_READ_ON
 from .sizing import VAE_AREA
 
 DEFAULT_ENDPOINT = "fal-ai/qwen-image-edit-plus"
@@ -31,10 +23,14 @@ IMAGE_SIZE_PRESETS = ("square_hd", "square", "portrait_4_3", "portrait_16_9", "l
 # repeats them, so they are the pack's assumption for estimates only (never sent: the preset name is).
 PRESET_PIXELS = {"square_hd": (1024, 1024), "square": (512, 512), "portrait_4_3": (768, 1024),
                  "portrait_16_9": (576, 1024), "landscape_4_3": (1024, 768), "landscape_16_9": (1024, 576)}
-SIDE_MAX = 14142  # [ZOD] zImageSize: width and height ≤ 14142, no minimum in the schema
+SIDE_MAX = 14142  # fal's ImageSize: width and height ≤ 14142, no minimum in the schema
 SIDE_MIN = 64     # the pack's floor: below it nothing useful comes back
-MAX_REFERENCE_IMAGES = 10  # no schema sets maxItems on image_urls; the model is built for 1-3
-READ_ON = "2026-11-30"
+MAX_REFERENCE_IMAGES = 10  # no schema sets maxItems on image_urls; the plus models are built for 1-3
+SEED_RANGE = (0, 2**63 - 1)  # where the schema states none
+LORA_SCALE = (0.0, 4.0)      # fal's LoraWeight.scale
+MAX_LORAS = 3                # "You can use up to 3 LoRAs" (the loras field's description)
+SNAPSHOT_MAX_AGE_DAYS = 90   # --check says when the snapshot is older than this
+CAMERA_FIELDS = ("horizontal_angle", "vertical_angle", "zoom", "lora_scale", "additional_prompt")
 
 
 @dataclass(frozen=True)
@@ -42,90 +38,132 @@ class EndpointSpec:
     name: str                       # what the node's combo and --model show
     endpoint: str                   # fal's endpoint id
     title: str
+    fields: frozenset[str] = frozenset()
     image_field: str = "image_urls"  # "image_url": exactly one input image
-    steps: tuple[int, int] = (2, 100)
-    steps_default: int = 50
-    guidance: tuple[float, float] = (0.0, 20.0)
-    guidance_default: float = 4.0
-    num_images: tuple[int, int] = (1, 4)
-    output_formats: tuple[str, ...] = ("jpeg", "png")
-    accelerations: tuple[str, ...] = ("none", "regular")
-    max_loras: int = 0              # 0: the endpoint takes no LoRAs
-    lora_scale: tuple[float, float] = (0.0, 4.0)
+    ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    integers: frozenset[str] = frozenset()
+    enums: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    max_lengths: Mapping[str, int] = field(default_factory=dict)
+    descriptions: Mapping[str, str] = field(default_factory=dict)
+    image_count: tuple[int, int] = (1, MAX_REFERENCE_IMAGES)
+    image_side: tuple[int, int] | None = None   # each input's width and height, when the schema states it
+    image_megabytes: float | None = None        # each input's size cap
+    image_alpha: bool = True                    # False: PNG inputs are flattened before upload
+    output_pixels: tuple[int, int] | None = None  # the output's total pixel budget
+    seed_range: tuple[int, int] = SEED_RANGE
     size_when_omitted: str = "square_hd"  # a preset, or "input": from the final input image's size
     reads_area: int | None = VAE_AREA     # input pixels the model reads (sizing.py); None: unknown, send all
     price_per_mp: float | None = None     # USD per megapixel of output; None: no source states it
+    listed: bool = True
+    node: str = "edit"
     sources: tuple[str, ...] = ()
     unconfirmed: tuple[str, ...] = field(default=())
 
+    def takes(self, name: str) -> bool:
+        return name in self.fields
+
+    def range_of(self, name: str) -> tuple[float, float] | None:
+        return self.ranges.get(name)
+
+    @property
+    def steps(self) -> tuple[int, int] | None:
+        return self.ranges.get("num_inference_steps")  # type: ignore[return-value]
+
+    @property
+    def steps_default(self) -> int | None:
+        return self.defaults.get("num_inference_steps")
+
+    @property
+    def guidance(self) -> tuple[float, float] | None:
+        return self.ranges.get("guidance_scale")
+
+    @property
+    def guidance_default(self) -> float | None:
+        return self.defaults.get("guidance_scale")
+
+    @property
+    def num_images(self) -> tuple[int, int]:
+        return self.ranges.get("num_images", (1, 4))  # type: ignore[return-value]
+
+    @property
+    def output_formats(self) -> tuple[str, ...]:
+        return self.enums.get("output_format", ())
+
+    @property
+    def accelerations(self) -> tuple[str, ...]:
+        return self.enums.get("acceleration", ())
+
+    @property
+    def max_loras(self) -> int:
+        return MAX_LORAS if self.takes("loras") else 0
+
+    @property
+    def lora_scale(self) -> tuple[float, float]:
+        return LORA_SCALE
+
     @property
     def max_images(self) -> int:
-        return 1 if self.image_field == "image_url" else MAX_REFERENCE_IMAGES
+        return 1 if self.image_field == "image_url" else self.image_count[1]
+
+    @property
+    def min_images(self) -> int:
+        return self.image_count[0]
 
     @property
     def takes_loras(self) -> bool:
-        return self.max_loras > 0
+        return self.takes("loras")
 
     def price_rule(self) -> str:
         if self.price_per_mp is None:
-            return "price unconfirmed"
+            return "price unknown"
         return f"${self.price_per_mp:g} per megapixel of output"
 
 
-def _pages(endpoint: str) -> tuple[str, ...]:
-    return (f"https://fal.ai/models/{endpoint}/llms.txt (read {READ_ON})",
-            "fal-js libs/client/src/types/image/zod.gen.ts @ 53241327 (2026-02-03)")
+def _spec(note: Note) -> EndpointSpec:
+    facts = SCHEMAS[note.endpoint]
+    stated = facts["stated"]
+    image_count = (1, 1) if facts["image_field"] == "image_url" else stated.get("image_count", (1, MAX_REFERENCE_IMAGES))
+    return EndpointSpec(
+        note.name, note.endpoint, note.title, fields=frozenset(facts["fields"]), image_field=facts["image_field"],
+        ranges=dict(facts["ranges"]), integers=frozenset(facts["integers"]), enums=dict(facts["enums"]),
+        defaults=dict(facts["defaults"]), max_lengths=dict(facts["max_lengths"]),
+        descriptions=dict(facts["descriptions"]), image_count=image_count, image_side=stated.get("image_side"),
+        image_megabytes=stated.get("image_megabytes"), image_alpha=stated.get("image_alpha", True),
+        output_pixels=stated.get("output_pixels"), seed_range=stated.get("seed", SEED_RANGE),
+        size_when_omitted=note.size_when_omitted, reads_area=note.reads_area, price_per_mp=note.price_per_mp,
+        listed=note.listed, node=note.node, sources=note.sources(), unconfirmed=note.unconfirmed)
 
 
-ENDPOINTS: tuple[EndpointSpec, ...] = (
-    EndpointSpec(
-        "qwen-edit-plus", "fal-ai/qwen-image-edit-plus", "Qwen Image Edit Plus (2509)",
-        steps=(2, 100), steps_default=50, guidance=(0.0, 20.0), guidance_default=4.0,
-        size_when_omitted="square_hd", price_per_mp=0.03, sources=_pages("fal-ai/qwen-image-edit-plus"),
-        unconfirmed=("how megapixels are rounded for billing",)),
-    EndpointSpec(
-        "qwen-edit-plus-lora", "fal-ai/qwen-image-edit-plus-lora", "Qwen Image Edit Plus (2509) with LoRAs",
-        steps=(2, 50), steps_default=28, guidance=(0.0, 20.0), guidance_default=4.0, max_loras=3,
-        size_when_omitted="input", price_per_mp=0.035, sources=_pages("fal-ai/qwen-image-edit-plus-lora"),
-        unconfirmed=("how megapixels are rounded for billing", "whether each LoRA costs extra")),
-    EndpointSpec(
-        "qwen-edit-2511", "fal-ai/qwen-image-edit-2511", "Qwen Image Edit 2511",
-        steps=(1, 50), steps_default=28, guidance=(1.0, 20.0), guidance_default=4.5,
-        output_formats=("jpeg", "png", "webp"), accelerations=("none", "regular", "high"),
-        size_when_omitted="input", price_per_mp=0.03, sources=_pages("fal-ai/qwen-image-edit-2511"),
-        unconfirmed=("how megapixels are rounded for billing",)),
-    EndpointSpec(
-        "qwen-edit-2511-lora", "fal-ai/qwen-image-edit-2511/lora", "Qwen Image Edit 2511 with LoRAs",
-        steps=(1, 50), steps_default=28, guidance=(1.0, 20.0), guidance_default=4.5,
-        output_formats=("jpeg", "png", "webp"), accelerations=("none", "regular", "high"), max_loras=3,
-        size_when_omitted="input", price_per_mp=0.035, sources=_pages("fal-ai/qwen-image-edit-2511/lora"),
-        unconfirmed=("how megapixels are rounded for billing", "whether each LoRA costs extra")),
-    EndpointSpec(
-        "qwen-edit", "fal-ai/qwen-image-edit", "Qwen Image Edit (first release, one image)",
-        image_field="image_url", steps=(2, 50), steps_default=30, guidance=(0.0, 20.0), guidance_default=4.0,
-        accelerations=("none", "regular", "high"), size_when_omitted="input", price_per_mp=0.03,
-        sources=_pages("fal-ai/qwen-image-edit"),
-        unconfirmed=("how megapixels are rounded for billing",
-                     "the output size when image_size is omitted (taken as the input's)")),
-    EndpointSpec(
-        "qwen-edit-lora", "fal-ai/qwen-image-edit-lora", "Qwen Image Edit (first release, one image) with LoRAs",
-        image_field="image_url", steps=(2, 50), steps_default=30, guidance=(0.0, 20.0), guidance_default=4.0,
-        accelerations=("none", "regular", "high"), max_loras=3, size_when_omitted="input", price_per_mp=None,
-        sources=("gokayfem/ComfyUI-fal-API data/fal_registry.json (published 2025-09-10)",
-                 "fal-js libs/client/src/types/image/zod.gen.ts @ 53241327 (2026-02-03)"),
-        unconfirmed=("the price: no fal page found", "the output size when image_size is omitted")),
-)
+ALL_ENDPOINTS: tuple[EndpointSpec, ...] = tuple(_spec(note) for note in NOTES)
+# The edit node's and the CLI's model list (the camera-control model has a node of its own).
+ENDPOINTS: tuple[EndpointSpec, ...] = tuple(s for s in ALL_ENDPOINTS if s.listed and s.node == "edit")
+ANGLES = next(s for s in ALL_ENDPOINTS if s.node == "angles")
 
-GENERIC = EndpointSpec(
-    CUSTOM, "", "any other endpoint id (generic rules: fal's 422 has the last word)",
-    steps=(1, 100), steps_default=50, guidance=(0.0, 20.0), guidance_default=4.0,
-    output_formats=("jpeg", "png", "webp"), accelerations=("none", "regular", "high"), max_loras=3,
-    size_when_omitted="input", price_per_mp=None, reads_area=None,
-    unconfirmed=("everything: not in the pack's table",))
 
-BY_NAME = {spec.name: spec for spec in ENDPOINTS}
-BY_ENDPOINT = {spec.endpoint: spec for spec in ENDPOINTS}
-MODEL_NAMES = tuple(BY_NAME)
+def _union(specs: tuple[EndpointSpec, ...]) -> EndpointSpec:
+    """Every field any edit endpoint takes, each at its widest range: what an unknown id is checked by."""
+    ranges: dict[str, tuple[float, float]] = {}
+    enums: dict[str, tuple[str, ...]] = {}
+    for spec in specs:
+        for name, (low, high) in spec.ranges.items():
+            old = ranges.get(name, (low, high))
+            ranges[name] = (min(low, old[0]), max(high, old[1]))
+        for name, options in spec.enums.items():
+            enums[name] = tuple(dict.fromkeys([*enums.get(name, ()), *options]))
+    base = specs[0]
+    return EndpointSpec(
+        CUSTOM, "", "any other endpoint id (generic rules: fal's 422 has the last word)",
+        fields=frozenset().union(*(s.fields for s in specs)) - {"image_url"}, ranges=ranges,
+        integers=frozenset().union(*(s.integers for s in specs)), enums=enums, defaults=base.defaults,
+        descriptions=base.descriptions, size_when_omitted="input", price_per_mp=None, reads_area=None,
+        unconfirmed=("everything: not in the pack's table",))
+
+
+GENERIC = _union(ENDPOINTS)
+BY_NAME = {spec.name: spec for spec in ALL_ENDPOINTS}
+BY_ENDPOINT = {spec.endpoint: spec for spec in ALL_ENDPOINTS}
+MODEL_NAMES = tuple(spec.name for spec in ENDPOINTS)
 
 
 def spec_for(model: str | None = None, endpoint: str | None = None) -> EndpointSpec:
@@ -142,3 +180,9 @@ def spec_for(model: str | None = None, endpoint: str | None = None) -> EndpointS
     if known is not None:
         return known
     return replace(GENERIC, endpoint=endpoint)
+
+
+def snapshot_age_days(today: str) -> int:
+    """Days between the schema snapshot's reading and ``today`` (YYYY-MM-DD)."""
+    from datetime import date
+    return (date.fromisoformat(today) - date.fromisoformat(SNAPSHOT_READ_ON)).days
