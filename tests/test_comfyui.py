@@ -157,13 +157,14 @@ def test_a_workflow_saved_by_the_last_release_runs_with_the_same_values(path, co
 
 
 @pytest.mark.parametrize("model", ["qwen-edit-plus", "qwen-edit-plus-lora", "qwen-edit-2511", "qwen-edit-2511-lora",
+                                   "qwen-image-2-edit", "qwen-image-2-pro-edit", "qwen-image-max-edit",
                                    "qwen-edit", "qwen-edit-lora"])
 def test_every_model_of_the_table_from_the_node(model, comfy, fal):
     from comfyui_fal_qwen_edit.nodes.fal.models.endpoints import spec_for
     spec = spec_for(model)
     workflow = load("qwen_edit_single")
     edit = next(n for n in workflow["nodes"] if n["type"] == "FalQwenImageEditPlus")
-    edit["widgets_values"][-5] = model
+    edit["widgets_values"][22] = model  # by position, as a saved workflow holds it
     edit["widgets_values"][8] = 7000 + len(model)  # a seed of its own: a real job, not a cache hit
     jobs_before = set(fal.jobs)
     _, entry = run(comfy, workflow)
@@ -171,8 +172,9 @@ def test_every_model_of_the_table_from_the_node(model, comfy, fal):
     [request_id] = set(fal.jobs) - jobs_before
     job = fal.jobs[request_id]
     assert job.endpoint == spec.endpoint
-    assert set(job.arguments) == {"prompt", spec.image_field, "num_inference_steps", "guidance_scale", "num_images",
-                                  "seed", "enable_safety_checker", "output_format"}  # what the example's widgets set
+    widgets = {"prompt", "num_inference_steps", "guidance_scale", "num_images", "seed", "enable_safety_checker",
+               "output_format", "enable_prompt_expansion"}  # what the example's widgets set
+    assert set(job.arguments) == {spec.image_field} | (widgets & spec.fields)  # and only what the model takes
     [output] = saved_images(entry, comfy, node_id_of(workflow, "SaveImage"))
     source = np.asarray(Image.open(WORKFLOWS / "inputs" / "qwen_example_person.png").convert("RGB"))
     assert np.array_equal(np.asarray(Image.open(output).convert("RGB")), 255 - source)
@@ -238,7 +240,7 @@ def test_fals_guards_from_the_widgets_reach_the_submit(comfy, fal):
     workflow = load("qwen_edit_three_images")
     edit = next(n for n in workflow["nodes"] if n["type"] == "FalQwenImageEditPlus")
     connection = next(n for n in workflow["nodes"] if n["type"] == "FalQwenConnection")
-    edit["widgets_values"][-2:] = [30, "low"]
+    edit["widgets_values"][25:27] = [30, "low"]  # start_timeout, priority
     connection["widgets_values"][-1] = "off"
     edit["widgets_values"][8] = 16016
     jobs_before = set(fal.jobs)

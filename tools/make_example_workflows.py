@@ -78,10 +78,11 @@ def load_image(g: Graph, name: str, x: int, y: int, h: int = 340) -> dict:
 
 
 def qwen(g: Graph, prompt: str, x: int, y: int, *, num_images=1, seed=42, batch_mode="all images in one edit",
-         image_size="auto", width=1024, height=1024, model="qwen-edit-plus", steps=30, guidance=4.0) -> dict:
+         image_size="auto", width=1024, height=1024, model="qwen-edit-plus", steps=30, guidance=4.0,
+         prompt_expansion=True) -> dict:
     widgets = [prompt, "", image_size, width, height, steps, guidance, num_images, seed, "fixed", False, True, "png",
                "default", False, batch_mode, 4, "pad", 900, False, "fal-ai/qwen-image-edit-plus", "", model,
-               "fit model", "png", -1, "default"]
+               "fit model", "png", -1, "default", prompt_expansion]
     inputs = [("image_1", "IMAGE"), ("image_2", "IMAGE"), ("image_3", "IMAGE"),
               ("image_urls", "STRING", True), ("connection", "FAL_CONNECTION"), ("loras", "FAL_LORAS")]
     outputs = [("images", "IMAGE"), ("seed", "INT"), ("info", "STRING"), ("mask", "MASK")]
@@ -208,6 +209,21 @@ def edit_2511() -> Graph:
     return g
 
 
+def edit_qwen_image_2() -> Graph:
+    """Qwen-Image-2: no steps, guidance or acceleration (their widgets hide); fal may rewrite the prompt
+    first (enable_prompt_expansion). Its inputs must be 384-5000 px a side: the person is 384 x 512."""
+    g = Graph()
+    person = load_image(g, INPUTS["person"], 0, 0)
+    edit = qwen(g, "Give the woman a yellow raincoat and put her on a rainy city street at night.", 360, 0,
+                model="qwen-image-2-edit", image_size="portrait_4_3", prompt_expansion=False)
+    out = save(g, "qwen_edit/qwen_image_2", 820, 0)
+    info = preview_text(g, 820, 480)
+    g.link(person, 0, edit, "image_1")
+    g.link(edit, 0, out, "images")
+    g.link(edit, 2, info, "source")
+    return g
+
+
 def sample_inputs() -> dict[str, Image.Image]:
     """Simple drawn stand-ins for a person, a car and a highway (no downloads needed)."""
     person = Image.new("RGB", (384, 512), (196, 214, 230))
@@ -256,6 +272,9 @@ EXAMPLES = {
     "qwen_edit_lora_chain": (lora_chain, "Two community LoRAs (relight, next scene) chained into the LoRA "
                                          "endpoint, qwen-edit-plus-lora."),
     "qwen_edit_2511": (edit_2511, "Two references on Qwen Image Edit 2511 (model qwen-edit-2511)."),
+    "qwen_edit_qwen_image_2": (edit_qwen_image_2, "One image on Qwen Image 2 Edit (model qwen-image-2-edit): no "
+                                                  "steps or guidance; prompt expansion off, so the prompt is "
+                                                  "used as written."),
 }
 
 
