@@ -1,17 +1,20 @@
-"""``POST /fal_qwen_edit/estimate``: the edit node's price before Run, from its widget values.
+"""The edit node's routes for its frontend: ``POST /fal_qwen_edit/estimate``, the price before Run from its
+widget values, and ``GET /fal_qwen_edit/models``, what each model takes (fields, ranges, defaults, the size
+``auto`` makes), so the node shows each model's own widgets and ranges.
 
-Thin over ``fal.edit.node_values.price_preview``, the same rule the node applies when it runs, so
-the badge on the node is the backend's own estimate, not a JavaScript copy of it. It computes only:
-no key is read, nothing is sent to fal.
+Thin over ``fal.edit.node_values``: ``price_preview``, the same rule the node applies when it runs, so
+the badge on the node is the backend's own estimate, not a JavaScript copy of it; ``models_answer``, the
+endpoint table the run checks its values against. They compute only: no key is read, nothing is sent to fal.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from .fal.edit.node_values import estimate_answer
+from .fal.edit.node_values import estimate_answer, models_answer
 
 PATH = "/fal_qwen_edit/estimate"
+MODELS_PATH = "/fal_qwen_edit/models"
 
 
 def register(routes: web.RouteTableDef) -> None:
@@ -23,3 +26,7 @@ def register(routes: web.RouteTableDef) -> None:
             body = None
         status, answer = estimate_answer(body)
         return web.json_response(answer, status=status)
+
+    @routes.get(MODELS_PATH)
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response(models_answer())

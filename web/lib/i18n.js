@@ -7,13 +7,17 @@
 export const NAMESPACE = "falQwenEdit";
 export const FALLBACK = "en";
 
-const store = { messages: {}, locale: () => FALLBACK };
+const store = { messages: {}, nodeDefs: {}, locale: () => FALLBACK };
 
 // i18n: the /i18n answer ({lang: {falQwenEdit: {...}, nodeDefs: {...}, ...}}), or {lang: {falQwenEdit}}.
+// The node texts are kept too (by reference): a widget whose tooltip the extension extends starts from its
+// own tooltip in the user's language, as the frontend would show it.
 export function installMessages(i18n) {
   store.messages = {};
+  store.nodeDefs = {};
   for (const [lang, messages] of Object.entries(i18n ?? {})) {
     if (messages?.[NAMESPACE]) store.messages[lang] = messages[NAMESPACE];
+    if (messages?.nodeDefs) store.nodeDefs[lang] = messages.nodeDefs;
   }
   return Object.keys(store.messages);
 }
@@ -55,4 +59,10 @@ export function currentLanguage() {
 export function t(key, params = {}) {
   const template = lookup(store.messages[currentLanguage()], key) ?? lookup(store.messages[FALLBACK], key) ?? key;
   return format(template, params);
+}
+
+// A node text as the frontend looks it up (nodeDefs.<node>.inputs.<input>.tooltip …), in the current
+// language, else English; undefined when neither has it (the caller falls back to the schema's text).
+export function nodeText(key) {
+  return lookup(store.nodeDefs[currentLanguage()], key) ?? lookup(store.nodeDefs[FALLBACK], key);
 }

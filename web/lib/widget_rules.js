@@ -1,6 +1,7 @@
 // Which of the edit node's widgets are in the way for the values it holds now. Hidden, never removed:
 // the frontend saves widget values by position, so every widget stays where it is.
 import { t } from "./i18n.js";
+import { modelHidden } from "./model_rules.js";
 
 export const EDIT_NODE = "FalQwenImageEditPlus";
 
@@ -9,8 +10,10 @@ export const HIDE_RULES = [
   { widgets: ["endpoint"], shownWhen: (values) => values.model === undefined || values.model === "custom" },
 ];
 
-export function hiddenWidgets(values) {
-  const hidden = new Set();
+// `table`: the backend's model table (GET /fal_qwen_edit/models), when it has arrived: the widgets the chosen
+// model does not take are hidden too (lib/model_rules.js).
+export function hiddenWidgets(values, table = null) {
+  const hidden = modelHidden(values, table);
   for (const rule of HIDE_RULES) {
     if (!rule.shownWhen(values)) rule.widgets.forEach((name) => hidden.add(name));
   }
@@ -26,8 +29,9 @@ export const ADVANCED_INPUTS = ["fal_picks_seed", "acceleration", "sync_mode", "
 // On the classic canvas: every widget hidden now, by the rules above and, unless the node shows its advanced
 // inputs (its context menu's "Show Advanced") or the frontend's Comfy.Node.AlwaysShowAdvancedWidgets is on,
 // the advanced ones. The Vue renderer collapses advanced inputs itself, so there only the rules apply.
-export function canvasHidden(values, { advanced = [], showAdvanced = false, alwaysShow = false, vue = false } = {}) {
-  const hidden = hiddenWidgets(values);
+export function canvasHidden(values, { advanced = [], showAdvanced = false, alwaysShow = false, vue = false,
+                                      table = null } = {}) {
+  const hidden = hiddenWidgets(values, table);
   if (!vue && !showAdvanced && !alwaysShow) advanced.forEach((name) => hidden.add(name));
   return hidden;
 }

@@ -1,7 +1,8 @@
 """What the edit node's widgets mean: widget values → the request, the endpoint and the estimate.
 
 One place for the node's ``execute`` and for the price the frontend shows before Run
-(``POST /fal_qwen_edit/estimate``), so the badge and the run can never disagree. Plain Python:
+(``POST /fal_qwen_edit/estimate``), so the badge and the run can never disagree; and what each model
+takes, for the frontend to show its own widgets and ranges (``GET /fal_qwen_edit/models``). Plain Python:
 the inputs' sizes come as (width, height, frames), not tensors.
 """
 
@@ -12,9 +13,10 @@ from typing import Any, Mapping, Sequence
 
 from ..base.errors import FalError, InputError
 from ..media.inputs import estimate_run
-from ..models.endpoints import CUSTOM, MODEL_NAMES, EndpointSpec, spec_for
+from ..models.endpoint_table import SNAPSHOT_READ_ON
+from ..models.endpoints import ALL_ENDPOINTS, CUSTOM, GENERIC, MODEL_NAMES, EndpointSpec, spec_for
 from ..models.pricing import FALLBACK_RATE, Estimate
-from ..models.qwen import DEFAULT_ENDPOINT, Lora, QwenEditRequest
+from ..models.qwen import DEFAULT_ENDPOINT, OPTIONAL_FIELDS, Lora, QwenEditRequest
 
 BATCH_MODES = ("all images in one edit", "one edit per image_1 frame")
 IMAGE_INPUTS = ("image_1", "image_2", "image_3")
@@ -135,3 +137,33 @@ def estimate_answer(body: Any) -> tuple[int, dict[str, Any]]:
         return 200, price_preview(widgets, parse_sizes(body.get("sizes")), connected)
     except (FalError, ValueError, TypeError, KeyError) as exc:
         return 400, {"error": f"cannot price these widget values: {exc}"}
+
+
+def widgets_not_sent(spec: EndpointSpec) -> list[str]:
+    """The node's widgets whose field ``spec``'s endpoint does not take: ``QwenEditRequest.for_model`` drops
+    them, so the frontend hides them for that model (loras is an input, refused rather than dropped)."""
+    return [name for name in OPTIONAL_FIELDS if name != "loras" and not spec.takes(name)]
+
+
+def model_facts(spec: EndpointSpec) -> dict[str, Any]:
+    """One model as ``GET /fal_qwen_edit/models`` answers it: the table's own facts, as JSON."""
+    return {"name": spec.name, "endpoint": spec.endpoint, "title": spec.title, "listed": spec.listed, "node": spec.node,
+            "fields": sorted(spec.fields), "not_sent": widgets_not_sent(spec), "integers": sorted(spec.integers),
+            "ranges": {name: list(bounds) for name, bounds in spec.ranges.items()},
+            "enums": {name: list(options) for name, options in spec.enums.items()}, "defaults": dict(spec.defaults),
+            "max_lengths": dict(spec.max_lengths), "seed_range": list(spec.seed_range),
+            "size_when_omitted": spec.size_when_omitted, "image_field": spec.image_field,
+            "image_count": [spec.min_images, spec.max_images],
+            "output_pixels": list(spec.output_pixels) if spec.output_pixels else None,
+            "descriptions": dict(spec.descriptions)}
+
+
+def models_answer() -> dict[str, Any]:
+    """What the edit node's frontend needs to show each model's own widgets, ranges and defaults: every model
+    of the table by name, ``custom`` (the generic rules for an endpoint id the table lacks), and which name
+    each known endpoint id has (``custom`` with a known id is that model, as ``spec_for`` decides)."""
+    models = {spec.name: model_facts(spec) for spec in ALL_ENDPOINTS}
+    models[CUSTOM] = model_facts(GENERIC)
+    return {"snapshot_read_on": SNAPSHOT_READ_ON, "default_endpoint": DEFAULT_ENDPOINT, "custom": CUSTOM,
+            "listed": [CUSTOM, *MODEL_NAMES], "models": models,
+            "endpoints": {spec.endpoint: spec.name for spec in ALL_ENDPOINTS}}
