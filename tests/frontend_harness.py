@@ -124,12 +124,16 @@ def workflow_files() -> list[Path]:
 # Workflows saved by release 0.1.0 (the examples as they shipped), and the widgets nodes gained since,
 # with the default values a loaded old workflow must get: saved workflows are a contract.
 RELEASED = ROOT / "tests" / "fixtures" / "workflows_0_1_0"
-ADDED_SINCE_0_1_0 = {"FalQwenImageEditPlus": ["custom", "fit model", "png", -1, "default"],
+ADDED_SINCE_0_1_0 = {"FalQwenImageEditPlus": ["custom", "fit model", "png", -1, "default", True],
                      "FalQwenConnection": ["default", "default"]}
 # The examples as the release before the frontend extension saved them (commit c0b86bf).
 RELEASED_C0B86BF = ROOT / "tests" / "fixtures" / "workflows_c0b86bf"
-ADDED_SINCE_C0B86BF: dict[str, list] = {"FalQwenImageEditPlus": [-1, "default"], "FalQwenConnection": ["default"]}
-SAVED_SETS = {"0.1.0": (RELEASED, ADDED_SINCE_0_1_0), "c0b86bf": (RELEASED_C0B86BF, ADDED_SINCE_C0B86BF)}
+ADDED_SINCE_C0B86BF: dict[str, list] = {"FalQwenImageEditPlus": [-1, "default", True], "FalQwenConnection": ["default"]}
+# The examples as main saved them before enable_prompt_expansion (commit 0b42cfc).
+RELEASED_0B42CFC = ROOT / "tests" / "fixtures" / "workflows_0b42cfc"
+ADDED_SINCE_0B42CFC: dict[str, list] = {"FalQwenImageEditPlus": [True]}
+SAVED_SETS = {"0.1.0": (RELEASED, ADDED_SINCE_0_1_0), "c0b86bf": (RELEASED_C0B86BF, ADDED_SINCE_C0B86BF),
+              "0b42cfc": (RELEASED_0B42CFC, ADDED_SINCE_0B42CFC)}
 
 
 def released_workflow_files() -> list[Path]:

@@ -39,7 +39,8 @@ EXPECTED_ENDPOINTS = {"qwen_edit_lora_chain": "fal-ai/qwen-image-edit-plus-lora"
                       "qwen_edit_2511": "fal-ai/qwen-image-edit-2511"}
 OUR_NODES = ("FalQwenImageEditPlus", "FalQwenUploadImage", "FalQwenLoadImageFromUrl", "FalQwenResultByRequestId",
              "FalQwenConnection", "FalQwenLora")
-RELEASED = ROOT / "tests" / "fixtures" / "workflows_0_1_0"  # the examples as release 0.1.0 saved them
+# The examples as earlier releases saved them: 0.1.0, c0b86bf, and 0b42cfc (before enable_prompt_expansion).
+SAVED_FILES = sorted((ROOT / "tests" / "fixtures").glob("workflows_*/*.json"))
 OTHER_SECRET = "other-secret-5d4c3b2a1908f7e6"  # a variable not meant for the pack: a workflow must not read it
 
 
@@ -136,13 +137,21 @@ def test_example_workflow_runs(name, comfy, fal):
         assert len(saved_images(entry, comfy, save_id)) == 2
 
 
-@pytest.mark.parametrize("path", sorted(RELEASED.glob("*.json")), ids=lambda p: p.stem)
-def test_a_workflow_saved_by_the_last_release_runs_with_the_same_values(path, comfy, fal):
-    """As an API prompt saved back then (no model or loras input): same endpoint, same fields."""
+@pytest.mark.parametrize("path", SAVED_FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_a_workflow_saved_by_an_earlier_release_runs_with_the_same_values(path, comfy, fal):
+    """As an API prompt saved back then (without the inputs added since: model and loras for 0.1.0,
+    enable_prompt_expansion for all of them): same endpoint, same fields, none the model does not take."""
+    from comfyui_fal_qwen_edit.nodes.fal.models.endpoints import spec_for
+    from test_saved_workflows import RELEASES, by_position
     workflow = json.loads(path.read_text())
     prompt = ui_to_api(workflow, comfy.get("/object_info"), saved_before_optional=True)
     edits = [node for node in prompt.values() if node["class_type"] == "FalQwenImageEditPlus"]
-    assert edits and all("model" not in node["inputs"] for node in edits)
+    saved = [by_position(n["widgets_values"], RELEASES[path.parent.name]) for n in workflow["nodes"]
+             if n["type"] == "FalQwenImageEditPlus"]
+    assert edits and all("enable_prompt_expansion" not in node["inputs"] for node in edits)
+    for node, values in zip(edits, saved):  # ComfyUI read every saved value into the input it was saved for
+        assert {name: node["inputs"][name] for name in values if name != "control_after_generate"} == \
+            {name: value for name, value in values.items() if name != "control_after_generate"}
     shutil.rmtree(Path(comfy.env["FAL_QWEN_EDIT_STATE_DIR"]) / "results", ignore_errors=True)  # a real run
     jobs_before = set(fal.jobs)
     entry = comfy.wait(comfy.queue(prompt, workflow))
@@ -150,8 +159,10 @@ def test_a_workflow_saved_by_the_last_release_runs_with_the_same_values(path, co
     new_jobs = [fal.jobs[r] for r in set(fal.jobs) - jobs_before]
     assert len(new_jobs) == EXPECTED_SUBMISSIONS[path.stem]
     widgets = edits[0]["inputs"]
+    spec = spec_for(widgets.get("model"), widgets["endpoint"])
     for job in new_jobs:
-        assert job.endpoint == "fal-ai/qwen-image-edit-plus" and "loras" not in job.arguments
+        assert job.endpoint == spec.endpoint and "enable_prompt_expansion" not in job.arguments
+        assert ("loras" in job.arguments) == spec.takes_loras
         assert (job.arguments["prompt"], job.arguments["seed"], job.arguments["num_inference_steps"]) == (
             widgets["prompt"], widgets["seed"], widgets["num_inference_steps"])
 
