@@ -1,6 +1,6 @@
 // The pack's frontend extension: the price on the edit node before Run, the graph's total against
-// the daily cap, the node's widgets that are in the way hidden, its text kept after a run, the fal
-// sidebar panel, and the Connection node's fields kept free of pasted keys.
+// the daily cap, the node's widgets that are in the way hidden and each model's own ranges, its text kept
+// after a run, the fal sidebar panel, and the Connection node's fields kept free of pasted keys.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import { EDIT_NODE } from "./lib/widget_rules.js";
@@ -8,7 +8,7 @@ import { CONNECTION_NODE } from "./lib/connection_rules.js";
 import { installMessages, setLocaleSource } from "./lib/i18n.js";
 import { setupConnectionNode, watchConnectionNodes } from "./connection_ui.js";
 import { keepNodeText } from "./node_status.js";
-import { refreshPrice, setupEditNode, watchEditNodes } from "./node_ui.js";
+import { loadModels, refreshPrice, setupEditNode, watchEditNodes } from "./node_ui.js";
 import { registerPanel, panelState } from "./panel.js";
 import { graphPrice, installRunGuard } from "./run_guard.js";
 
@@ -37,7 +37,7 @@ app.registerExtension({
   name: "fal.QwenEdit",
   async init() {
     setLocaleSource(frontendLocale);
-    await loadMessages();  // before any node, badge or panel is drawn
+    await Promise.all([loadMessages(), loadModels(api)]);  // before any node, badge or panel is drawn
   },
   async beforeRegisterNodeDef(nodeType, nodeData) {
     if (nodeData.name === EDIT_NODE) setupEditNode(nodeType, nodeData, app, api);

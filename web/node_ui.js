@@ -1,8 +1,11 @@
-// The edit node in the graph: its price badge, the widgets that are in the way hidden (never removed),
-// and the defaults of a node the user adds. Works on the frontends of ComfyUI 0.3.64 (1.27), 0.12.1
-// (1.37) and the newest package, in the classic canvas and (1.58) the Vue renderer; the recipes and
-// their sources are in docs/frontend.md.
+// The edit node in the graph: its price badge, the widgets that are in the way hidden (never removed), each
+// model's own limits, flags and tooltips (lib/model_rules.js), and the defaults of a node the user adds. Works
+// on the frontends of ComfyUI 0.3.64 (1.27), 0.12.1 (1.37) and the newest package, in the classic canvas and
+// (1.58) the Vue renderer; the recipes and their sources are in docs/frontend.md.
 import { ADVANCED_INPUTS, EDIT_NODE, NEW_NODE_DEFAULTS, canvasHidden, widgetLabel } from "./lib/widget_rules.js";
+import { EXPLAINED, MODELS_ROUTE, RANGED, flaggedLabel, limitsFor, modelFor, tooltipLine,
+         valueProblems } from "./lib/model_rules.js";
+import { nodeText } from "./lib/i18n.js";
 import { IMAGE_INPUTS, badgeText, estimateBody } from "./lib/price.js";
 
 const ESTIMATE_ROUTE = "/fal_qwen_edit/estimate";
@@ -11,6 +14,29 @@ const PRICE_CELL = "fal_price_revision";        // not saved: a non-enumerable k
 const ALWAYS_SHOW_ADVANCED = "Comfy.Node.AlwaysShowAdvancedWidgets";
 const PER_FRAME = "one edit per image_1 frame";  // batch_mode's second choice (nodes/fal/edit/node_values.py)
 let advancedInputs = ADVANCED_INPUTS;
+let schemaTooltips = {};  // the schema's own tooltip of each input (English), where the locales lack one
+let modelTable = null;    // GET /fal_qwen_edit/models: each model's fields, ranges and defaults
+
+// The backend's model table, read once before any node is drawn (fal_qwen_edit.js's init). Without it (an
+// older backend, a failed request) the node shows every widget, as before, and the run still checks.
+export async function loadModels(api) {
+  try {
+    const response = await api.fetchApi(MODELS_ROUTE);
+    if (response.ok) modelTable = await response.json();
+  } catch (error) {
+    console.warn("fal: could not read the model table", error);
+  }
+  return modelTable;
+}
+
+export function models() {
+  return modelTable;
+}
+
+// What the chosen model would refuse on this node: {widget name: why} (empty before the table arrives).
+export function nodeProblems(node) {
+  return modelTable ? valueProblems(widgetValues(node), modelTable) : {};
+}
 
 export function widgetValues(node) {
   const values = {};
@@ -130,30 +156,78 @@ function markAdvanced(widget, advanced) {
   widget._falAdvanced = advanced;
 }
 
-function setLabel(widget) {
+// A widget's label: its own (the name in the user's language), what a value decided elsewhere means
+// (start_timeout's auto/none), and, when the chosen model would refuse the value, a warning with its range.
+// The label is what both renderers draw on the widget's row (1.58 keeps it in the reactive widget store).
+function setLabel(widget, flaggedFor) {
   const own = widget._falLabel !== undefined ? widget._falLabel ?? widget.name : widget.label ?? widget.name;
-  const label = widgetLabel(widget.name, widget.value, own);  // own: the name in the user's language
-  if (label === widget.name && widget._falLabel === undefined) return;
+  const special = widgetLabel(widget.name, widget.value, own);
+  const base = special === widget.name ? own : special;
+  const label = flaggedFor ? flaggedLabel(base, widget.name, flaggedFor) : base;
+  if (label === own && widget._falLabel === undefined) return;
   if (widget._falLabel === undefined) widget._falLabel = widget.label ?? null;
-  const wanted = label === widget.name ? widget._falLabel ?? undefined : label;
+  const wanted = label === own ? widget._falLabel ?? undefined : label;
   if (widget.label !== wanted) widget.label = wanted;
+}
+
+// A number widget's limits follow the model: the frontend's own arrows, drag and typed values stay inside
+// them, and "randomize" picks inside them (it reads options.min/max when it runs, in all three frontends). A
+// value already outside is left as it is and flagged: a saved value never changes behind the user's back.
+// A new options object, not a write into the old one: 1.58's Vue renderer reads the widget store's options,
+// which an assignment updates (BaseWidget's options setter) and a write into the object does not.
+function setLimits(widget, model) {
+  const options = widget.options ?? {};
+  if (!widget._falOwnLimits) widget._falOwnLimits = { min: options.min, max: options.max };
+  const { min, max } = limitsFor(widget.name, model, widget._falOwnLimits);
+  if (options.min === min && options.max === max) return;
+  widget.options = { ...options, min, max };
+}
+
+// The classic canvas reads widget.tooltip when the pointer rests on the widget (1.27, 1.37, 1.58: NodeTooltip,
+// "widget.tooltip ?? translated"); 1.58's Vue renderer copies it into the widget store when the widget is
+// registered (deriveWidgetRenderState), so there the widget is registered again, which keeps its state and
+// refreshes that copy.
+function setTooltip(node, widget, model) {
+  if (!EXPLAINED.includes(widget.name)) return;
+  if (widget._falOwnTooltip === undefined) widget._falOwnTooltip = widget.tooltip ?? null;
+  const line = tooltipLine(widget.name, model, widget._falOwnLimits ?? widget.options ?? {});
+  const base = nodeText(`${EDIT_NODE}.inputs.${widget.name}.tooltip`) ?? schemaTooltips[widget.name] ?? "";
+  const wanted = line ? [base, line].filter(Boolean).join("\n") : widget._falOwnTooltip ?? undefined;
+  if (widget.tooltip === wanted) return;
+  widget.tooltip = wanted;
+  if (globalThis.LiteGraph?.vueNodesMode === true && node.graph && node.id != null && node.id !== -1) {
+    try {
+      widget.setNodeId?.(node.id);
+    } catch (error) {
+      console.warn("fal: could not refresh a widget's tooltip", error);
+    }
+  }
 }
 
 export function advancedShown(node, app) {
   return Boolean(node.showAdvanced) || setting(app, ALWAYS_SHOW_ADVANCED) === true;
 }
 
+// The node as its values and the chosen model want it: widgets in the way hidden, the model's limits, values it
+// would refuse flagged, tooltips that say its range.
 export function applyHiding(node, app) {
   const vue = globalThis.LiteGraph?.vueNodesMode === true;
   const alwaysShow = setting(app, ALWAYS_SHOW_ADVANCED) === true;
-  const hidden = canvasHidden(widgetValues(node), { advanced: advancedInputs, showAdvanced: Boolean(node.showAdvanced),
-                                                    alwaysShow, vue });
+  const values = widgetValues(node);
+  const hidden = canvasHidden(values, { advanced: advancedInputs, showAdvanced: Boolean(node.showAdvanced),
+                                        alwaysShow, vue, table: modelTable });
+  const model = modelFor(values, modelTable);
+  const problems = modelTable ? valueProblems(values, modelTable) : {};
   let changed = false;
   for (const widget of node.widgets ?? []) {
     if (!widget.name) continue;
     if (advancedInputs.includes(widget.name)) markAdvanced(widget, !alwaysShow);
     changed = setHidden(widget, hidden.has(widget.name)) || changed;
-    if (widget.name === "start_timeout") setLabel(widget);
+    if (model && RANGED.includes(widget.name)) setLimits(widget, model);
+    if (widget.name === "start_timeout" || problems[widget.name] || widget._falLabel !== undefined) {
+      setLabel(widget, problems[widget.name] ? model : null);
+    }
+    if (model) setTooltip(node, widget, model);
   }
   if (changed && !vue && node.computeSize) {  // the Vue renderer sizes nodes by their DOM
     node.setSize([node.size[0], node.computeSize()[1]]);
@@ -175,6 +249,8 @@ function markedAdvanced(nodeData) {
 
 export function setupEditNode(nodeType, nodeData, app, api) {
   advancedInputs = markedAdvanced(nodeData);
+  const inputs = { ...nodeData.input?.required, ...nodeData.input?.optional };
+  schemaTooltips = Object.fromEntries(Object.entries(inputs).map(([name, spec]) => [name, spec?.[1]?.tooltip ?? ""]));
   const schemaDefaults = { model: nodeData.input?.optional?.model?.[1]?.default ?? "custom",
                            control_after_generate: "randomize" };
   const created = nodeType.prototype.onNodeCreated;

@@ -1,7 +1,9 @@
-// Before a prompt is sent: the graph's price against what is left of the daily cap. Wraps
-// app.queuePrompt (what the Run button calls on every frontend checked) and passes every argument on.
+// Before a prompt is sent: values the chosen model would refuse, and the graph's price against what is left
+// of the daily cap. Wraps app.queuePrompt (what the Run button calls on every frontend checked) and passes
+// every argument on.
+import { t } from "./lib/i18n.js";
 import { capWarning, graphTotal } from "./lib/price.js";
-import { editNodes, refreshPrice } from "./node_ui.js";
+import { editNodes, nodeProblems, refreshPrice } from "./node_ui.js";
 
 const ACTIVE = 0;  // LiteGraph mode ALWAYS; 2 (muted) and 4 (bypassed) nodes do not run
 
@@ -20,10 +22,20 @@ export async function graphPrice(app, api) {
   return graphTotal(previews);
 }
 
+// Every value an active edit node holds that its model would refuse, one line each ("Qwen Image Edit Plus
+// (fal) #3: num_inference_steps: 1 is out of range for qwen-edit-plus; use 2-100.").
+export function refusedValues(app) {
+  const nodes = editNodes(app).filter((node) => (node.mode ?? ACTIVE) === ACTIVE);
+  return nodes.flatMap((node) => Object.values(nodeProblems(node)).map((why) => `${node.title ?? node.type} #${node.id}: ${why}`));
+}
+
 export function installRunGuard(app, api, ask = (text) => window.confirm(text)) {
   const queuePrompt = app.queuePrompt;
   app.queuePrompt = async function (...args) {
     try {
+      // the run would stop on the node before any upload or payment; said here, before the prompt is sent
+      const refused = refusedValues(app);
+      if (refused.length && !ask(t("model.runWarning", { problems: refused.join("\n") }))) return false;
       const total = await graphPrice(app, api);
       if (total.nodes) {
         const warning = capWarning(total, await fetchSpend(api));

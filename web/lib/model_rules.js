@@ -13,6 +13,8 @@ export const RANGED = ["num_inference_steps", "guidance_scale", "num_images", "s
 // Choice widgets a model may offer fewer options of; acceleration's "default" is never sent.
 export const CHOICES = ["output_format", "acceleration"];
 const NOT_SENT_VALUES = { acceleration: ["default"] };
+// The widgets whose tooltip gains a line for the chosen model.
+export const EXPLAINED = [...RANGED, ...CHOICES, "image_size", "enable_prompt_expansion"];
 
 // The model the node's values mean, as the backend's spec_for decides: a model by name; "custom" (or no
 // model: a workflow saved before that input) the endpoint id's own model when the table knows the id, else
@@ -89,7 +91,7 @@ function shown(value) {
 // The line a widget's tooltip gains for the chosen model: its range (within the widget's own limits `own`)
 // or its choices, and fal's default; for image_size, what "auto" makes on that model. Null: nothing to add.
 export function tooltipLine(name, model, own = {}) {
-  if (!model) return null;
+  if (!model || !EXPLAINED.includes(name)) return null;
   if (name === "image_size") {
     const made = model.size_when_omitted;
     return made === "input" ? t("model.autoInput", { model: model.name })
