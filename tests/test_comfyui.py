@@ -102,6 +102,13 @@ def test_nodes_are_registered_with_tooltips(comfy):
     assert seed[1]["control_after_generate"] is True
 
 
+def test_the_model_table_route_answers_the_backends_table_and_sends_nothing(comfy, fal):
+    from comfyui_fal_qwen_edit.nodes.fal.edit.node_values import models_answer
+    requests_before = len(fal.requests)
+    assert comfy.get("/fal_qwen_edit/models") == json.loads(json.dumps(models_answer()))
+    assert len(fal.requests) == requests_before
+
+
 @pytest.mark.parametrize("name", sorted(EXPECTED_SUBMISSIONS))
 def test_example_workflow_runs(name, comfy, fal):
     workflow = load(name)
