@@ -29,10 +29,6 @@ export async function loadModels(api) {
   return modelTable;
 }
 
-export function models() {
-  return modelTable;
-}
-
 // What the chosen model would refuse on this node: {widget name: why} (empty before the table arrives).
 export function nodeProblems(node) {
   return modelTable ? valueProblems(widgetValues(node), modelTable) : {};
