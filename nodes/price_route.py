@@ -1,8 +1,9 @@
 """``POST /fal_qwen_edit/estimate``: the edit node's price before Run, from its widget values.
 
 Thin over ``fal.edit.node_values.price_preview``, the same rule the node applies when it runs, so
-the badge on the node is the backend's own estimate, not a JavaScript copy of it. It computes only:
-no key is read, nothing is sent to fal.
+the badge on the node is the backend's own estimate, not a JavaScript copy of it, at the run's own price
+(the table's, else fal's as this machine has cached it: ``prices.json`` in the state folder). It computes
+only: no key is read, nothing is sent to fal (the cache is read, never refreshed, here).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from .fal.edit.node_values import estimate_answer
+from .fal.platform.price_book import PriceBook
+from .fal.wire.config import state_dir
 
 PATH = "/fal_qwen_edit/estimate"
 
@@ -21,5 +24,5 @@ def register(routes: web.RouteTableDef) -> None:
             body = await request.json()
         except ValueError:
             body = None
-        status, answer = estimate_answer(body)
+        status, answer = estimate_answer(body, PriceBook(state_dir() / "prices.json").price_for)
         return web.json_response(answer, status=status)
