@@ -179,7 +179,39 @@ def test_every_model_of_the_table_from_the_node(model, comfy, fal):
     source = np.asarray(Image.open(WORKFLOWS / "inputs" / "qwen_example_person.png").convert("RGB"))
     assert np.array_equal(np.asarray(Image.open(output).convert("RGB")), 255 - source)
     info = json.loads(entry["outputs"][node_id_of(workflow, "PreviewAny")]["text"][0])
-    assert info["endpoint"] == spec.endpoint and info["cost_usd_estimate"] > 0
+    assert info["endpoint"] == spec.endpoint
+    # no table price (qwen-edit-lora), and none in the fake's pricing API: said, not made up
+    assert info["cost_usd_estimate"] > 0 if spec.price_per_mp is not None else info["cost_usd_estimate"] is None
+
+
+def test_a_model_without_a_table_price_says_so_then_runs_at_fals_price(comfy, fal):
+    """The node's text and badge on qwen-image-max-edit: "price unknown" while this machine knows no price;
+    fal's pricing API, asked while the first job ran, prices the next run and the badge (per image)."""
+    workflow = load("qwen_edit_single")
+    edit = next(n for n in workflow["nodes"] if n["type"] == "FalQwenImageEditPlus")
+    values = edit["widgets_values"]
+    values[values.index("qwen-edit-plus")] = "qwen-image-max-edit"
+    edit_id = node_id_of(workflow, "FalQwenImageEditPlus")
+    widgets = {"model": "qwen-image-max-edit", "image_size": "auto", "num_images": 2, "seed": 1}
+    question = {"widgets": widgets, "sizes": {"image_1": [384, 512, 1]}, "connected": ["image_1"]}
+    if comfy.post("/fal_qwen_edit/estimate", question)["price_known"]:
+        pytest.skip("this ComfyUI's state folder already holds fal's price for qwen-image-max-edit")
+    assert comfy.post("/fal_qwen_edit/estimate", question)["badge"] == "price unknown"
+    for seed, shown, final in (
+            (9101, "estimate: price unknown: the pack's table has no price for qwen-image-max-edit",
+             "cost: price unknown (no table price and none from fal's pricing API yet)"),
+            (9102, "estimate: about $0.075 (1 image x $0.075/image, fal pricing API) on qwen-image-max-edit",
+             "cost: about $0.075 (an estimate)")):
+        values[8] = seed
+        comfy.progress_texts.clear()
+        _, entry = run(comfy, workflow)
+        assert entry["status"]["status_str"] == "success", entry["status"]
+        texts = [text for node, text in comfy.progress_texts if node == edit_id]
+        assert any(shown in text for text in texts) and final in texts[-1], texts
+        info = json.loads(entry["outputs"][node_id_of(workflow, "PreviewAny")]["text"][0])
+        assert info["endpoint"] == "fal-ai/qwen-image-max/edit" and info["cost_usd_billed"] == 0.075
+    answer = comfy.post("/fal_qwen_edit/estimate", question)
+    assert (answer["price_known"], answer["usd"], answer["badge"]) == (True, 0.15, "≈$0.150")
 
 
 def test_progress_text_and_bar_reach_the_node(comfy, fal):
