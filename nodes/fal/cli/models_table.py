@@ -14,15 +14,15 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Callable
 
-from ..models.endpoints import (ALIASES, ALL_ENDPOINTS, ENDPOINTS, PRESET_PIXELS, SNAPSHOT_MAX_AGE_DAYS, EndpointSpec,
-                                snapshot_age_days)
+from ..models.endpoints import (ALIASES, ALL_ENDPOINTS, ENDPOINTS, PRESET_PIXELS, SEED_RANGE, SNAPSHOT_MAX_AGE_DAYS,
+                                EndpointSpec, snapshot_age_days)
 from ..models.endpoint_table import SNAPSHOT_READ_ON
 from ..models.pricing import FROM_FAL, PRICE_UNKNOWN, UnitPrice
 from .check import Check
 
 README_MARKERS = ("<!-- models-table: made by tools/make_readme_models.py -->", "<!-- /models-table -->")
 DOCS_MARKERS = ("<!-- models-detail: made by tools/make_readme_models.py -->", "<!-- /models-detail -->")
-UNKNOWN_SOURCE = "none in the table: fal's pricing API, asked when a job is submitted"
+UNKNOWN_SOURCE = "fal's pricing API, asked when a job is submitted"
 NODES = {"angles": "the Multiple Angles node"}
 
 
@@ -129,6 +129,8 @@ def _takes(spec: EndpointSpec) -> str:
         parts.append("acceleration " + "/".join(spec.accelerations))
     if spec.takes("enable_prompt_expansion"):
         parts.append("prompt expansion")
+    if spec.seed_range != SEED_RANGE:
+        parts.append(f"seed {spec.seed_range[0]}-{spec.seed_range[1]}")
     parts += [f"{name.replace('_', ' ')} ≤ {limit} chars" for name, limit in sorted(spec.max_lengths.items())]
     if spec.image_side is not None:
         parts.append(f"inputs {spec.image_side[0]}-{spec.image_side[1]} px a side")

@@ -6,7 +6,9 @@ snapshot (``fal_schemas.json``) that every field, range, enum and default comes 
 * ``price_per_mp``: USD per megapixel of output, from fal's model page ([LLMS]); None where no page
   states it (the pricing API's unit price then, or "price unknown", never a guess);
 * ``size_when_omitted``: what fal makes when ``image_size`` is left out: a preset, or ``"input"``
-  (about 1 MP in the final input's aspect), from the field's own description in the snapshot;
+  (from the final input: about 1 MP in its aspect for the open models; for an endpoint with a stated
+  output budget, the Qwen-Image-2 family, its own size within that budget: sizing.py), from the field's
+  own description in the snapshot;
 * ``reads_area``: input pixels the model reads (sizing.py; diffusers' pipeline for the open models),
   None when unknown (every pixel is sent). The hosted-only Qwen-Image-2 family publishes no pipeline: its
   ``fit model`` size is the pack's decision, its output budget (2048 x 2048 pixels, ``BUDGET_AREA``): the
