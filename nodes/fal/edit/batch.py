@@ -15,9 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
 from ..models.endpoints import DEFAULT_ENDPOINT, spec_for
-from ..base.errors import CancelledError, FalError, InputError
+from ..base.errors import CancelledError, FalError
 from ..media.images import split_batch
-from ..media.inputs import InputLimits, check_modes, estimate_run, prepare, prepare_all, size_problem
+from ..media.inputs import InputLimits, check_modes, estimate_run, prepare, prepare_all
 from ..models.pricing import PriceLookup, table_price
 from .outcome import EditOutcome
 from ..models.qwen import QwenEditRequest
@@ -43,16 +43,11 @@ def edit_each(edit_prepared: EditPrepared, budget: Budget, request: QwenEditRequ
     if not frames:
         return []
     request.validate(spec, images_to_come=1 + sum(len(split_batch(r)) for r in references))
-    # Every frame is checked against the endpoint's per-image limits before the first upload.
-    limits, upload_format = InputLimits.of(spec), options.get("upload_format", "png")
-    prepared = {"limits": limits, "upload_format": upload_format}
+    # The endpoint's per-image limits, before the first upload: the references, and the first frame, whose
+    # size every frame of the batch shares (the byte cap is met as each frame is prepared).
+    prepared = {"limits": InputLimits.of(spec), "upload_format": options.get("upload_format", "png")}
     shared = prepare_all(references, spec.reads_area, resize, **prepared)
     first = prepare(frames[0], spec.reads_area, resize, name="image_1 frame 1", **prepared)
-    if limits is not None:  # a frame that cannot go stops the batch now, not half-way through it
-        for index, frame in enumerate(frames[1:], 2):
-            problem = size_problem((frame.shape[1], frame.shape[0]), limits, resize, f"image_1 frame {index}")
-            if problem:
-                raise InputError([problem])
     cost = estimate_run(spec, request, [image.original_size for image in (first, *shared)], resize, len(frames),
                         price_of)
     # Counted whole, before the first upload: a batch that would cross the cap starts nothing (nor one of

@@ -191,9 +191,10 @@ def _within_bytes(pixels: np.ndarray, limits: InputLimits, resize: str, upload_f
         if resize != "fit model":
             raise InputError([f"{over}: turn input_resize to 'fit model' (it scales the input down until it fits), "
                               "or pick upload_format jpeg_95."])
+        # PNG and WebP bytes go roughly with the pixels; never the shorter side below the minimum, aspect kept
         scale = max(math.sqrt(cap / len(data)) * 0.95, low / min(width, height))
-        smaller = (math.floor(width * scale), math.floor(height * scale))
-        if min(smaller) < low or smaller == (width, height):
+        smaller = (max(low, math.floor(width * scale + 1e-9)), max(low, math.floor(height * scale + 1e-9)))
+        if smaller == (width, height):
             raise InputError([f"{over}, even at the smallest size it takes ({low} px on the shorter side): pick "
                               "upload_format jpeg_95."])
         pixels = downscale(pixels, smaller)
