@@ -3,8 +3,10 @@ widget values, and ``GET /fal_qwen_edit/models``, what each model takes (fields,
 ``auto`` makes), so the node shows each model's own widgets and ranges.
 
 Thin over ``fal.edit.node_values``: ``price_preview``, the same rule the node applies when it runs, so
-the badge on the node is the backend's own estimate, not a JavaScript copy of it; ``models_answer``, the
-endpoint table the run checks its values against. They compute only: no key is read, nothing is sent to fal.
+the badge on the node is the backend's own estimate, not a JavaScript copy of it, at the run's own price
+(the table's, else fal's as this machine has cached it: ``prices.json`` in the state folder);
+``models_answer``, the endpoint table the run checks its values against. They compute only: no key is
+read, nothing is sent to fal (the price cache is read, never refreshed, here).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from .fal.edit.node_values import estimate_answer, models_answer
+from .fal.platform.price_book import PriceBook
+from .fal.wire.config import state_dir
 
 PATH = "/fal_qwen_edit/estimate"
 MODELS_PATH = "/fal_qwen_edit/models"
@@ -24,7 +28,7 @@ def register(routes: web.RouteTableDef) -> None:
             body = await request.json()
         except ValueError:
             body = None
-        status, answer = estimate_answer(body)
+        status, answer = estimate_answer(body, PriceBook(state_dir() / "prices.json").price_for)
         return web.json_response(answer, status=status)
 
     @routes.get(MODELS_PATH)

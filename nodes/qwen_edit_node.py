@@ -23,7 +23,8 @@ from .fal.edit.connection import client_for
 from .fal.edit.node_values import BATCH_MODES, endpoint_from_widgets, estimate_for_widgets, request_from_widgets
 from .fal.models.endpoints import CUSTOM, MODEL_NAMES
 from .fal.media.images import MISMATCH_MODES
-from .fal.edit.outcome import run_info
+from .fal.edit.outcome import run_info, total_estimate
+from .fal.models.pricing import PRICE_UNKNOWN
 from .fal.edit.pipeline import DEFAULT_TIMEOUT, EditOutcome, combine
 from .fal.wire.config import input_defaults
 from .fal.wire.guards import PRIORITIES, resolve_guards
@@ -43,8 +44,10 @@ def done_text(outcomes: list[EditOutcome], seconds: float) -> str:
     how = {"job": "done", "resumed": "resumed an earlier run's job", "cache": "from the result cache (free)"}
     lines = [f"fal: {len(outcomes)} edits in {seconds:.1f} s" if len(outcomes) > 1 else
              f"fal: {how.get(outcomes[0].source, outcomes[0].source)} in {seconds:.1f} s"]
-    cost = sum(o.cost_usd_estimate for o in outcomes)
-    if cost:
+    cost = total_estimate(outcomes)
+    if cost is None:  # said plainly, never a made-up figure (models/pricing.py)
+        lines.append(f"cost: {PRICE_UNKNOWN} (no table price and none from fal's pricing API yet)")
+    elif cost:
         lines.append(f"cost: about ${cost:.3f} (an estimate)")
     lines += [f"request {o.handle.request_id}" for o in outcomes[:4]]
     lines += sorted({o.note for o in outcomes if o.note})  # e.g. a Cancel that came after fal had finished
@@ -211,10 +214,12 @@ class QwenImageEditPlusNode(io.ComfyNode):
             start, priority = resolve_guards(None if start_timeout in (None, -1) else start_timeout, priority)
             jobs = image_1.shape[0] if per_frame else 1
             sizes = input_sizes(image_1=image_1, image_2=image_2, image_3=image_3)
-            cost = estimate_for_widgets({**values, "input_resize": input_resize}, sizes, loras)
             client = await asyncio.to_thread(client_for, connection)
+            # The price rule of the run itself (the table, else fal's price this machine has cached).
+            cost = estimate_for_widgets({**values, "input_resize": input_resize}, sizes, loras,
+                                        price_of=client.prices.price_for)
             with node_progress(cls.hidden.unique_id, jobs=jobs) as progress:
-                progress.estimate = f"{cost.text()} on {spec.name}"
+                progress.estimate = cost.what()
                 options = dict(endpoint=spec.endpoint, on_progress=progress, timeout=float(timeout),
                                input_resize=input_resize, upload_format=upload_format,
                                should_cancel=comfy.model_management.processing_interrupted, mismatch=size_mismatch,

@@ -153,8 +153,9 @@ def test_the_estimate_follows_the_endpoints_price_rule():
     assert estimate(lora, None, 1, [(4000, 3000)]).usd == 0.0354
     assert estimate(plus, (1536, 1024), 1, []).megapixels == 1.5
     assert estimate(plus, "landscape_16_9", 3, [], jobs=4).usd == pytest.approx(0.03 * 0.56 * 3 * 4)
-    unknown = estimate(first, "square_hd", 1, [])
-    assert not unknown.confirmed and unknown.rate == 0.035 and "assumed" in unknown.text()
+    unknown = estimate(first, "square_hd", 1, [])  # no table price, no pricing API at hand: no figure made up
+    assert (unknown.usd, unknown.rate, unknown.confirmed) == (None, None, False)
+    assert unknown.text().startswith("price unknown: the pack's table has no price for qwen-edit-lora")
 
 
 def test_a_long_ledger_is_read_incrementally_and_compacted_only_when_that_halves_it(tmp_path, monkeypatch):

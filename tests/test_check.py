@@ -63,3 +63,19 @@ def test_storage_not_offered_fails_and_says_what_to_do(run_check):
         code, text = run_check(client_environ(server))
         assert code == 1 and "ok   key: accepted" in text and "FAIL storage: not offered here" in text, text
         assert "data_uri" in text and server.submissions == 0
+
+
+@pytest.mark.parametrize("today, stale", [("2027-03-05", False), ("2027-03-06", True)])
+def test_check_says_when_the_schema_snapshot_is_over_90_days_old(today, stale, run_check, monkeypatch):
+    """The snapshot was read on SNAPSHOT_READ_ON (2026-12-05): 90 days later it is still fine, a day more
+    and --check says so; information only, the exit code stays the connection's."""
+    from comfyui_fal_qwen_edit.nodes.fal.cli import models_table
+    from comfyui_fal_qwen_edit.nodes.fal.models.endpoints import SNAPSHOT_READ_ON, snapshot_age_days
+    monkeypatch.setattr(models_table, "today", lambda: today)
+    assert SNAPSHOT_READ_ON == "2026-12-05" and snapshot_age_days(today) == (91 if stale else 90)
+    with FakeFal(key=KEY, max_lifetime=60).start() as server:
+        code, text = run_check(client_environ(server))
+    assert code == 0, text
+    line = next(line for line in text.splitlines() if "schema:" in line)
+    assert f"fal's input schemas read on 2026-12-05 ({91 if stale else 90} days ago)" in line
+    assert ("over 90 days old" in line and "update the pack" in line) == stale

@@ -21,7 +21,7 @@ from comfyui_fal_qwen_edit.nodes.fal.models.endpoints import MODEL_NAMES, spec_f
 from comfyui_fal_qwen_edit.nodes.fal.base.errors import ConfigError
 from comfyui_fal_qwen_edit.nodes.fal.media.inputs import estimate_run, prepare
 from comfyui_fal_qwen_edit.nodes.fal.models.qwen import QwenEditRequest
-from comfyui_fal_qwen_edit.nodes.fal.models.sizing import VAE_AREA, calculate_dimensions
+from comfyui_fal_qwen_edit.nodes.fal.models.sizing import VAE_AREA, calculate_dimensions, derived_output_size
 
 from conftest import FAST_RETRY, KEY, config_for
 
@@ -54,19 +54,29 @@ def edit(client, image, seed=1, **options):
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_fit_model_keeps_the_aspect_and_the_output_size(name, fal, tmp_path):
-    big = photo(2400, 1600)  # 3.8 MP, 3:2
+    spec = spec_for(name)
+    # 3:2 and larger, by more than the margin, than what the model reads: 2400 x 1600 (3.8 MP) for the open
+    # models (1 MP read); 3600 x 2400 (8.6 MP) for the Qwen-Image-2 family (the pack fits those to 2048²), in
+    # JPEG there, so that `off` also meets the family's 10 MB an image.
+    big = photo(2400, 1600) if spec.reads_area == VAE_AREA else np.tile(photo(1200, 800), (1, 3, 3, 1))
+    height, width = big.shape[1:3]
+    upload_format = "png" if spec.image_megabytes is None else "jpeg_95"
     with persistent_client(config_for(fal), tmp_path, retry=FAST_RETRY) as client:
-        off = edit(client, big, model=name, input_resize="off")
-        fitted = edit(client, big, model=name, input_resize="fit model")
+        off = edit(client, big, model=name, input_resize="off", upload_format=upload_format)
+        fitted = edit(client, big, model=name, input_resize="fit model", upload_format=upload_format)
     assert off.images.shape == fitted.images.shape  # the user's output does not change
     sent_off, sent_fit = uploaded_images(fal)
-    assert sent_off.shape[:2] == (1600, 2400)
-    assert sent_fit.shape[:2][::-1] == calculate_dimensions(VAE_AREA, 2400 / 1600) == (1248, 832)  # 3:2 kept
-    spec = spec_for(name)
+    assert sent_off.shape[:2] == (height, width)
+    fit = calculate_dimensions(spec.reads_area, 1.5)  # 3:2 kept
+    assert sent_fit.shape[:2][::-1] == fit == ((1248, 832) if spec.reads_area == VAE_AREA else (2496, 1664))
     jobs = list(fal.jobs.values())
     if spec.size_when_omitted == "input":  # fal derives the size: the pack asked for what fal would derive
-        assert "image_size" not in jobs[0].arguments and jobs[1].arguments["image_size"] == {"width": 1248,
-                                                                                           "height": 832}
+        derived = derived_output_size([(width, height)], budget=spec.output_pixels)
+        assert "image_size" not in jobs[0].arguments
+        assert jobs[1].arguments["image_size"] == {"width": derived[0], "height": derived[1]}
+        assert fitted.images.shape[1:3] == (derived[1], derived[0])
+        if spec.output_pixels:  # the family: the last input's size, scaled into its 2048² budget
+            assert derived == (2508, 1672)
     else:
         assert "image_size" not in jobs[1].arguments  # qwen-edit-plus: square_hd whatever the input
 

@@ -46,16 +46,29 @@ def resolve_size(value: Any) -> tuple[int, int] | None:
     return None
 
 
-def omitted_size(endpoint: str, input_sizes: list[tuple[int, int]], rule: str) -> tuple[int, int] | None:
+def omitted_size(endpoint: str, input_sizes: list[tuple[int, int]], rule: str,
+                 budget: tuple[int, int] | None = None) -> tuple[int, int] | None:
     """The output size of a request without image_size. "pipeline": what fal documents, read as
     diffusers' QwenImageEdit(Plus)Pipeline computes it (diffusers 58eb52c0): qwen-image-edit-plus's
     schema default is square_hd; the others take the final input's aspect at 1024*1024 pixels, each
-    side rounded to a multiple of 32, then floored to 16. "per input": None (each output keeps the
+    side rounded to a multiple of 32, then floored to 16. With a pixel ``budget`` (the Qwen-Image-2
+    family: "If not provided, the size of the final input image will be used. Total number of pixels
+    must be between 512x512 and 2048x2048"): the final input's own size, or, outside the budget, that
+    size scaled to its nearer end (the fake's reading; fal does not say how it rounds: down when
+    shrinking, up when growing, so the result stays inside). "per input": None (each output keeps the
     size of the input it came from)."""
     if rule != "pipeline":
         return None
-    if endpoint == "fal-ai/qwen-image-edit-plus":
+    if endpoint in ("fal-ai/qwen-image-edit-plus", "fal-ai/qwen-image-edit-2509"):
         return PRESETS["square_hd"]
+    if budget is not None:
+        width, height = input_sizes[-1]
+        low, high = budget
+        if low <= width * height <= high:
+            return width, height
+        factor = math.sqrt((low if width * height < low else high) / (width * height))
+        rounding = math.floor if width * height > high else math.ceil
+        return rounding(width * factor), rounding(height * factor)
     width, height = input_sizes[-1]
     ratio = width / height
     exact_width = math.sqrt(1024 * 1024 * ratio)
@@ -125,7 +138,7 @@ def run_edit(job, load: Callable[[str], bytes], store: Callable[[str, bytes, str
                 return
             inputs.append(img)
         size = resolve_size(args["image_size"]) if "image_size" in args else \
-            omitted_size(job.endpoint, [img.size for img in inputs], job.size_rule)
+            omitted_size(job.endpoint, [img.size for img in inputs], job.size_rule, job.size_budget)
         output_format = args.get("output_format", "png")
         images = []
         for k in range(args.get("num_images", 1)):

@@ -14,6 +14,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from .schemas import schema_for
+
 
 START_DEADLINE_TEXT = "Request timed out before it started (X-Fal-Request-Timeout)"
 
@@ -72,6 +74,11 @@ class Job:
         self._queue_steps = [self.submitted_at + i * step for i in range(1, n)] if step else []
         count = len(self.log_lines)
         self._log_times = [self.started_at + i * self.run_time / count for i in range(count)]
+
+    @property
+    def size_budget(self) -> tuple[int, int] | None:
+        """The endpoint's stated output pixels (schemas.py), where fal derives the size within them."""
+        return schema_for(self.endpoint).output_pixels
 
     @property
     def dropped(self) -> bool:

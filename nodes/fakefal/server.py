@@ -20,7 +20,7 @@ from .edit import run_edit
 from .faults import Fault, FaultBook
 from .handler import Handler
 from .jobs import Job
-from .routes.platform_api import UNIT_PRICES
+from .routes.platform_api import PRICE_UNITS, UNIT_PRICES
 from .routes.storage import Storage, load_input
 from .throttle import RECEIVE_BUFFER, TokenBucket
 from .wire import authorized
@@ -130,7 +130,8 @@ class FakeFal:
         self.requests: list = []
         self.jobs: dict[str, Job] = {}
         self.cancel_requests: list[tuple[str, float]] = []
-        self.platform_calls, self.unit_prices = 0, dict(UNIT_PRICES)  # the Platform API: calls, its prices
+        # the Platform API: calls, its prices and their units ("image" where listed, else megapixels)
+        self.platform_calls, self.unit_prices, self.price_units = 0, dict(UNIT_PRICES), dict(PRICE_UNITS)
         self.billable_units = True           # X-Fal-Billable-Units on results, as fal sends it
         self.errors: list[str] = []          # tracebacks of fake-server bugs, for tests to assert on
         self.storage = Storage()

@@ -24,6 +24,7 @@ test("Chinese templates keep Chinese word order, with the figures in their place
   assert.equal(spendText({ spent_24h_usd: 0.97, daily_cap_usd: 1, remaining_usd: 0.03 }),
                "24 小时内已花费 $0.970，每日上限 $1.000，剩余 $0.030");
   assert.equal(badgeText({ badge: "$0.035/MP", price_confirmed: false }), "fal $0.035/MP（估计）");
+  assert.equal(badgeText({ badge: "price unknown", price_known: false }), "fal：暂无已知价格");
   assert.match(capWarning({ usd: 0.06 }, { spent_24h_usd: 0.97, daily_cap_usd: 1, remaining_usd: 0.03 }),
                /^本次运行预计花费 \$0\.060，但你的 fal 每日上限 \$1\.000 只剩 \$0\.030/);
   assert.equal(graphTotal([{ known: true, usd: 0.03 }, { known: false, badge: "$0.02/MP" }]).text,

@@ -26,6 +26,17 @@ test("badges say the backend's figure and when it is assumed", () => {
   assert.equal(badgeText(null), "fal: …");
 });
 
+test("an unknown price is said plainly, never as a figure, and the total does not add it", () => {
+  const unknown = { known: false, usd: null, badge: "price unknown", price_known: false, price_confirmed: false };
+  assert.equal(badgeText(unknown), "fal: price unknown");
+  const total = graphTotal([{ known: true, usd: 0.03, price_known: true }, unknown]);
+  assert.equal(total.usd, 0.03);
+  assert.equal(total.unknown, 1);
+  assert.equal(total.text, "≈$0.030; 1 of unknown price");
+  assert.equal(graphTotal([unknown, { known: false, badge: "$0.03/MP" }]).text,
+               "1 priced by size ($0.03/MP); 1 of unknown price");
+});
+
 test("the graph total adds known prices and counts the rest, never guessing them", () => {
   const total = graphTotal([{ known: true, usd: 0.03, badge: "≈$0.030" }, { known: true, usd: 0.0612 },
                             { known: false, badge: "$0.03/MP" }]);

@@ -19,6 +19,8 @@ export function estimateBody(values, sizes, connected) {
 export function badgeText(preview) {
   if (!preview) return t("badge.pending");
   if (preview.error) return t("badge.unknown");
+  // No table price and none from fal's pricing API: said plainly, never a figure (models/pricing.py).
+  if (preview.price_known === false) return t("badge.priceUnknown");
   return t(preview.price_confirmed ? "badge.price" : "badge.assumed", { price: preview.badge });
 }
 
@@ -26,16 +28,19 @@ export function badgeText(preview) {
 const formatUsd = usd;
 
 export function graphTotal(previews) {
-  let usd = 0, known = 0;
+  let usd = 0, known = 0, unpriced = 0;
   const open = [];
   for (const preview of previews) {
     if (!preview || preview.error) { open.push("?"); continue; }
-    if (preview.known) { usd += preview.usd; known += 1; } else open.push(preview.badge);
+    if (preview.known) { usd += preview.usd; known += 1; }
+    else if (preview.price_known === false) unpriced += 1;  // no price at all: counted apart, never added
+    else open.push(preview.badge);
   }
   usd = Math.round(usd * 10000) / 10000;
   const params = { usd: formatUsd(usd), count: open.length, badges: [...new Set(open)].join(", ") };
-  const text = t(!open.length ? "total.known" : known ? "total.knownAndOpen" : "total.open", params);
-  return { usd, nodes: previews.length, unknown: open.length, text };
+  let text = t(!open.length ? "total.known" : known ? "total.knownAndOpen" : "total.open", params);
+  if (unpriced) text = t("total.unpriced", { total: text, count: unpriced });
+  return { usd, nodes: previews.length, unknown: open.length + unpriced, text };
 }
 
 export function spendText(spend) {

@@ -19,18 +19,32 @@ from ..jobs import iso8601
 from ..wire import Reply, json_reply
 
 MEGAPIXEL = 1024 * 1024
+# The fake's pricing API. Per megapixel, as fal's model pages state them; the 2509 ids are the plus models'.
 UNIT_PRICES = {"fal-ai/qwen-image-edit-plus": 0.03, "fal-ai/qwen-image-edit-plus-lora": 0.035,
                "fal-ai/qwen-image-edit-2511": 0.03, "fal-ai/qwen-image-edit-2511/lora": 0.035,
-               "fal-ai/qwen-image-edit": 0.03}
+               "fal-ai/qwen-image-edit": 0.03,
+               "fal-ai/qwen-image-edit-2509": 0.03, "fal-ai/qwen-image-edit-2509-lora": 0.035,
+               # Per image: fal's price list names fal-ai/qwen-image-2/edit (and pro/edit, max/edit) with an
+               # image_count dimension only. The figures: a public reseller's price seed built on fal's costs
+               # (base 42 and 90 credits of $0.001 at fal's cost x 1.2, so $0.035 and $0.075 at fal), not
+               # fal's own word, which is why the pack's table has none and asks fal's pricing API instead.
+               "fal-ai/qwen-image-2/edit": 0.035, "fal-ai/qwen-image-2/pro/edit": 0.075,
+               "fal-ai/qwen-image-max/edit": 0.075}
+# fal's unit names ("image", "megapixels": fal's Platform API docs and its clients); megapixels unless listed.
+PRICE_UNITS = {"fal-ai/qwen-image-2/edit": "image", "fal-ai/qwen-image-2/pro/edit": "image",
+               "fal-ai/qwen-image-max/edit": "image"}
 
 
 def _error(code: int, kind: str, message: str) -> Reply:
     return json_reply(code, {"error": {"type": kind, "message": message}})
 
 
-def billable_units(result: dict) -> float:
-    """Output megapixels, as fal bills the Qwen edit endpoints (the fake's idea: unrounded)."""
-    return round(sum(i.get("width", 0) * i.get("height", 0) for i in result.get("images", ())) / MEGAPIXEL, 4)
+def billable_units(result: dict, unit: str = "megapixels") -> float:
+    """What fal bills a result in ``unit``: output megapixels (the fake's idea: unrounded), or images."""
+    images = result.get("images", ())
+    if unit == "image":
+        return float(len(images))
+    return round(sum(i.get("width", 0) * i.get("height", 0) for i in images) / MEGAPIXEL, 4)
 
 
 def _item(job, now: float, payloads: bool) -> dict:
@@ -76,8 +90,8 @@ def requests_by_endpoint(fake, query: dict, endpoints: list[str]) -> Reply:
 
 
 def pricing(fake, endpoints: list[str]) -> Reply:
-    prices = [{"endpoint_id": e, "unit_price": fake.unit_prices[e], "unit": "megapixels", "currency": "USD"}
-              for e in endpoints if e in fake.unit_prices]
+    prices = [{"endpoint_id": e, "unit_price": fake.unit_prices[e], "unit": fake.price_units.get(e, "megapixels"),
+               "currency": "USD"} for e in endpoints if e in fake.unit_prices]
     with fake._cond:
         fake.platform_calls += 1
     return json_reply(200, {"prices": prices, "next_cursor": None, "has_more": False})

@@ -46,13 +46,22 @@ def guards_of(headers) -> dict | str:
     return guards
 
 
+def _held(fake, url: str) -> bytes | None:
+    """An input's bytes when the fake holds them (a data URI, its own storage), else None: an outside URL
+    is not fetched at the submit (the job's download fails later, as at fal)."""
+    try:
+        return fake._load_input(url)
+    except (LookupError, ValueError):
+        return None
+
+
 def submit(fake, endpoint: str, body: bytes, headers=None) -> Reply:
     try:
         arguments = json.loads(body or b"null")
     except ValueError:
         return json_reply(422, {"detail": [{"loc": ["body"], "msg": "Invalid JSON body",
                                             "type": "value_error.jsondecode"}]})
-    errors = validate(endpoint, arguments)
+    errors = validate(endpoint, arguments, load=lambda url: _held(fake, url))
     if errors:
         return json_reply(422, {"detail": errors})
     guards = guards_of(headers or {})
@@ -100,7 +109,8 @@ def result(fake, job) -> Reply:
         if task_style:
             return json_reply(200, {"status": "FAILED", "error": error, "request_id": job.request_id})
         return json_reply(500, {"detail": error, "error_type": "job_failed"})
-    units = {"X-Fal-Billable-Units": str(billable_units(job.result))} if fake.billable_units else {}
+    unit = fake.price_units.get(job.endpoint, "megapixels")
+    units = {"X-Fal-Billable-Units": str(billable_units(job.result, unit))} if fake.billable_units else {}
     return json_reply(200, job.result, units)
 
 

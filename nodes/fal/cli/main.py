@@ -31,11 +31,13 @@ from typing import TextIO
 import numpy as np
 
 from .batch import add_batch_arguments, run_batch_command, wants_batch
+from . import models_table
 from .check import run_checks
 from .history import add_history_arguments, print_history
 from .places import where_things_live
 from ..wire.config import DEFAULT_UPLOAD_EXPIRY, UPLOAD_EXPIRIES, budget_cap, input_defaults, load_config, state_dir
-from ..models.endpoints import BY_ENDPOINT, CUSTOM, DEFAULT_ENDPOINT, ENDPOINTS, MODEL_NAMES, spec_for
+from ..models.endpoints import BY_ENDPOINT, DEFAULT_ENDPOINT, MODEL_NAMES, spec_for
+from ..platform.price_book import PriceBook
 from ..edit.connection import persistent_client
 from ..base.errors import CancelledError, FalError
 from ..media.images import decode_image, encode_png
@@ -62,12 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--height", type=int, help="custom output height (with --width)")
     p.add_argument("--steps", type=int, help="num_inference_steps (the model's range: see --list-models)")
     p.add_argument("--guidance", type=float, help="guidance_scale (the model's range: see --list-models)")
-    p.add_argument("--num-images", type=int, default=1, help="1-4")
+    p.add_argument("--num-images", type=int, default=1, help="outputs per job (the model's range: see --list-models)")
     p.add_argument("--seed", type=int, help="fixed seed; omit to let fal choose")
     p.add_argument("--no-safety-checker", action="store_true")
     p.add_argument("--format", choices=OUTPUT_FORMATS, help="output_format (fal default png)")
     p.add_argument("--sync", action="store_true", help="sync_mode: images inline, not kept in fal's history")
     p.add_argument("--acceleration", choices=ACCELERATIONS)
+    p.add_argument("--prompt-expansion", choices=("on", "off"),
+                   help="enable_prompt_expansion: fal rewrites the prompt with an LLM first (Qwen-Image-2, 2 Pro and "
+                        "Max; their default on); refused on a model that does not take it")
     p.add_argument("--model", choices=MODEL_NAMES, help=f"which Qwen edit endpoint (--list-models); default "
                    f"{BY_ENDPOINT[DEFAULT_ENDPOINT].name}")
     p.add_argument("--endpoint", help="any other fal endpoint id (generic rules; --model is for the known ones)")
@@ -88,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget-usd", type=float, metavar="N",
                    help="daily spending cap for this run (overrides FAL_DAILY_BUDGET_USD / [budget] daily_usd)")
     p.add_argument("--list-models", action="store_true",
-                   help="print the known models: name, endpoint id, images, LoRAs, price rule, source")
+                   help="print the schema snapshot's date and the known models: name, endpoint id, images, "
+                        "LoRAs, price rule, source")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--gateway", metavar="BASE_URL",
                        help="use a gateway with a Bearer token (FAL_GATEWAY_TOKEN) instead of fal direct; "
@@ -161,16 +167,14 @@ def _request_from(args: argparse.Namespace) -> QwenEditRequest:
         num_inference_steps=args.steps, guidance_scale=args.guidance, num_images=args.num_images,
         seed=args.seed, enable_safety_checker=False if args.no_safety_checker else None,
         output_format=args.format, sync_mode=True if args.sync else None, acceleration=args.acceleration,
-        loras=[parse_lora(text) for text in args.lora])
+        loras=[parse_lora(text) for text in args.lora],
+        enable_prompt_expansion=None if args.prompt_expansion is None else args.prompt_expansion == "on")
 
 
-def list_models() -> int:
-    for spec in ENDPOINTS:
-        images = "1 image" if spec.image_field == "image_url" else f"1-{spec.max_images} images"
-        loras = f"LoRAs: up to {spec.max_loras}" if spec.takes_loras else "LoRAs: no"
-        print(f"{spec.name:<22} {spec.endpoint:<34} {images:<12} {loras:<15} {spec.price_rule():<36} "
-              f"source: {spec.sources[0] if spec.sources else 'none'}")
-    print(f"{CUSTOM:<22} {'--endpoint ID':<34} generic rules; fal's own 422 decides")
+def list_models(environ: dict[str, str]) -> int:
+    prices = PriceBook(state_dir(environ) / "prices.json")  # read only: what fal's pricing API told this machine
+    for line in models_table.list_lines(models_table.today(), prices.price_for):
+        print(line)
     return 0
 
 
@@ -233,6 +237,7 @@ def check(args: argparse.Namespace) -> int:
         print(f"FAIL connection: {exc}")
         return 1
     checks = run_checks(config, spec_for(args.model, args.endpoint).endpoint, WayMemory(state_dir(environ) / "ways.json"))
+    checks.append(models_table.snapshot_check(models_table.today()))
     for item in checks:
         print(item.line())
     return 0 if all(item.ok is not False for item in checks) else 1
@@ -247,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         return check(args)
     if args.list_models:
-        return list_models()
+        return list_models(dict(os.environ))
     if args.history:
         environ = dict(os.environ)
         return print_history(args, lambda: _config(args, environ), environ)
@@ -283,8 +288,9 @@ def main(argv: list[str] | None = None) -> int:
             if not args.result_of:
                 request.validate(spec, images_to_come=len(inputs))
                 check_modes(args.input_resize, args.upload_format)
-                cost = estimate_run(spec, request, [(i.shape[1], i.shape[0]) for i in inputs], args.input_resize)
-                print(f"{spec.name}: {cost.text()}, an estimate", file=sys.stderr)
+                cost = estimate_run(spec, request, [(i.shape[1], i.shape[0]) for i in inputs], args.input_resize,
+                                    price_of=PriceBook(state_dir(environ) / "prices.json").price_for)
+                print(f"{spec.name}: {cost.text()}" + (", an estimate" if cost.known else ""), file=sys.stderr)
         except (FalError, OSError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -325,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({**outcome.info(), "files": written, "run": run}, indent=2))
         return 0
     info = outcome.info()
-    cost_text = f"~${run['cost_usd_estimate']:.4f}" if run["cost_usd_estimate"] is not None else "cost not estimated"
+    cost_text = f"~${run['cost_usd_estimate']:.4f}" if run["cost_usd_estimate"] is not None else "price unknown"
     print(f"request {info.get('request_id')} ({info.get('source', 'new')}), seed {info.get('seed')}, {cost_text}; "
           f"details: --json", file=sys.stderr)
     if args.demo and not args.images:

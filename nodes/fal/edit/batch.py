@@ -17,7 +17,8 @@ from typing import Any, Callable, Sequence
 from ..models.endpoints import DEFAULT_ENDPOINT, spec_for
 from ..base.errors import CancelledError, FalError
 from ..media.images import split_batch
-from ..media.inputs import check_modes, estimate_run, prepare, prepare_all
+from ..media.inputs import InputLimits, check_modes, estimate_run, prepare, prepare_all
+from ..models.pricing import PriceLookup, table_price
 from .outcome import EditOutcome
 from ..models.qwen import QwenEditRequest
 from ..queue.job_slots import JobSlots
@@ -29,8 +30,10 @@ EditPrepared = Callable[..., EditOutcome]
 
 
 def edit_each(edit_prepared: EditPrepared, budget: Budget, request: QwenEditRequest, batch: Any,
-              references: Sequence[Any] = (), *, concurrency: int = 8, **options: Any) -> list[EditOutcome]:
-    """One edit per frame of ``batch`` (each with ``references`` appended); options as ``FalEditClient.edit``."""
+              references: Sequence[Any] = (), *, concurrency: int = 8, price_of: PriceLookup = table_price,
+              **options: Any) -> list[EditOutcome]:
+    """One edit per frame of ``batch`` (each with ``references`` appended); options as ``FalEditClient.edit``;
+    ``price_of``: the client's price rule (models/pricing.py)."""
     spec = spec_for(options.pop("model", None), options.pop("endpoint", DEFAULT_ENDPOINT))
     resize = options.pop("input_resize", "fit model")
     check_modes(resize, options.get("upload_format", "png"))
@@ -40,11 +43,17 @@ def edit_each(edit_prepared: EditPrepared, budget: Budget, request: QwenEditRequ
     if not frames:
         return []
     request.validate(spec, images_to_come=1 + sum(len(split_batch(r)) for r in references))
-    shared = prepare_all(references, spec.reads_area, resize)
-    first = prepare(frames[0], spec.reads_area, resize)
-    cost = estimate_run(spec, request, [image.original_size for image in (first, *shared)], resize, len(frames))
-    # Counted whole, before the first upload: a batch that would cross the cap starts nothing.
-    charges = budget.reserve([cost.usd / len(frames)] * len(frames), f"{cost.text()} on {spec.name}")
+    # The endpoint's per-image limits, before the first upload: the references, and the first frame, whose
+    # size every frame of the batch shares (the byte cap is met as each frame is prepared).
+    prepared = {"limits": InputLimits.of(spec), "upload_format": options.get("upload_format", "png")}
+    shared = prepare_all(references, spec.reads_area, resize, **prepared)
+    first = prepare(frames[0], spec.reads_area, resize, name="image_1 frame 1", **prepared)
+    cost = estimate_run(spec, request, [image.original_size for image in (first, *shared)], resize, len(frames),
+                        price_of)
+    # Counted whole, before the first upload: a batch that would cross the cap starts nothing (nor one of
+    # unknown price while a cap is set: state/budget.py).
+    per_frame = None if cost.usd is None else cost.usd / len(frames)
+    charges = budget.reserve([per_frame] * len(frames), cost.what())
     concurrency = max(1, concurrency)
     slots = JobSlots(concurrency)
     tickets = [slots.ticket() for _ in frames]
@@ -57,8 +66,9 @@ def edit_each(edit_prepared: EditPrepared, budget: Budget, request: QwenEditRequ
                     # The next frames are prepared while the jobs run, not while the first
                     # ones are still being uploaded and submitted (same cores, same uplink).
                     tickets[index - concurrency].settled.wait()
-                image = first if index == 0 else \
-                    encoder.submit(prepare, frames[index], spec.reads_area, resize).result()  # in frame order
+                image = first if index == 0 else encoder.submit(  # in frame order
+                    prepare, frames[index], spec.reads_area, resize, name=f"image_1 frame {index + 1}",
+                    **prepared).result()
                 return edit_prepared(request, [image, *shared], spec, started=started, resize=resize,
                                             slot=tickets[index], charge=charges[index], **options)
             finally:

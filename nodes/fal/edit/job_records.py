@@ -56,9 +56,9 @@ class JobRecords:
         except (OSError, ValueError) as exc:
             log.warning("fal: could not write the job history for %s (%s)", request_id, exc)
 
-    def started(self, handle: RequestHandle, model: str, prompt: str, source: str, estimate_usd: float) -> None:
+    def started(self, handle: RequestHandle, model: str, prompt: str, source: str, estimate_usd: float | None) -> None:
         """``source`` "job" (just submitted) or "resumed" (an earlier run's: its record already holds
-        when it was submitted and what it was estimated at)."""
+        when it was submitted and what it was estimated at). ``estimate_usd`` None: price unknown."""
         fresh = source == "job"
         self._record(handle.request_id, endpoint=handle.endpoint, model=model, prompt=prompt, status="running",
                      cost_usd_estimate=estimate_usd if fresh else None, connection=self.connection,

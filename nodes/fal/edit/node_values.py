@@ -15,7 +15,7 @@ from ..base.errors import FalError, InputError
 from ..media.inputs import estimate_run
 from ..models.endpoint_table import SNAPSHOT_READ_ON
 from ..models.endpoints import ALL_ENDPOINTS, CUSTOM, GENERIC, MODEL_NAMES, EndpointSpec, spec_for
-from ..models.pricing import FALLBACK_RATE, Estimate
+from ..models.pricing import PER_MEGAPIXEL, PRICE_UNKNOWN, Estimate, PriceLookup, table_price, unknown_reason
 from ..models.qwen import DEFAULT_ENDPOINT, OPTIONAL_FIELDS, Lora, QwenEditRequest
 
 BATCH_MODES = ("all images in one edit", "one edit per image_1 frame")
@@ -73,40 +73,51 @@ def run_shape(batch_mode: str, sizes: Mapping[str, Size | None]) -> RunShape:
 
 
 def estimate_for_widgets(values: Mapping[str, Any], sizes: Mapping[str, Size | None],
-                         loras: Sequence[Lora] = ()) -> Estimate:
+                         loras: Sequence[Lora] = (), price_of: PriceLookup = table_price) -> Estimate:
     spec = endpoint_from_widgets(values)
     request = request_from_widgets(values, loras)
     shape = run_shape(values.get("batch_mode", BATCH_MODES[0]), sizes)
-    return estimate_run(spec, request, shape.input_sizes, values.get("input_resize") or "fit model", shape.jobs)
+    return estimate_run(spec, request, shape.input_sizes, values.get("input_resize") or "fit model", shape.jobs,
+                        price_of)
 
 
 def price_preview(values: Mapping[str, Any], sizes: Mapping[str, Size | None],
-                  connected: Sequence[str] = ()) -> dict[str, Any]:
+                  connected: Sequence[str] = (), price_of: PriceLookup = table_price) -> dict[str, Any]:
     """What the frontend shows on the node before Run, as JSON.
 
     ``sizes`` holds the inputs whose size the frontend knows; ``connected`` names every image input
-    that is wired, known or not. When an unknown size decides the total (the output size follows the
-    inputs, or per-frame mode's frame count), the answer is the rate, not a made-up total."""
+    that is wired, known or not. When an unknown size decides the total (a per-megapixel price and an
+    output size that follows the inputs, or per-frame mode's frame count), the answer is the rate, not a
+    made-up total; when the price itself is unknown, the answer says so ("price unknown"), with no figure.
+    ``price_of``: the run's price rule (models/pricing.py; the route reads the state folder's cache of
+    fal's prices, as the run does)."""
     spec = endpoint_from_widgets(values)
     per_frame = values.get("batch_mode") == BATCH_MODES[1]
     unknown = [name for name in connected if sizes.get(name) is None]
     known_sizes = {name: size for name, size in sizes.items() if name in connected or not connected}
-    estimate = estimate_for_widgets(values, known_sizes)
-    rate = spec.price_per_mp if spec.price_per_mp is not None else FALLBACK_RATE
+    estimate = estimate_for_widgets(values, known_sizes, price_of=price_of)
+    price = estimate.price
+    base = {"endpoint": spec.endpoint, "model": spec.name, "num_images": estimate.images,
+            "price_known": price is not None, "price_confirmed": price is not None,
+            "unit_price_usd": price.usd if price else None, "price_unit": price.unit if price else None,
+            "price_source": price.source if price else None,
+            "rate_usd_per_mp": price.usd if price and price.unit == PER_MEGAPIXEL else None}
+    if price is None:
+        return {**base, "known": False, "usd": None, "jobs": None, "per": None, "per_usd": None,
+                "badge": PRICE_UNKNOWN, "text": unknown_reason(spec.name)}
     output_follows_inputs = values.get("image_size", "auto") == "auto" and spec.size_when_omitted == "input"
     frames_unknown = per_frame and "image_1" in unknown
-    sizes_unknown = output_follows_inputs and (bool(unknown) or not known_sizes)
-    base = {"endpoint": spec.endpoint, "model": spec.name, "rate_usd_per_mp": rate,
-            "price_confirmed": spec.price_per_mp is not None, "num_images": estimate.images}
+    # A per-image price does not depend on the output's size: only the frame count can leave it open.
+    sizes_unknown = price.unit == PER_MEGAPIXEL and output_follows_inputs and (bool(unknown) or not known_sizes)
     if sizes_unknown or frames_unknown:
         unit = "frame" if frames_unknown and not sizes_unknown else "MP"
-        per = round(estimate.per_job(), 4) if unit == "frame" else rate
+        per = estimate.per_job() if unit == "frame" else price.usd
         return {**base, "known": False, "usd": None, "jobs": None, "per": unit, "per_usd": per,
                 "badge": f"${per:g}/{unit}",
-                "text": f"${rate:g} per megapixel of output on {spec.name}; the total follows the inputs' "
+                "text": f"{price.rule()} on {spec.name}; the total follows the inputs' "
                         f"{'frame count' if unit == 'frame' else 'sizes'}, known after the first run"}
     return {**base, "known": True, "usd": estimate.usd, "jobs": estimate.jobs, "per": None, "per_usd": None,
-            "badge": f"≈${estimate.usd:.3f}", "text": f"{estimate.text()} on {spec.name}"}
+            "badge": f"≈${estimate.usd:.3f}", "text": estimate.what()}
 
 
 def check_model_name(model: Any) -> None:
@@ -126,7 +137,7 @@ def parse_sizes(raw: Any) -> dict[str, tuple[int, int, int]]:
     return sizes
 
 
-def estimate_answer(body: Any) -> tuple[int, dict[str, Any]]:
+def estimate_answer(body: Any, price_of: PriceLookup = table_price) -> tuple[int, dict[str, Any]]:
     if not isinstance(body, dict) or not isinstance(body.get("widgets"), dict):
         return 400, {"error": 'send {"widgets": {name: value}, "sizes": {"image_1": [w, h, frames]}, '
                               '"connected": ["image_1", …]}'}
@@ -134,7 +145,7 @@ def estimate_answer(body: Any) -> tuple[int, dict[str, Any]]:
         widgets = body["widgets"]
         check_model_name(widgets.get("model"))
         connected = [name for name in body.get("connected") or () if name in IMAGE_INPUTS]
-        return 200, price_preview(widgets, parse_sizes(body.get("sizes")), connected)
+        return 200, price_preview(widgets, parse_sizes(body.get("sizes")), connected, price_of)
     except (FalError, ValueError, TypeError, KeyError) as exc:
         return 400, {"error": f"cannot price these widget values: {exc}"}
 

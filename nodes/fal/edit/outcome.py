@@ -28,7 +28,9 @@ class EditOutcome:
     billed_usd: float | None = None  # fal's X-Fal-Billable-Units × the unit price, when fal sent them
 
     @property
-    def cost_usd_estimate(self) -> float:
+    def cost_usd_estimate(self) -> float | None:
+        """What this edit's job costs now: 0 when it made none (cached, resumed, fetched); None when its
+        price is unknown (models/pricing.py)."""
         return self.estimate.usd if self.estimate is not None and self.source in PAID_SOURCES else 0.0
 
     def info(self) -> dict[str, Any]:
@@ -54,8 +56,14 @@ def run_info(outcomes: Sequence[EditOutcome]) -> dict[str, Any]:
     """The info of one run: the job's own for one edit; for several, each job's and the run's cost."""
     if len(outcomes) == 1:
         return outcomes[0].info()
-    return {"cost_usd_estimate": round(sum(o.cost_usd_estimate for o in outcomes), 4),
-            "jobs": [o.info() for o in outcomes]}
+    return {"cost_usd_estimate": total_estimate(outcomes), "jobs": [o.info() for o in outcomes]}
+
+
+def total_estimate(outcomes: Sequence[EditOutcome]) -> float | None:
+    """The outcomes' estimates added up; None when one of them has no known price (never a part sum
+    passed off as the whole)."""
+    costs = [o.cost_usd_estimate for o in outcomes]
+    return None if any(cost is None for cost in costs) else round(sum(c or 0.0 for c in costs), 4)
 
 
 def combine(outcomes: Sequence[EditOutcome], mismatch: str = "pad") -> tuple[np.ndarray, np.ndarray]:

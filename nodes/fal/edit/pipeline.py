@@ -32,16 +32,17 @@ from ..models.endpoints import DEFAULT_ENDPOINT, EndpointSpec, spec_for
 from ..base.errors import (AuthError, CancelledError, FalError, ImageDecodeError, JobFailedError, JobUnknownError,
                            OutputGoneError, StartDeadlineError, ValidationError)
 from ..media.images import stack_batch
-from ..media.inputs import PreparedImage, check_modes, keep_output_size, prepare_all
+from ..media.inputs import InputLimits, PreparedImage, check_modes, keep_output_size, prepare_all
 from ..state.journal import WAITING, Journal, request_key
 from .outcome import EditOutcome, combine  # noqa: F401 - importable from here as before
-from ..models.pricing import Estimate, estimate
+from ..models.pricing import Estimate, UnitPrice, estimate
 from ..models.qwen import QwenEditRequest, QwenEditResult
 from ..queue.client import ProgressCallback, QueueClient, RequestHandle, WaitSettings
 from ..state.result_cache import ResultCache, kept_key
 from ..media.storage import Uploader
 from ..platform.balance import GatewayBalance
 from ..platform.client import PlatformClient
+from ..platform.price_book import PriceBook
 from ..platform.submit_search import SubmitSearch
 from ..wire.guards import check_priority, check_start_timeout
 from ..wire.transport import RetryPolicy, Transport
@@ -104,11 +105,18 @@ class FalEditClient(Uploads, Submits):
         # fal's Platform API, for the prices of billed units, lost submits and the panel's fal history
         self.platform = PlatformClient(config, self.transport)
         self.records = JobRecords.build(self.platform, self.queue, history, prices_path, connection)
+        self.prices = self.records.prices or PriceBook(None)  # fal's unit prices, cached in the state folder
         self.submit_search = SubmitSearch(self.platform)
         self.balance = GatewayBalance(config, self.transport)  # a gateway's credit left; never asked by an edit
 
     def close(self) -> None:
         self.transport.close()
+
+    def price_of(self, spec: EndpointSpec) -> UnitPrice | None:
+        """The price an edit is estimated and capped at (models/pricing.py's rule). With a cap set and no
+        price known yet, fal's pricing API is asked first (free, no job), so that a fresh install with a
+        fal key can run a model the table has no price for; the cap refuses it only if fal tells none."""
+        return self.prices.price_for(spec, ask=self.budget.cap_usd is not None)
 
     def __enter__(self) -> "FalEditClient":
         return self
@@ -150,13 +158,16 @@ class FalEditClient(Uploads, Submits):
         check_modes(input_resize, options.get("upload_format", "png"))
         request.validate(spec, images_to_come=None)  # fields first: nothing is prepared for a bad request
         started = time.monotonic()
-        inputs = prepare_all(images, spec.reads_area, input_resize)
+        # The endpoint's own per-image limits are met (or the edit refused) here, before any upload.
+        inputs = prepare_all(images, spec.reads_area, input_resize, limits=InputLimits.of(spec),
+                             upload_format=options.get("upload_format", "png"))
         return self._edit_encoded(request, inputs, spec, started=started, resize=input_resize, **options)
 
     def edit_each(self, request: QwenEditRequest, batch: Any, references: Sequence[Any] = (), *,
                   concurrency: int = 8, **options: Any) -> list[EditOutcome]:
         """One edit per frame of ``batch``, at most ``concurrency`` jobs at once (batch.py)."""
-        return edit_each(self._edit_encoded, self.budget, request, batch, references, concurrency=concurrency, **options)
+        return edit_each(self._edit_encoded, self.budget, request, batch, references, concurrency=concurrency,
+                         price_of=self.price_of, **options)
 
     def _edit_encoded(self, request: QwenEditRequest, inputs: list[PreparedImage], spec: EndpointSpec, *,
                       started: float, resize: str = "fit model", upload_format: str = "png",
@@ -177,7 +188,8 @@ class FalEditClient(Uploads, Submits):
         key = request_key(spec.endpoint, request.arguments_without_images(spec), identities)
         sizes = [None] * len(request.image_urls) + [image.size for image in inputs]
         edit = _Edit(request, spec, inputs, upload_format, Waiter(should_cancel, timeout),
-                     estimate(spec, request.image_size, request.num_images, sizes), self._journal_key(key), fresh,
+                     estimate(spec, request.image_size, request.num_images, sizes, price_of=self.price_of),
+                     self._journal_key(key), fresh,
                      slot, charge, {"encode": time.monotonic() - started}, start_timeout, priority)
         # Pixels behind an http(s) URL may change, so only edits whose every input is content
         # (tensors, data URIs) are served from the cache; a fal_picks_seed edit asks for a new image.
@@ -197,6 +209,8 @@ class FalEditClient(Uploads, Submits):
                                 return outcome
                         handle, source = self._job(edit)
                         edit.handle = handle
+                        if source == "job":  # fal's unit price, asked while the job runs: its bill uses it
+                            self.prices.ask_soon(spec.endpoint)
                         self.records.started(handle, spec.name, request.prompt, source, edit.estimate.usd)
                         waiting.enter_context(WAITING.hold(edit.journal_key))  # before the claim is released
                     mark = time.monotonic()
@@ -318,7 +332,7 @@ class FalEditClient(Uploads, Submits):
         the batch slot if any, and return the submit's JSON body. The cap and the slot come
         before anything is journalled or sent, so a refusal or a Cancel leaves nothing behind."""
         if edit.charge is None:
-            edit.charge, = self.budget.reserve([edit.estimate.usd], f"{edit.estimate.text()} on {edit.spec.name}")
+            edit.charge, = self.budget.reserve([edit.estimate.usd], edit.estimate.what())
         mark = time.monotonic()
         urls = list(edit.request.image_urls) + self.upload_prepared(edit.inputs, edit.upload_format, waiter=edit.waiter)
         arguments = dataclasses.replace(edit.request, image_urls=urls).to_arguments(edit.spec)

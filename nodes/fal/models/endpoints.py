@@ -59,6 +59,7 @@ class EndpointSpec:
     node: str = "edit"
     sources: tuple[str, ...] = ()
     unconfirmed: tuple[str, ...] = field(default=())
+    alias_of: str | None = None  # an alias: the listed model it is another id of
 
     def takes(self, name: str) -> bool:
         return name in self.fields
@@ -132,12 +133,14 @@ def _spec(note: Note) -> EndpointSpec:
         image_megabytes=stated.get("image_megabytes"), image_alpha=stated.get("image_alpha", True),
         output_pixels=stated.get("output_pixels"), seed_range=stated.get("seed", SEED_RANGE),
         size_when_omitted=note.size_when_omitted, reads_area=note.reads_area, price_per_mp=note.price_per_mp,
-        listed=note.listed, node=note.node, sources=note.sources(), unconfirmed=note.unconfirmed)
+        listed=note.listed, node=note.node, sources=note.sources(), unconfirmed=note.unconfirmed,
+        alias_of=note.alias_of)
 
 
 ALL_ENDPOINTS: tuple[EndpointSpec, ...] = tuple(_spec(note) for note in NOTES)
 # The edit node's and the CLI's model list (the camera-control model has a node of its own).
 ENDPOINTS: tuple[EndpointSpec, ...] = tuple(s for s in ALL_ENDPOINTS if s.listed and s.node == "edit")
+ALIASES: tuple[EndpointSpec, ...] = tuple(s for s in ALL_ENDPOINTS if s.alias_of is not None)
 ANGLES = next(s for s in ALL_ENDPOINTS if s.node == "angles")
 
 

@@ -17,6 +17,12 @@ huggingface/diffusers 58eb52c0 (2026-08-23),
 (``fit_size``), when it is more than ``MARGIN`` times larger in area; an input
 within that margin is sent untouched, so that it is resampled once, by fal.
 Sent at that size, fal's own resize of it is the identity (same size).
+
+The hosted-only Qwen-Image-2 family (2, 2 Pro, Max) states another rule in its schema: "If not provided,
+the size of the final input image will be used. Total number of pixels must be between 512x512 and
+2048x2048." ``budget_output_size`` reads it as the final input's own size when it lies in that budget,
+else that size scaled (aspect kept) to the nearer end of it; fal does not say how it rounds, so the
+pack floors a downscale and ceils an upscale, which keeps the result inside the budget.
 """
 
 from __future__ import annotations
@@ -48,13 +54,31 @@ def fit_size(size: tuple[int, int], reads_area: int | None) -> tuple[int, int] |
     return target if target[0] * target[1] < width * height else None
 
 
-def derived_output_size(input_sizes: Sequence[tuple[int, int] | None], last: bool = True) -> tuple[int, int] | None:
-    """The output (width, height) the pipeline derives when no size is given, from the final input
-    (``last``) or the first; None when that input's size is unknown (a URL)."""
+def derived_output_size(input_sizes: Sequence[tuple[int, int] | None], last: bool = True,
+                        budget: tuple[int, int] | None = None) -> tuple[int, int] | None:
+    """The output (width, height) the endpoint derives when no size is given, from the final input
+    (``last``) or the first; None when that input's size is unknown (a URL). ``budget``: the endpoint's
+    stated output pixel range (the Qwen-Image-2 family), else the open models' pipeline rule."""
     if not input_sizes:
         return None
     size = input_sizes[-1] if last else input_sizes[0]
     if size is None:
         return None
+    if budget is not None:
+        return budget_output_size(size, budget)
     width, height = calculate_dimensions(OUTPUT_AREA, size[0] / size[1])
     return width // 16 * 16, height // 16 * 16
+
+
+def budget_output_size(size: tuple[int, int], budget: tuple[int, int]) -> tuple[int, int]:
+    """``size`` as it is when its pixels lie in ``budget`` (low, high), else scaled, aspect kept, to the
+    nearer end: floored when shrunk, ceiled when grown, so the result stays inside the budget."""
+    width, height = size
+    low, high = budget
+    pixels = width * height
+    if low <= pixels <= high:
+        return width, height
+    scale = math.sqrt((high if pixels > high else low) / pixels)
+    if pixels > high:
+        return max(1, math.floor(width * scale)), max(1, math.floor(height * scale))
+    return math.ceil(width * scale), math.ceil(height * scale)

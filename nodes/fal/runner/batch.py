@@ -46,6 +46,7 @@ class BatchSummary:
     stopped: str | None    # "cap", "auth", "balance", "cancelled" or None
     results: str
     billed_where: str = FAL_BILLING  # where the billed figures live (a gateway's usage log)
+    unpriced: int = 0      # this run's finished jobs of unknown price (not in cost_usd_run)
 
     @property
     def complete(self) -> bool:
@@ -63,9 +64,10 @@ class BatchSummary:
         jobs = f"{self.billed_jobs} job{'s' if self.billed_jobs != 1 else ''}"
         billed = f"billed ${self.billed_usd:.4f} for {jobs} of them ({BILLED_HOW})" \
             if self.billed_usd is not None else NOT_BILLED_NOTE.format(where=self.billed_where)
+        unpriced = f" and {self.unpriced} of unknown price" if self.unpriced else ""
         lines = [", ".join(parts),
-                 f"cost: about ${self.cost_usd_run:.2f} for this run's new jobs, ${self.cost_usd_batch:.2f} for "
-                 f"all finished items (estimates); {billed}",
+                 f"cost: about ${self.cost_usd_run:.2f} for this run's new jobs{unpriced}, ${self.cost_usd_batch:.2f} "
+                 f"for all finished items (estimates); {billed}",
                  f"results: {self.results}"]
         if not self.complete and self.stopped != "auth":
             lines.append("Run the same command again to continue: finished items are skipped, submitted ones "
@@ -80,7 +82,7 @@ def run_batch(client: FalEditClient, lines: list[Line], base: QwenEditRequest, s
               settings: RunSettings, *, should_cancel: Callable[[], bool], retry_failed: bool = False,
               what: str = "the batch", stream: IO[str] | None = None, on_end: EndHook | None = None) -> BatchSummary:
     check_modes(settings.input_resize, settings.upload_format)
-    items = build_items(lines, base, spec, settings.input_resize, settings.upload_format, what)
+    items = build_items(lines, base, spec, settings.input_resize, settings.upload_format, what, client.price_of)
     with ResultsFile(folder) as results:
         plan = make_plan(items, results.latest(), retry_failed)
         check_cap(plan, client.budget)
@@ -97,6 +99,8 @@ def run_batch(client: FalEditClient, lines: list[Line], base: QwenEditRequest, s
         latest = results.latest()
     stopped = "cancelled" if should_cancel() else scheduler.stop_reason
     finished, billed = {}, {}
+    unpriced = sum(1 for item in plan.new_jobs()
+                   if item.estimate.usd is None and latest.get(item.key, {}).get("status") == DONE)
     for item in items:
         record = latest.get(item.key, {})
         if record.get("status") == DONE:
@@ -108,7 +112,7 @@ def run_batch(client: FalEditClient, lines: list[Line], base: QwenEditRequest, s
                         tally.total - tally.ended, tally.cost_usd, round(sum(finished.values()), 4),
                         round(sum(billed.values()), 4) if billed else None, len(billed), stopped, str(results.path),
                         where_billed(client.config.mode, client.config.queue_base)
-                        if client.config.mode == "gateway" else FAL_BILLING)
+                        if client.config.mode == "gateway" else FAL_BILLING, unpriced)
 
 
 def _opening(plan: Plan, spec: EndpointSpec, settings: RunSettings, results: ResultsFile,
@@ -120,7 +124,8 @@ def _opening(plan: Plan, spec: EndpointSpec, settings: RunSettings, results: Res
         parts.append(f"{len(plan.failed_before)} failed earlier (skipped; --retry-failed runs them)")
     if plan.resuming:
         parts.append(f"{len(plan.resuming)} submitted earlier (resumed, no new job)")
-    parts.append(f"{len(plan.new_jobs())} to submit, about ${plan.cost():.2f} (estimate)")
+    unpriced = f"; price unknown for {len(plan.unpriced())} of them" if plan.unpriced() else ""
+    parts.append(f"{len(plan.new_jobs())} to submit, about ${plan.cost():.2f} (estimate{unpriced})")
     parts.append(f"{max(1, settings.concurrency)} at a time")
     if balance is not None:
         parts.append(f"gateway balance: {balance.text()}")

@@ -29,14 +29,17 @@ from typing import Any
 from ..base.errors import InputError, redact
 
 # The endpoint fields a line may set, by their fal names (models/qwen.py's QwenEditRequest attributes).
+# Which of them the chosen model (--model) takes is its own table's say: a field it does not take is refused
+# with its line number, before the first upload (models/qwen.py's checks).
 FIELDS = ("prompt", "negative_prompt", "image_size", "num_inference_steps", "guidance_scale", "num_images",
-          "seed", "enable_safety_checker", "output_format", "sync_mode", "acceleration", "loras")
+          "seed", "enable_safety_checker", "output_format", "sync_mode", "acceleration", "loras",
+          "enable_prompt_expansion")
 # A manifest may be someone else's file: where the key goes and which variable holds it are this
 # machine's choice (--gateway, --proxy, --key-env, the environment, config.ini), never a line's.
 CONNECTION_KEYS = ("mode", "base_url", "gateway", "proxy", "proxy_url", "url", "key_env", "key", "token",
                    "connection", "upload", "endpoint_url", "host")
 INTEGERS = ("num_inference_steps", "num_images", "seed")
-BOOLEANS = ("enable_safety_checker", "sync_mode")
+BOOLEANS = ("enable_safety_checker", "sync_mode", "enable_prompt_expansion")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 NAME = re.compile(r"^[\w][\w .+=,@-]{0,119}$")  # a file name stem: no folders, no leading dot
 MAX_REPORTED = 30  # problems shown at once; the rest are counted

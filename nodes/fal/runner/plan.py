@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from ..models.endpoints import EndpointSpec
-from ..models.pricing import Estimate
+from ..models.pricing import Estimate, PriceLookup, table_price
 from ..models.qwen import Lora, QwenEditRequest, parse_lora
-from ..media.inputs import estimate_run
+from ..media.inputs import InputLimits, estimate_run, size_problem
 from ..platform.balance import TOKEN_USAGE, Balance
-from ..state.budget import RAISE_HINT, Budget, BudgetError
+from ..state.budget import PRICE_HINT, RAISE_HINT, Budget, BudgetError
 from .manifest import Line, ManifestError, name_lines
 from .results import DONE, FAILED, RUNNING
 from .sources import Source, check_images
@@ -62,7 +62,11 @@ class Plan:
         return [item for item in self.to_run if item.key not in self.resuming]
 
     def cost(self) -> float:
-        return round(sum(item.estimate.usd for item in self.new_jobs()), 4)
+        """The new jobs' estimate (those of unknown price count nothing: ``unpriced`` says how many)."""
+        return round(sum(item.estimate.usd or 0.0 for item in self.new_jobs()), 4)
+
+    def unpriced(self) -> list[Item]:
+        return [item for item in self.new_jobs() if item.estimate.usd is None]
 
 
 class BatchOverCapError(BudgetError):
@@ -74,9 +78,12 @@ class BatchOverBalanceError(BudgetError):
 
 
 def build_items(lines: list[Line], base: QwenEditRequest, spec: EndpointSpec, resize: str,
-                upload_format: str, what: str) -> list[Item]:
-    """Every line as an Item; ManifestError with every problem of every line (and nothing made) if any."""
+                upload_format: str, what: str, price_of: PriceLookup = table_price) -> list[Item]:
+    """Every line as an Item; ManifestError with every problem of every line (and nothing made) if any:
+    its fields against the model's own ranges, its files against the model's per-image limits (their
+    sizes from the headers; the byte cap is met while each is prepared, media/inputs.py)."""
     name_lines(lines)
+    limits = InputLimits.of(spec)
     items: list[Item] = []
     seen: dict[str, int] = {}
     for line in lines:
@@ -88,6 +95,8 @@ def build_items(lines: list[Line], base: QwenEditRequest, spec: EndpointSpec, re
         files = sum(not s.is_url for s in sources)
         counted = files if line.images and not problems else None  # a missing image is reported once
         line.problems += request.problems(spec, images_to_come=counted)
+        line.problems += [problem for source in sources if source.size is not None
+                          if (problem := size_problem(source.size, limits, resize, f"images: {source.text}"))]
         if line.problems:
             continue
         identity = hashlib.sha256(json.dumps(
@@ -95,7 +104,8 @@ def build_items(lines: list[Line], base: QwenEditRequest, spec: EndpointSpec, re
              "input_resize": resize, "upload_format": upload_format}, sort_keys=True).encode()).hexdigest()[:32]
         seen[identity] = seen.get(identity, 0) + 1
         key = identity if seen[identity] == 1 else f"{identity}-{seen[identity]}"
-        cost = estimate_run(spec, request, [s.size for s in sources if s.size is not None], resize)  # the files'
+        cost = estimate_run(spec, request, [s.size for s in sources if s.size is not None], resize,
+                            price_of=price_of)  # the files'
         items.append(Item(line, request, sources, key, cost))
     problems = [f"{line.where}: {problem}" for line in lines for problem in line.problems]
     if problems:
@@ -147,12 +157,17 @@ def check_cap(plan: Plan, budget: Budget) -> None:
     saying how many of them fit."""
     if budget.cap_usd is None:
         return
+    unpriced = plan.unpriced()
+    if unpriced:  # never a cap silently lifted: a job whose price is unknown cannot be counted against it
+        raise BatchOverCapError(
+            f"Spending cap: {unpriced[0].estimate.text()}, so the {len(unpriced)} new jobs of this batch cannot be "
+            f"held to your ${budget.cap_usd:.2f} daily cap. Nothing was uploaded or submitted. {PRICE_HINT}")
     spent = budget.spent()
     left = max(budget.cap_usd - spent, 0.0)
     total = plan.cost()
     if total <= left + 1e-9:
         return
-    fit = items_within([item.estimate.usd for item in plan.new_jobs()], left)
+    fit = items_within([item.estimate.usd or 0.0 for item in plan.new_jobs()], left)
     resumed = f" (besides {len(plan.resuming)} resumed, already paid)" if plan.resuming else ""
     raise BatchOverCapError(
         f"Spending cap: the {len(plan.new_jobs())} new jobs of this batch{resumed} cost about ${total:.2f}, and "
@@ -171,7 +186,7 @@ def check_balance(plan: Plan, balance: Balance | None) -> None:
     total = plan.cost()
     if total <= balance.usd + 1e-9:
         return
-    fit = items_within([item.estimate.usd for item in plan.new_jobs()], balance.usd)
+    fit = items_within([item.estimate.usd or 0.0 for item in plan.new_jobs()], balance.usd)
     raise BatchOverBalanceError(
         f"Gateway balance: the {len(plan.new_jobs())} new jobs of this batch cost about ${total:.2f} at fal's "
         f"prices, and {balance.host} says ${balance.usd:.2f} is left: "

@@ -70,7 +70,9 @@ def item_line(tally: Tally, record: dict[str, Any]) -> str:
             f"line {record['line']} {record['name']}"
     request = f"  request {record['request_id']}" if record.get("request_id") else ""
     if record["status"] == DONE:
-        return f"{where}{request}  ${record.get('cost_usd', 0):.3f}  {', '.join(record.get('files', []))}"
+        cost = record.get("cost_usd", 0)
+        shown = "price unknown" if cost is None else f"${cost:.3f}"
+        return f"{where}{request}  {shown}  {', '.join(record.get('files', []))}"
     return f"{where}{request}: {record.get('error', '')}"
 
 

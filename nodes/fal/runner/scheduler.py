@@ -37,6 +37,7 @@ from ..base.waiting import CHECK_INTERVAL
 from ..edit.outcome import EditOutcome
 from ..edit.pipeline import DEFAULT_TIMEOUT, FalEditClient
 from ..edit.submits import FORCE_HINT
+from ..media.inputs import InputLimits
 from ..models.endpoints import EndpointSpec
 from ..queue.client import Progress
 from ..queue.job_slots import JobSlots, SlotTicket
@@ -79,7 +80,7 @@ class Scheduler:
         self.client, self.spec, self.settings = client, spec, settings
         self.results, self.display, self.tally = results, display, tally
         self.should_cancel, self.on_end = should_cancel, on_end
-        self.loader = InputLoader(spec.reads_area, settings.input_resize)
+        self.loader = InputLoader(spec.reads_area, settings.input_resize, InputLimits.of(spec), settings.upload_format)
         self.stop_reason: str | None = None   # "cap", "auth", "balance" or "gateway"; a Cancel is should_cancel's
         self.stop_message = ""
         self._lock = threading.Lock()
@@ -193,7 +194,7 @@ class Scheduler:
         """The one place where an item's job ends: outputs, results line, tally, display, hook."""
         if outcome is not None:
             files = write_outputs(self.results.folder, item.name, outcome)
-            cost = item.estimate.usd if outcome.source in JOB_SOURCES else 0.0
+            cost = item.estimate.usd if outcome.source in JOB_SOURCES else 0.0  # None: price unknown
             record = item.record(DONE, request_id=outcome.handle.request_id, files=files, cost_usd=cost,
                                  source=outcome.source, seed=outcome.result.seed)
             if outcome.billed_usd is not None and outcome.source in JOB_SOURCES:
@@ -214,7 +215,7 @@ class Scheduler:
             if outcome is not None:
                 self.tally.done += 1
                 if outcome.source == "job":
-                    self.tally.cost_usd = round(self.tally.cost_usd + item.estimate.usd, 4)
+                    self.tally.cost_usd = round(self.tally.cost_usd + (item.estimate.usd or 0.0), 4)
             elif status == CANCELLED:
                 self.tally.cancelled += 1
             else:

@@ -22,7 +22,7 @@ from pathlib import Path
 from PIL import Image
 
 from ..media.images import MAX_PIXELS, decode_pixels
-from ..media.inputs import PreparedImage, prepare
+from ..media.inputs import InputLimits, PreparedImage, prepare
 
 URL_PREFIXES = ("https://", "http://", "data:image/")
 REMEMBERED_INPUTS = 8  # prepared files kept for reuse (a reference shared by many lines)
@@ -90,8 +90,10 @@ class InputLoader:
     """Files → prepared inputs (media/inputs.py), the last few kept: a reference that many lines
     share is decoded and hashed once."""
 
-    def __init__(self, reads_area: int | None, resize: str):
+    def __init__(self, reads_area: int | None, resize: str, limits: InputLimits | None = None,
+                 upload_format: str = "png"):
         self.reads_area, self.resize = reads_area, resize
+        self.limits, self.upload_format = limits, upload_format  # the endpoint's per-image limits
         self._kept: OrderedDict[tuple, PreparedImage] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -105,7 +107,8 @@ class InputLoader:
             if key in self._kept:
                 self._kept.move_to_end(key)
                 return self._kept[key]
-        image = prepare(decode_pixels(path.read_bytes(), source=str(path)), self.reads_area, self.resize)
+        image = prepare(decode_pixels(path.read_bytes(), source=str(path)), self.reads_area, self.resize,
+                        limits=self.limits, upload_format=self.upload_format, name=path.name)
         with self._lock:
             self._kept[key] = image
             while len(self._kept) > REMEMBERED_INPUTS:

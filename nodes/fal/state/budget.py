@@ -10,6 +10,12 @@ never submitted (refused, cancelled before the submit, served from the cache,
 resumed from the journal) is released again; one whose submit may have reached
 fal stays, unless fal says the job never started (dropped at its start deadline). The cap comes from ``[budget] daily_usd`` in config.ini, or
 ``FAL_DAILY_BUDGET_USD`` (the CLI's ``--budget-usd`` for one run).
+
+An edit whose price is unknown (no table price, and fal's pricing API has told none: models/pricing.py)
+cannot be held to a cap, so with a cap set it is refused, before anything is uploaded, saying how to get a
+price; a cap is never silently unlimited. Counting it after the job is no way out: its billed figure needs
+the very unit price that is missing, and a batch would have sent all its jobs before the first bill. With
+no cap, it runs and is entered at $0 until fal's billed figure (if fal reports one) settles it.
 """
 
 from __future__ import annotations
@@ -33,6 +39,10 @@ WINDOW = 24 * 3600.0
 COMPACT_AT = 2000  # lines; past this, entries older than the window are dropped once they are half the file
 RAISE_HINT = ("Raise the cap ([budget] daily_usd in config.ini, or FAL_DAILY_BUDGET_USD; --budget-usd on the "
               "CLI), or wait until earlier edits leave the 24-hour window.")
+PRICE_HINT = ("To run it under the cap, let fal's pricing API tell this machine the price: use fal direct with a "
+              "fal key (FAL_KEY; a gateway or proxy cannot reach that API), which is asked now and whenever a job "
+              "is submitted. Or remove the cap ([budget] daily_usd in config.ini, FAL_DAILY_BUDGET_USD) to run it "
+              "uncapped, knowingly.")
 
 
 class BudgetError(FalError):
@@ -83,9 +93,15 @@ class Budget:
         with self._locked():
             return self._sum(self._read())
 
-    def reserve(self, amounts: Sequence[float], what: str) -> list[Charge]:
-        """Enter one charge per amount, all or none: BudgetError if their sum would cross the cap."""
-        total = round(sum(amounts), 4)
+    def reserve(self, amounts: Sequence[float | None], what: str) -> list[Charge]:
+        """Enter one charge per amount, all or none: BudgetError if their sum would cross the cap, or if an
+        amount is None (price unknown) while a cap is set; without a cap such an amount is entered at $0."""
+        if self.cap_usd is not None and any(amount is None for amount in amounts):
+            raise BudgetError(
+                f"Spending cap: {what}, so this edit cannot be held to your ${self.cap_usd:.2f} daily cap and is "
+                f"refused. Nothing was uploaded or submitted. {PRICE_HINT}")
+        priced = [amount or 0.0 for amount in amounts]
+        total = round(sum(priced), 4)
         with self._locked():
             entries = self._read()
             spent = self._sum(entries)
@@ -95,8 +111,9 @@ class Budget:
                     f"is already spent in the last 24 h (${max(self.cap_usd - spent, 0):.2f} left). Nothing was "
                     f"uploaded or submitted. {RAISE_HINT}")
             now = time.time()
-            new: list[dict[str, Any]] = [{"id": uuid.uuid4().hex, "t": now, "usd": round(amount, 4), "what": what[:120]}
-                   for amount in amounts]
+            new: list[dict[str, Any]] = [{"id": uuid.uuid4().hex, "t": now, "usd": round(amount or 0.0, 4),
+                                          "what": what[:120], **({"unpriced": True} if amount is None else {})}
+                                         for amount in amounts]
             self._append(new, entries)
         return [Charge(self, entry["id"], entry["usd"]) for entry in new]
 
