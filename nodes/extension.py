@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import key_route, price_route, routes
 from .connection_node import FalConnectionNode
 from .lora_node import FalLoraNode
 from .qwen_edit_node import QwenImageEditPlusNode
+from .routes import keys, panel, price
 from .url_nodes import FalResultByRequestIdNode, FalUploadImageNode, LoadImageFromUrlNode
 
 _registered = False
@@ -21,9 +21,9 @@ def register_routes() -> None:
     server = getattr(PromptServer, "instance", None)
     if server is None or _registered:
         return
-    price_route.register(server.routes)
-    key_route.register(server.routes)
-    routes.register(server.routes, server)
+    price.register(server.routes)
+    keys.register(server.routes)
+    panel.register(server.routes, server)
     _registered = True
 
 

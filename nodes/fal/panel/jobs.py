@@ -1,6 +1,6 @@
 """The jobs as the fal panel (and any script) reads them: list, one job, cancel, fetch, spend, a gateway's balance.
 
-The routes (nodes/routes.py) are thin over this. Nothing here submits a job: Fetch reads a finished
+The routes (nodes/routes/panel.py) are thin over this. Nothing here submits a job: Fetch reads a finished
 job's result by its request id (no cost), Cancel sends fal's cancel. A request id is checked to be a
 UUID before it reaches a URL or a path; an endpoint id, against fal's id pattern; the host is always
 the connection's own. No answer carries a key: a job's connection is its kind and host.

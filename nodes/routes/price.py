@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .fal.edit.node_values import estimate_answer
+from ..fal.edit.node_values import estimate_answer
 
 PATH = "/fal_qwen_edit/estimate"
 
