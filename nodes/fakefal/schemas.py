@@ -54,15 +54,19 @@ class Schema:
     accelerations: tuple[str, ...]
     loras: bool = False
     strict: bool = True                   # a field outside the schema is a 422
-    extra: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # the family's own fields: name → Num, or a check like STRING
+    prompt: bool = True                   # False: no prompt field (fal writes the prompt itself)
+    max_images: int | None = None         # images the model takes at most, where its schema says so
 
     def numbers(self) -> dict[str, Num]:
+        own = {name: kind for name, kind in self.extra.items() if isinstance(kind, Num)}
         return {"num_inference_steps": Num(INT, *self.steps), "guidance_scale": Num(NUMBER, *self.guidance),
-                "num_images": Num(INT, 1, 4), "seed": Num(INT, nullable=True)}
+                "num_images": Num(INT, 1, 4), "seed": Num(INT, nullable=True), **own}
 
     def known(self) -> set[str]:
-        return {"prompt", self.images, "negative_prompt", "image_size", "enable_safety_checker", "sync_mode",
-                "output_format", "acceleration", *self.numbers(), *(["loras"] if self.loras else [])}
+        return {*(["prompt"] if self.prompt else []), self.images, "negative_prompt", "image_size",
+                "enable_safety_checker", "sync_mode", "output_format", "acceleration", *self.numbers(), *self.extra,
+                *(["loras"] if self.loras else [])}
 
 
 # Each family's base schema, and its variants as copies with the fields they change (dataclasses.replace
@@ -80,6 +84,11 @@ SCHEMAS = {
     "fal-ai/qwen-image-edit-2511/lora": replace(_2511, loras=True),
     "fal-ai/qwen-image-edit": _FIRST,
     "fal-ai/qwen-image-edit-lora": replace(_FIRST, loras=True),
+    # zQwenImageEdit2511MultipleAnglesInput: one image, no prompt (built from the camera), the camera's numbers.
+    "fal-ai/qwen-image-edit-2511-multiple-angles": replace(
+        _2511, accelerations=("none", "regular"), prompt=False, max_images=1,
+        extra={"horizontal_angle": Num(NUMBER, 0, 360), "vertical_angle": Num(NUMBER, -30, 90),
+               "zoom": Num(NUMBER, 0, 10), "lora_scale": Num(NUMBER, 0, 4), "additional_prompt": STRING}),
 }
 OTHER = replace(_PLUS, formats=tuple(FORMATS), accelerations=("none", "regular", "high"), loras=True, strict=False)
 
@@ -103,7 +112,9 @@ def validate(endpoint: str, body: Any) -> list[dict]:
         for name in sorted(set(body) - schema.known()):
             bad([name], "Extra inputs are not permitted", "extra_forbidden")
     prompt = body.get("prompt")
-    if "prompt" not in body:
+    if not schema.prompt:
+        pass  # the schema has no prompt: one sent anyway is refused above, as a field it lacks
+    elif "prompt" not in body:
         bad(["prompt"], "Field required", "missing")
     elif not isinstance(prompt, str):
         bad(["prompt"], STRING[2], STRING[1])
@@ -114,7 +125,8 @@ def validate(endpoint: str, body: Any) -> list[dict]:
     if body.get("image_size") is not None and resolve_size(body["image_size"]) is None:
         bad(["image_size"], f"Input should be {_choices(PRESETS)}, or an object with integer width "
             f"and height in 1..{MAX_SIDE}", "value_error")
-    for name, check in (("negative_prompt", STRING), ("enable_safety_checker", BOOL), ("sync_mode", BOOL)):
+    texts = [(name, check) for name, check in schema.extra.items() if not isinstance(check, Num)]
+    for name, check in (("negative_prompt", STRING), ("enable_safety_checker", BOOL), ("sync_mode", BOOL), *texts):
         if name in body and not check[0](body[name]):
             bad([name], check[2], check[1])
     for name, num in schema.numbers().items():
@@ -141,6 +153,9 @@ def _check_images(schema: Schema, body: dict, bad: Callable) -> None:
         bad([name], "Input should be a valid list", "list_type")
     elif not value:
         bad([name], "List should have at least 1 item after validation, not 0", "too_short")
+    elif schema.max_images is not None and len(value) > schema.max_images:
+        bad([name], f"List should have at most {schema.max_images} item after validation, not {len(value)}",
+            "too_long")
     else:
         for i, url in enumerate(value):
             if not isinstance(url, str):
