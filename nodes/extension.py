@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from comfy_api.latest import ComfyExtension, io
 
+from .angles_node import QwenMultipleAnglesNode
 from .connection_node import FalConnectionNode
 from .lora_node import FalLoraNode
 from .qwen_edit_node import QwenImageEditPlusNode
@@ -29,5 +30,5 @@ def register_routes() -> None:
 
 class FalQwenEditExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [QwenImageEditPlusNode, FalUploadImageNode, LoadImageFromUrlNode, FalResultByRequestIdNode,
-                FalConnectionNode, FalLoraNode]
+        return [QwenImageEditPlusNode, QwenMultipleAnglesNode, FalUploadImageNode, LoadImageFromUrlNode,
+                FalResultByRequestIdNode, FalConnectionNode, FalLoraNode]

@@ -197,7 +197,7 @@ class FalEditClient(Uploads, Submits):
                                 return outcome
                         handle, source = self._job(edit)
                         edit.handle = handle
-                        self.records.started(handle, spec.name, request.prompt, source, edit.estimate.usd)
+                        self.records.started(handle, spec.name, request.summary(), source, edit.estimate.usd)
                         waiting.enter_context(WAITING.hold(edit.journal_key))  # before the claim is released
                     mark = time.monotonic()
                     try:
@@ -229,7 +229,7 @@ class FalEditClient(Uploads, Submits):
             raise
         outcome.estimate, outcome.note = edit.estimate, note
         self.records.finished(outcome, charge=edit.charge if source == "job" else None, model=spec.name,
-                              prompt=request.prompt, cache_key=key if cacheable else None)
+                              prompt=request.summary(), cache_key=key if cacheable else None)
         edit.phases["total"] = time.monotonic() - started
         if on_result is not None:
             on_result(outcome)  # before the journal forgets the job: a crash in between resumes it
