@@ -3,7 +3,7 @@
 // (1.37) and the newest package, in the classic canvas and (1.58) the Vue renderer; the recipes and
 // their sources are in docs/frontend.md.
 import { ADVANCED_INPUTS, EDIT_NODE, NEW_NODE_DEFAULTS, canvasHidden, widgetLabel } from "./lib/widget_rules.js";
-import { IMAGE_INPUTS, badgeText, estimateBody } from "./lib/price.js";
+import { IMAGE_INPUTS, PRICED_NODES, badgeText, estimateBody } from "./lib/price.js";
 
 const ESTIMATE_ROUTE = "/fal_qwen_edit/estimate";
 const SIZES_PROPERTY = "fal_last_input_sizes";  // saved in the workflow: sizes only, a later load prices by them
@@ -26,7 +26,7 @@ export function inputSizes(node) {
   const sizes = {}, connected = [];
   if (!node.graph) return { sizes, connected };
   const perFrame = node.widgets?.find((w) => w.name === "batch_mode")?.value === PER_FRAME;
-  for (const name of IMAGE_INPUTS) {
+  for (const name of PRICED_NODES.get(node.type) ?? IMAGE_INPUTS) {
     const slot = node.inputs?.findIndex((input) => input.name === name) ?? -1;
     if (slot < 0 || !node.isInputConnected(slot)) continue;
     connected.push(name);
@@ -60,7 +60,7 @@ function priceCell(node) {
 // Asks the backend when the question changed; answers for an older question are dropped.
 export function refreshPrice(node, api) {
   const { sizes, connected } = inputSizes(node);
-  const question = JSON.stringify(estimateBody(widgetValues(node), sizes, connected));
+  const question = JSON.stringify(estimateBody(widgetValues(node), sizes, connected, node.type));
   if (question === node._falQuestion && node._falAnswer) return node._falAnswer;
   node._falQuestion = question;
   node._falAnswer = (async () => {
@@ -173,6 +173,35 @@ function markedAdvanced(nodeData) {
   return marked.length ? marked : ADVANCED_INPUTS;
 }
 
+function addPriceBadge(node, api) {
+  if (!globalThis.LGraphBadge) return;
+  node.badges = node.badges ?? [];
+  node.badges.push(priceBadge(node, api));
+}
+
+// A run's input sizes, kept with the node: a later load prices by them.
+function keepInputSizes(nodeType) {
+  const executed = nodeType.prototype.onExecuted;
+  nodeType.prototype.onExecuted = function (output) {
+    const sizes = output?.fal_input_sizes?.[0];
+    if (sizes) this.properties = { ...(this.properties ?? {}), [SIZES_PROPERTY]: sizes };
+    return executed?.apply(this, arguments);
+  };
+}
+
+// The Multiple Angles node: the same price badge, and a new node's seed that stays put. Its widgets are
+// its own model's (no hiding rules apply to it).
+export function setupAnglesNode(nodeType, api) {
+  const created = nodeType.prototype.onNodeCreated;
+  nodeType.prototype.onNodeCreated = function () {
+    const result = created?.apply(this, arguments);
+    setWidget(this, "control_after_generate", NEW_NODE_DEFAULTS.control_after_generate);
+    addPriceBadge(this, api);
+    return result;
+  };
+  keepInputSizes(nodeType);
+}
+
 export function setupEditNode(nodeType, nodeData, app, api) {
   advancedInputs = markedAdvanced(nodeData);
   const schemaDefaults = { model: nodeData.input?.optional?.model?.[1]?.default ?? "custom",
@@ -181,10 +210,7 @@ export function setupEditNode(nodeType, nodeData, app, api) {
   nodeType.prototype.onNodeCreated = function () {
     const result = created?.apply(this, arguments);
     for (const [name, value] of Object.entries(NEW_NODE_DEFAULTS)) setWidget(this, name, value);
-    if (globalThis.LGraphBadge) {
-      this.badges = this.badges ?? [];
-      this.badges.push(priceBadge(this, api));
-    }
+    addPriceBadge(this, api);
     applyHiding(this, app);
     return result;
   };
@@ -197,25 +223,21 @@ export function setupEditNode(nodeType, nodeData, app, api) {
     applyHiding(this, app);
     return result;
   };
-  const executed = nodeType.prototype.onExecuted;
-  nodeType.prototype.onExecuted = function (output) {
-    const sizes = output?.fal_input_sizes?.[0];
-    if (sizes) this.properties = { ...(this.properties ?? {}), [SIZES_PROPERTY]: sizes };
-    return executed?.apply(this, arguments);
-  };
+  keepInputSizes(nodeType);
 }
 
-export function editNodes(app) {
+// Every node of the graph that shows a price (the edit nodes and the Multiple Angles nodes).
+export function pricedNodes(app) {
   const graphs = new Set([app.graph, app.canvas?.graph].filter(Boolean));
-  return [...graphs].flatMap((graph) => (graph._nodes ?? graph.nodes ?? []).filter((n) => n.type === EDIT_NODE));
+  return [...graphs].flatMap((graph) => (graph._nodes ?? graph.nodes ?? []).filter((n) => PRICED_NODES.has(n.type)));
 }
 
 // Widget callbacks differ between frontends, a LoadImage's picture arrives when it arrives, the renderer
 // and the settings can change: one light loop catches every change the same way.
 export function watchEditNodes(app, api, everyMs = 400) {
   setInterval(() => {
-    for (const node of editNodes(app)) {
-      applyHiding(node, app);
+    for (const node of pricedNodes(app)) {
+      if (node.type === EDIT_NODE) applyHiding(node, app);
       refreshPrice(node, api);
     }
   }, everyMs);

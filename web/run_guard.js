@@ -1,7 +1,7 @@
 // Before a prompt is sent: the graph's price against what is left of the daily cap. Wraps
 // app.queuePrompt (what the Run button calls on every frontend checked) and passes every argument on.
 import { capWarning, graphTotal } from "./lib/price.js";
-import { editNodes, refreshPrice } from "./node_ui.js";
+import { pricedNodes, refreshPrice } from "./node_ui.js";
 
 const ACTIVE = 0;  // LiteGraph mode ALWAYS; 2 (muted) and 4 (bypassed) nodes do not run
 
@@ -15,7 +15,7 @@ export async function fetchSpend(api) {
 }
 
 export async function graphPrice(app, api) {
-  const nodes = editNodes(app).filter((node) => (node.mode ?? ACTIVE) === ACTIVE);
+  const nodes = pricedNodes(app).filter((node) => (node.mode ?? ACTIVE) === ACTIVE);
   const previews = await Promise.all(nodes.map((node) => refreshPrice(node, api)));
   return graphTotal(previews);
 }
