@@ -69,10 +69,12 @@ class QwenMultipleAnglesNode(io.ComfyNode):
                                 tooltip="What to avoid. Empty: none (fal's default)."),
                 number("lora_scale", io.Float, step=0.05,
                        tooltip="How strongly the camera-control LoRA applies:"),
-                io.Combo.Input("image_size", options=["auto", *IMAGE_SIZE_PRESETS], default="auto",
-                               tooltip="Output size. auto: the input's size (fal's default for this model). "
+                io.Combo.Input("image_size", options=["auto", *IMAGE_SIZE_PRESETS, "custom"], default="auto",
+                               tooltip="Output size. auto: from the input's size (fal's default for this model). "
                                        "square_hd 1024², square 512², portrait/landscape 4:3 and 16:9 at 1024 px "
-                                       "on the long side."),
+                                       "on the long side; custom uses width and height."),
+                same_as_edit_node("width"),
+                same_as_edit_node("height"),
                 number("num_inference_steps", io.Int,
                        tooltip="Denoising steps (fewer is faster):"),
                 number("guidance_scale", io.Float, step=0.1,

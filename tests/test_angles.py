@@ -29,9 +29,9 @@ from conftest import FAST_RETRY, KEY, config_for, gradient, to_u8
 IMAGE = torch.from_numpy(gradient(24, 32, seed=5))[None]
 # What the node hands on besides its image and the run's options (nodes/angles_node.py), as a new node has it.
 WIDGETS = dict(horizontal_angle=90.0, vertical_angle=30.0, zoom=7.5, additional_prompt="", negative_prompt="",
-               lora_scale=1.0, image_size="auto", num_inference_steps=28, guidance_scale=4.5, num_images=1, seed=11,
-               fal_picks_seed=False, enable_safety_checker=True, output_format="png", acceleration="default",
-               sync_mode=False)
+               lora_scale=1.0, image_size="auto", width=1024, height=1024, num_inference_steps=28, guidance_scale=4.5,
+               num_images=1, seed=11, fal_picks_seed=False, enable_safety_checker=True, output_format="png",
+               acceleration="default", sync_mode=False)
 CAMERA_BODY = {"image_urls", "horizontal_angle", "vertical_angle", "zoom", "lora_scale", "num_inference_steps",
                "guidance_scale", "num_images", "seed", "enable_safety_checker", "output_format"}
 
@@ -146,6 +146,9 @@ def test_the_estimate_route_prices_the_angles_nodes_widgets():
     assert answer == price_preview(angles_values(WIDGETS), {"image_1": (1200, 900, 1)}, ["image_1"])
     unknown = estimate_answer({**question, "sizes": {}})[1]
     assert unknown == price_preview(angles_values(WIDGETS), {}, ["image_1"]) and unknown != answer
+    custom = {**WIDGETS, "image_size": "custom", "width": 1536, "height": 1024}
+    sized = estimate_answer({**question, "widgets": custom, "sizes": {}})[1]
+    assert sized == price_preview(angles_values(custom), {}, ["image_1"]) and sized not in (answer, unknown)
     # a model widget in the question cannot turn the node into another model
     assert estimate_answer({**question, "widgets": {**WIDGETS, "model": "qwen-edit-plus"}})[1] == answer
 

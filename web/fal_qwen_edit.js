@@ -1,5 +1,5 @@
 // The pack's frontend extension: the price on the edit and Multiple Angles nodes before Run, the graph's
-// total against the daily cap, the edit node's widgets that are in the way hidden, the nodes' text kept
+// total against the daily cap, the nodes' widgets that are in the way hidden, their text kept
 // after a run, the fal sidebar panel, and the Connection node's fields kept free of pasted keys.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
@@ -41,7 +41,7 @@ app.registerExtension({
   },
   async beforeRegisterNodeDef(nodeType, nodeData) {
     if (nodeData.name === EDIT_NODE) setupEditNode(nodeType, nodeData, app, api);
-    if (nodeData.name === ANGLES_NODE) setupAnglesNode(nodeType, api);
+    if (nodeData.name === ANGLES_NODE) setupAnglesNode(nodeType, app, api);
     if (nodeData.name === CONNECTION_NODE) setupConnectionNode(nodeType, app);
   },
   async setup() {

@@ -2,7 +2,7 @@
 // and the defaults of a node the user adds. Works on the frontends of ComfyUI 0.3.64 (1.27), 0.12.1
 // (1.37) and the newest package, in the classic canvas and (1.58) the Vue renderer; the recipes and
 // their sources are in docs/frontend.md.
-import { ADVANCED_INPUTS, EDIT_NODE, NEW_NODE_DEFAULTS, canvasHidden, widgetLabel } from "./lib/widget_rules.js";
+import { ADVANCED_INPUTS, NEW_NODE_DEFAULTS, canvasHidden, widgetLabel } from "./lib/widget_rules.js";
 import { IMAGE_INPUTS, PRICED_NODES, badgeText, estimateBody } from "./lib/price.js";
 
 const ESTIMATE_ROUTE = "/fal_qwen_edit/estimate";
@@ -189,14 +189,22 @@ function keepInputSizes(nodeType) {
   };
 }
 
-// The Multiple Angles node: the same price badge, and a new node's seed that stays put. Its widgets are
-// its own model's (no hiding rules apply to it).
-export function setupAnglesNode(nodeType, api) {
+// The Multiple Angles node: the same price badge, a new node's seed that stays put, and the same hiding:
+// width/height only for a custom size, the advanced inputs (named as on the edit node) when asked. It has
+// no model or endpoint widget, so no other rule touches it.
+export function setupAnglesNode(nodeType, app, api) {
   const created = nodeType.prototype.onNodeCreated;
   nodeType.prototype.onNodeCreated = function () {
     const result = created?.apply(this, arguments);
     setWidget(this, "control_after_generate", NEW_NODE_DEFAULTS.control_after_generate);
     addPriceBadge(this, api);
+    applyHiding(this, app);
+    return result;
+  };
+  const configure = nodeType.prototype.configure;
+  nodeType.prototype.configure = function (info) {
+    const result = configure.apply(this, arguments);
+    applyHiding(this, app);
     return result;
   };
   keepInputSizes(nodeType);
@@ -237,7 +245,7 @@ export function pricedNodes(app) {
 export function watchEditNodes(app, api, everyMs = 400) {
   setInterval(() => {
     for (const node of pricedNodes(app)) {
-      if (node.type === EDIT_NODE) applyHiding(node, app);
+      applyHiding(node, app);
       refreshPrice(node, api);
     }
   }, everyMs);
