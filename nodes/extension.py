@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import key_route, price_route, routes
+from .angles_node import QwenMultipleAnglesNode
 from .connection_node import FalConnectionNode
 from .lora_node import FalLoraNode
 from .qwen_edit_node import QwenImageEditPlusNode
+from .routes import keys, panel, price
 from .url_nodes import FalResultByRequestIdNode, FalUploadImageNode, LoadImageFromUrlNode
 
 _registered = False
@@ -21,13 +22,13 @@ def register_routes() -> None:
     server = getattr(PromptServer, "instance", None)
     if server is None or _registered:
         return
-    price_route.register(server.routes)
-    key_route.register(server.routes)
-    routes.register(server.routes, server)
+    price.register(server.routes)
+    keys.register(server.routes)
+    panel.register(server.routes, server)
     _registered = True
 
 
 class FalQwenEditExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [QwenImageEditPlusNode, FalUploadImageNode, LoadImageFromUrlNode, FalResultByRequestIdNode,
-                FalConnectionNode, FalLoraNode]
+        return [QwenImageEditPlusNode, QwenMultipleAnglesNode, FalUploadImageNode, LoadImageFromUrlNode,
+                FalResultByRequestIdNode, FalConnectionNode, FalLoraNode]

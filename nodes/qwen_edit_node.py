@@ -193,46 +193,63 @@ class QwenImageEditPlusNode(io.ComfyNode):
                       loras=None, input_resize: str | None = None, upload_format: str | None = None,
                       start_timeout: int | None = None, priority: str | None = None,
                       enable_prompt_expansion: bool | None = None) -> io.NodeOutput:
-        with node_errors(cls.hidden.unique_id):
-            values = dict(prompt=prompt, negative_prompt=negative_prompt, image_size=image_size, width=width,
-                          height=height, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
-                          num_images=num_images, seed=seed, fal_picks_seed=fal_picks_seed,
-                          enable_safety_checker=enable_safety_checker, output_format=output_format,
-                          acceleration=acceleration, sync_mode=sync_mode, image_urls=image_urls, model=model,
-                          endpoint=endpoint, batch_mode=batch_mode,
-                          enable_prompt_expansion=True if enable_prompt_expansion is None else enable_prompt_expansion)
-            loras = list(loras or ())
-            request = request_from_widgets(values, loras)
-            spec = endpoint_from_widgets(values)
-            references = [image for image in (image_2, image_3) if image is not None]
-            per_frame = batch_mode == BATCH_MODES[1]
-            frames_per_edit = (1 if per_frame else image_1.shape[0]) + sum(r.shape[0] for r in references)
-            # A bad field (or too many images) fails here, before any key lookup or upload.
-            request.validate(spec, images_to_come=frames_per_edit)
-            default_resize, default_format = input_defaults()  # a prompt saved before these inputs existed
-            input_resize, upload_format = input_resize or default_resize, upload_format or default_format
-            start, priority = resolve_guards(None if start_timeout in (None, -1) else start_timeout, priority)
-            jobs = image_1.shape[0] if per_frame else 1
-            sizes = input_sizes(image_1=image_1, image_2=image_2, image_3=image_3)
-            client = await asyncio.to_thread(client_for, connection)
-            # The price rule of the run itself (the table, else fal's price this machine has cached).
-            cost = estimate_for_widgets({**values, "input_resize": input_resize}, sizes, loras,
-                                        price_of=client.prices.price_for)
-            with node_progress(cls.hidden.unique_id, jobs=jobs) as progress:
-                progress.estimate = cost.what()
-                options = dict(endpoint=spec.endpoint, on_progress=progress, timeout=float(timeout),
-                               input_resize=input_resize, upload_format=upload_format,
-                               should_cancel=comfy.model_management.processing_interrupted, mismatch=size_mismatch,
-                               fresh=force_new_job, start_timeout=start, priority=priority)
-                if per_frame:
-                    outcomes = await asyncio.to_thread(client.edit_each, request, image_1, references,
-                                                       concurrency=concurrency, **options)
-                else:
-                    outcomes = [await asyncio.to_thread(client.edit, request, [image_1, *references], **options)]
-                progress.summary = done_text(outcomes, progress.elapsed())
-            images, mask = combine(outcomes, size_mismatch) if len(outcomes) > 1 else \
-                (outcomes[0].images, outcomes[0].mask)
-            used_seed = outcomes[0].result.seed if isinstance(outcomes[0].result.seed, int) else seed
-        # The sizes go to the frontend, which prices this node by them before the next run.
-        return io.NodeOutput(torch.from_numpy(images), used_seed, json.dumps(run_info(outcomes), indent=1),
-                             torch.from_numpy(mask), ui={"fal_input_sizes": [sizes]})
+        values = dict(prompt=prompt, negative_prompt=negative_prompt, image_size=image_size, width=width,
+                      height=height, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+                      num_images=num_images, seed=seed, fal_picks_seed=fal_picks_seed,
+                      enable_safety_checker=enable_safety_checker, output_format=output_format,
+                      acceleration=acceleration, sync_mode=sync_mode, image_urls=image_urls, model=model,
+                      endpoint=endpoint, batch_mode=batch_mode,
+                      enable_prompt_expansion=True if enable_prompt_expansion is None else enable_prompt_expansion)
+        return await run_edit(cls.hidden.unique_id, values, image_1, image_2, image_3, loras=loras, connection=connection,
+                              concurrency=concurrency,
+                              size_mismatch=size_mismatch, timeout=timeout, force_new_job=force_new_job,
+                              input_resize=input_resize, upload_format=upload_format,
+                              start_timeout=start_timeout, priority=priority)
+
+
+async def run_edit(node_id: str | None, values: dict, image_1: torch.Tensor, image_2: torch.Tensor | None = None,
+                   image_3: torch.Tensor | None = None, *, loras=None,
+                   connection=None, concurrency: int = 4, size_mismatch: str = "pad",
+                   timeout: float = DEFAULT_TIMEOUT, force_new_job: bool = False, input_resize: str | None = None,
+                   upload_format: str | None = None, start_timeout: int | None = None, priority: str | None = None,
+                   shown_names: dict[str, str] | None = None) -> io.NodeOutput:
+    """One run of a Qwen edit node (this one, and the Multiple Angles node): ``values`` are its widgets as
+    ``node_values`` reads them, the images its IMAGE inputs by that module's names; ``shown_names`` renames
+    them for the sizes the frontend keeps (the node's own input names)."""
+    with node_errors(node_id):
+        loras = list(loras or ())
+        request = request_from_widgets(values, loras)
+        spec = endpoint_from_widgets(values)
+        references = [image for image in (image_2, image_3) if image is not None]
+        per_frame = values.get("batch_mode") == BATCH_MODES[1]
+        frames_per_edit = (1 if per_frame else image_1.shape[0]) + sum(r.shape[0] for r in references)
+        # A bad field (or too many images) fails here, before any key lookup or upload.
+        request.validate(spec, images_to_come=frames_per_edit)
+        default_resize, default_format = input_defaults()  # a prompt saved before these inputs existed
+        input_resize, upload_format = input_resize or default_resize, upload_format or default_format
+        start, priority = resolve_guards(None if start_timeout in (None, -1) else start_timeout, priority)
+        jobs = image_1.shape[0] if per_frame else 1
+        sizes = input_sizes(image_1=image_1, image_2=image_2, image_3=image_3)
+        client = await asyncio.to_thread(client_for, connection)
+        # The price rule of the run itself (the table, else fal's price this machine has cached).
+        cost = estimate_for_widgets({**values, "input_resize": input_resize}, sizes, loras,
+                                    price_of=client.prices.price_for)
+        with node_progress(node_id, jobs=jobs) as progress:
+            progress.estimate = cost.what()
+            options = dict(endpoint=spec.endpoint, on_progress=progress, timeout=float(timeout),
+                           input_resize=input_resize, upload_format=upload_format,
+                           should_cancel=comfy.model_management.processing_interrupted, mismatch=size_mismatch,
+                           fresh=force_new_job, start_timeout=start, priority=priority)
+            if per_frame:
+                outcomes = await asyncio.to_thread(client.edit_each, request, image_1, references,
+                                                   concurrency=concurrency, **options)
+            else:
+                outcomes = [await asyncio.to_thread(client.edit, request, [image_1, *references], **options)]
+            progress.summary = done_text(outcomes, progress.elapsed())
+        images_out, mask = combine(outcomes, size_mismatch) if len(outcomes) > 1 else \
+            (outcomes[0].images, outcomes[0].mask)
+        used_seed = outcomes[0].result.seed if isinstance(outcomes[0].result.seed, int) else values.get("seed")
+    # The sizes go to the frontend, which prices this node by them before the next run.
+    shown = {(shown_names or {}).get(name, name): size for name, size in sizes.items()}
+    return io.NodeOutput(torch.from_numpy(images_out), used_seed, json.dumps(run_info(outcomes), indent=1),
+                         torch.from_numpy(mask), ui={"fal_input_sizes": [shown]})

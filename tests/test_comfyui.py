@@ -34,11 +34,14 @@ pytestmark = pytest.mark.skipif(
 WORKFLOWS = ROOT / "example_workflows"
 # Paid jobs each example should cause: the batch one edits its two frames separately.
 EXPECTED_SUBMISSIONS = {"qwen_edit_single": 1, "qwen_edit_three_images": 1, "qwen_edit_batch": 2,
-                        "qwen_edit_mixed_core": 1, "qwen_edit_lora_chain": 1, "qwen_edit_2511": 1}
+                        "qwen_edit_mixed_core": 1, "qwen_edit_lora_chain": 1, "qwen_edit_2511": 1,
+                        "qwen_multiple_angles": 1}
 EXPECTED_ENDPOINTS = {"qwen_edit_lora_chain": "fal-ai/qwen-image-edit-plus-lora",
-                      "qwen_edit_2511": "fal-ai/qwen-image-edit-2511"}
-OUR_NODES = ("FalQwenImageEditPlus", "FalQwenUploadImage", "FalQwenLoadImageFromUrl", "FalQwenResultByRequestId",
-             "FalQwenConnection", "FalQwenLora")
+                      "qwen_edit_2511": "fal-ai/qwen-image-edit-2511",
+                      "qwen_edit_qwen_image_2": "fal-ai/qwen-image-2/edit",
+                      "qwen_multiple_angles": "fal-ai/qwen-image-edit-2511-multiple-angles"}
+OUR_NODES = ("FalQwenImageEditPlus", "FalQwenMultipleAngles", "FalQwenUploadImage", "FalQwenLoadImageFromUrl",
+             "FalQwenResultByRequestId", "FalQwenConnection", "FalQwenLora")
 # The examples as earlier releases saved them: 0.1.0, c0b86bf, and 0b42cfc (before enable_prompt_expansion).
 SAVED_FILES = sorted((ROOT / "tests" / "fixtures").glob("workflows_*/*.json"))
 OTHER_SECRET = "other-secret-5d4c3b2a1908f7e6"  # a variable not meant for the pack: a workflow must not read it
@@ -142,6 +145,19 @@ def test_example_workflow_runs(name, comfy, fal):
     if name == "qwen_edit_batch":
         [save_id] = save_ids
         assert len(saved_images(entry, comfy, save_id)) == 2
+    if name == "qwen_multiple_angles":  # the camera and no prompt, exactly the fields its widgets set
+        [job] = new_jobs
+        assert set(job.arguments) == {"image_urls", "horizontal_angle", "vertical_angle", "zoom", "lora_scale",
+                                      "num_inference_steps", "guidance_scale", "num_images", "seed",
+                                      "enable_safety_checker", "output_format"}
+        assert (job.arguments["horizontal_angle"], job.arguments["vertical_angle"]) == (45.0, 30.0)
+        [output] = saved_images(entry, comfy, save_ids[0])
+        car = Image.open(WORKFLOWS / "inputs" / "qwen_example_car.png").convert("RGB")
+        expected = Image.fromarray(255 - np.asarray(car)).resize(Image.open(output).size, Image.Resampling.NEAREST)
+        assert np.array_equal(np.asarray(Image.open(output).convert("RGB")), np.asarray(expected))
+        before = fal.submissions  # the same graph again is not paid again
+        _, again = run(comfy, workflow)
+        assert again["status"]["status_str"] == "success" and fal.submissions == before
 
 
 @pytest.mark.parametrize("path", SAVED_FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")

@@ -22,7 +22,9 @@ pytestmark = pytest.mark.skipif(LOCATION is None, reason="no real ComfyUI: set C
 WORKFLOWS = ROOT / "example_workflows"
 EXAMPLES = sorted(WORKFLOWS.glob("*.json"))
 JOBS = {"qwen_edit_batch": 2}  # one edit per frame of its two-frame input; every other example: one
-ENDPOINTS = {"qwen_edit_lora_chain": "fal-ai/qwen-image-edit-plus-lora", "qwen_edit_2511": "fal-ai/qwen-image-edit-2511"}
+ENDPOINTS = {"qwen_edit_lora_chain": "fal-ai/qwen-image-edit-plus-lora", "qwen_edit_2511": "fal-ai/qwen-image-edit-2511",
+             "qwen_multiple_angles": "fal-ai/qwen-image-edit-2511-multiple-angles",
+             "qwen_edit_qwen_image_2": "fal-ai/qwen-image-2/edit"}
 DEPRECATED_CORE = {"ImageBatch", "CheckpointLoader", "ControlNetApply"}
 
 

@@ -384,7 +384,7 @@ def _balance_route(c) -> tuple[int, dict, bytes]:
     from aiohttp import web
     from aiohttp.test_utils import make_mocked_request
 
-    from comfyui_fal_qwen_edit.nodes import routes
+    from comfyui_fal_qwen_edit.nodes.routes import panel as routes
     from comfyui_fal_qwen_edit.nodes.fal.panel.jobs import JobsPanel
     table = web.RouteTableDef()
     routes.register(table, mock.Mock(), JobsPanel(c.history, clients=lambda connection: c))

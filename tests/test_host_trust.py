@@ -255,13 +255,13 @@ def request_reads(path: Path) -> set[str]:
 
 
 def test_no_route_reads_a_host_a_key_or_a_key_variable():
-    reads = request_reads(ROOT / "nodes" / "routes.py") | request_reads(ROOT / "nodes" / "price_route.py")
+    reads = request_reads(ROOT / "nodes" / "routes" / "panel.py") | request_reads(ROOT / "nodes" / "routes" / "price.py")
     assert reads <= {"request_id", "index", "limit", "cursor", "source", "endpoint"}, reads
     from comfyui_fal_qwen_edit.nodes.fal.edit import node_values
     assert "load_config" not in Path(node_values.__file__).read_text()  # the estimate route reads no key
     # The one route that takes a key or a gateway URL is the panel's Keys, which answers only a browser
     # on this machine (every handler goes through the loopback check; tests/test_saved_keys.py, test_panel_keys.py).
-    keys = (ROOT / "nodes" / "key_route.py").read_text()
+    keys = (ROOT / "nodes" / "routes" / "keys.py").read_text()
     assert keys.count("await guarded(request, ") == keys.count("@routes.") == 3
 
 

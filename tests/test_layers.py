@@ -148,7 +148,8 @@ def test_every_layer_is_a_package_that_says_what_it_is_for():
 
 def test_files_and_folders_stay_readable():
     folders = [ROOT / "nodes" / "fal" / layer for layer in LAYERS]
-    for folder in [*folders, ROOT / "nodes", ROOT / "nodes" / "fakefal", ROOT / "nodes" / "fakefal" / "routes"]:
+    for folder in [*folders, ROOT / "nodes", ROOT / "nodes" / "routes", ROOT / "nodes" / "fakefal",
+                   ROOT / "nodes" / "fakefal" / "routes"]:
         modules = [p for p in folder.glob("*.py") if p.name != "__init__.py"]
         assert len(modules) <= MAX_MODULES_PER_PACKAGE, f"{folder}: {len(modules)} modules, split it"
     for path in (ROOT / "nodes").rglob("*.py"):

@@ -447,3 +447,37 @@ def test_a_widgets_tooltip_says_the_chosen_models_range_and_default(page):
     page.page.wait_for_timeout(800)
     assert "auto on qwen-edit-plus: fal makes square_hd." in hover_tooltip(page, "image_size")
     page.page.mouse.move(5, 5)
+
+
+ANGLES = "app.graph.nodes.find(n => n.type === 'FalQwenMultipleAngles')"
+ANGLES_COMMON = ["horizontal_angle", "vertical_angle", "zoom", "additional_prompt", "negative_prompt", "lora_scale",
+                 "image_size", "num_inference_steps", "guidance_scale", "num_images", "seed", "enable_safety_checker",
+                 "output_format"]
+
+
+def test_the_multiple_angles_node_shows_its_price_and_its_common_widgets(page):
+    """Its one image input and its widgets are the question; the badge says the backend's answer, follows a widget,
+    and counts in the graph's total; only its common widgets show (width/height for a custom size)."""
+    assert page.load(WORKFLOWS / "qwen_multiple_angles.json", restore_view=True) == []
+    page.page.wait_for_function("() => app.graph.nodes.find(n => n.type === 'LoadImage').imgs?.[0]?.naturalWidth > 0",
+                                timeout=20_000)
+    # the car's picture (512 x 320), once the LoadImage node shows it (the Vue renderer may show the last
+    # workflow's picture for a moment)
+    page.page.wait_for_function(f"() => JSON.parse({ANGLES}._falQuestion ?? 'null')?.sizes?.image?.join() === "
+                                "'512,320,1'", timeout=10_000)
+    question = json.loads(page.page.evaluate(f"() => {ANGLES}._falQuestion"))
+    assert question["node"] == "FalQwenMultipleAngles" and question["connected"] == ["image"]
+    assert question["sizes"] == {"image": [512, 320, 1]} and question["widgets"]["horizontal_angle"] == 45
+    first = answer_for(page, ANGLES)
+    wait_for_badge(page, first, ANGLES)
+    assert page.page.evaluate(f"() => ({VISIBLE})({ANGLES})") == ANGLES_COMMON
+    page.page.evaluate(f"() => {{ {ANGLES}.widgets.find(w => w.name === 'num_images').value = 2; }}")
+    page.page.wait_for_function(f"(first) => ({BADGE})({ANGLES}) !== first && ({BADGE})({ANGLES}) !== 'fal: …'",
+                                arg=first, timeout=5_000)
+    assert shown(page, ANGLES) == answer_for(page, ANGLES) != first
+    total = page.page.evaluate("() => falQwenEdit.graphPrice()")
+    assert total["nodes"] == 1
+    page.page.evaluate(f"() => {{ {ANGLES}.widgets.find(w => w.name === 'image_size').value = 'custom'; }}")
+    page.page.wait_for_function(f"() => ({VISIBLE})({ANGLES}).includes('width')", timeout=5_000)
+    assert page.page.evaluate(f"() => ({VISIBLE})({ANGLES})") == [*ANGLES_COMMON[:7], "width", "height",
+                                                                  *ANGLES_COMMON[7:]]

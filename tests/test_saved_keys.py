@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from comfyui_fal_qwen_edit.nodes import key_route
+from comfyui_fal_qwen_edit.nodes.routes import keys as key_route
 from comfyui_fal_qwen_edit.nodes.fal.base.errors import ConfigError, MissingKeyError
 from comfyui_fal_qwen_edit.nodes.fal.wire import config as cfg
 from comfyui_fal_qwen_edit.nodes.fal.wire.trusted import saved_keys

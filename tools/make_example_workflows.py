@@ -25,6 +25,7 @@ INPUTS = {"person": "qwen_example_person.png", "car": "qwen_example_car.png",
 VIEW = (1280, 720)
 TITLE = 30  # LiteGraph's title bar, above a node's pos
 EDIT_H = 560  # the edit node with its common widgets as the Vue renderer draws them (the canvas: ~470)
+ANGLES_H = 640  # the Multiple Angles node likewise
 
 
 class Graph:
@@ -87,6 +88,14 @@ def qwen(g: Graph, prompt: str, x: int, y: int, *, num_images=1, seed=42, batch_
               ("image_urls", "STRING", True), ("connection", "FAL_CONNECTION"), ("loras", "FAL_LORAS")]
     outputs = [("images", "IMAGE"), ("seed", "INT"), ("info", "STRING"), ("mask", "MASK")]
     return g.node("FalQwenImageEditPlus", widgets, inputs, outputs, x=x, y=y, w=400, h=EDIT_H)
+
+
+def angles(g: Graph, x: int, y: int, *, horizontal: float, vertical: float, zoom: float, seed=42, steps=28) -> dict:
+    widgets = [horizontal, vertical, zoom, "", "", 1.0, "auto", 1024, 1024, steps, 4.5, 1, seed, "fixed", False, True,
+               "png", "default", False, 900, False, "fit model", "png", -1, "default"]
+    inputs = [("image", "IMAGE"), ("connection", "FAL_CONNECTION")]
+    outputs = [("images", "IMAGE"), ("seed", "INT"), ("info", "STRING"), ("mask", "MASK")]
+    return g.node("FalQwenMultipleAngles", widgets, inputs, outputs, x=x, y=y, w=400, h=ANGLES_H)
 
 
 def lora(g: Graph, url: str, scale: float, x: int, y: int, title: str) -> dict:
@@ -224,6 +233,18 @@ def edit_qwen_image_2() -> Graph:
     return g
 
 
+def multiple_angles() -> Graph:
+    g = Graph()
+    car = load_image(g, INPUTS["car"], 0, 0)
+    view = angles(g, 360, 0, horizontal=45.0, vertical=30.0, zoom=5.0)  # front-right, from a little above
+    out = save(g, "qwen_edit/multiple_angles", 820, 0)
+    info = preview_text(g, 820, 480)
+    g.link(car, 0, view, "image")
+    g.link(view, 0, out, "images")
+    g.link(view, 2, info, "source")
+    return g
+
+
 def sample_inputs() -> dict[str, Image.Image]:
     """Simple drawn stand-ins for a person, a car and a highway (no downloads needed)."""
     person = Image.new("RGB", (384, 512), (196, 214, 230))
@@ -275,6 +296,9 @@ EXAMPLES = {
     "qwen_edit_qwen_image_2": (edit_qwen_image_2, "One image on Qwen Image 2 Edit (model qwen-image-2-edit): no "
                                                   "steps or guidance; prompt expansion off, so the prompt is "
                                                   "used as written."),
+    "qwen_multiple_angles": (multiple_angles, "The car seen from its front-right and a little above: Qwen "
+                                              "Multiple Angles moves the camera (no prompt: fal writes it from "
+                                              "the camera values)."),
 }
 
 

@@ -1,14 +1,14 @@
-// The pack's frontend extension: the price on the edit node before Run, the graph's total against
-// the daily cap, the node's widgets that are in the way hidden and each model's own ranges, its text kept
-// after a run, the fal sidebar panel, and the Connection node's fields kept free of pasted keys.
+// The pack's frontend extension: the price on the edit and Multiple Angles nodes before Run, the graph's
+// total against the daily cap, the nodes' widgets that are in the way hidden and each model's own ranges,
+// their text kept after a run, the fal sidebar panel, and the Connection node's fields kept free of pasted keys.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
-import { EDIT_NODE } from "./lib/widget_rules.js";
+import { ANGLES_NODE, EDIT_NODE } from "./lib/widget_rules.js";
 import { CONNECTION_NODE } from "./lib/connection_rules.js";
 import { installMessages, setLocaleSource } from "./lib/i18n.js";
 import { setupConnectionNode, watchConnectionNodes } from "./connection_ui.js";
 import { keepNodeText } from "./node_status.js";
-import { loadModels, refreshPrice, setupEditNode, watchEditNodes } from "./node_ui.js";
+import { loadModels, refreshPrice, setupAnglesNode, setupEditNode, watchEditNodes } from "./node_ui.js";
 import { registerPanel, panelState } from "./panel.js";
 import { graphPrice, installRunGuard } from "./run_guard.js";
 
@@ -41,6 +41,7 @@ app.registerExtension({
   },
   async beforeRegisterNodeDef(nodeType, nodeData) {
     if (nodeData.name === EDIT_NODE) setupEditNode(nodeType, nodeData, app, api);
+    if (nodeData.name === ANGLES_NODE) setupAnglesNode(nodeType, app, api);
     if (nodeData.name === CONNECTION_NODE) setupConnectionNode(nodeType, app);
   },
   async setup() {

@@ -1,4 +1,4 @@
-// The edit node in the graph: its price badge, the widgets that are in the way hidden (never removed), each
+// The edit node (and the Multiple Angles node) in the graph: its price badge, the widgets that are in the way hidden (never removed), each
 // model's own limits, flags and tooltips (lib/model_rules.js), and the defaults of a node the user adds. Works
 // on the frontends of ComfyUI 0.3.64 (1.27), 0.12.1 (1.37) and the newest package, in the classic canvas and
 // (1.58) the Vue renderer; the recipes and their sources are in docs/frontend.md.
@@ -6,7 +6,7 @@ import { ADVANCED_INPUTS, EDIT_NODE, NEW_NODE_DEFAULTS, canvasHidden, widgetLabe
 import { EXPLAINED, MODELS_ROUTE, RANGED, flaggedLabel, limitsFor, modelFor, tooltipLine,
          valueProblems } from "./lib/model_rules.js";
 import { nodeText } from "./lib/i18n.js";
-import { IMAGE_INPUTS, badgeText, estimateBody } from "./lib/price.js";
+import { IMAGE_INPUTS, PRICED_NODES, badgeText, estimateBody } from "./lib/price.js";
 
 const ESTIMATE_ROUTE = "/fal_qwen_edit/estimate";
 const SIZES_PROPERTY = "fal_last_input_sizes";  // saved in the workflow: sizes only, a later load prices by them
@@ -48,7 +48,7 @@ export function inputSizes(node) {
   const sizes = {}, connected = [];
   if (!node.graph) return { sizes, connected };
   const perFrame = node.widgets?.find((w) => w.name === "batch_mode")?.value === PER_FRAME;
-  for (const name of IMAGE_INPUTS) {
+  for (const name of PRICED_NODES.get(node.type) ?? IMAGE_INPUTS) {
     const slot = node.inputs?.findIndex((input) => input.name === name) ?? -1;
     if (slot < 0 || !node.isInputConnected(slot)) continue;
     connected.push(name);
@@ -82,7 +82,7 @@ function priceCell(node) {
 // Asks the backend when the question changed; answers for an older question are dropped.
 export function refreshPrice(node, api) {
   const { sizes, connected } = inputSizes(node);
-  const question = JSON.stringify(estimateBody(widgetValues(node), sizes, connected));
+  const question = JSON.stringify(estimateBody(widgetValues(node), sizes, connected, node.type));
   if (question === node._falQuestion && node._falAnswer) return node._falAnswer;
   node._falQuestion = question;
   node._falAnswer = (async () => {
@@ -210,10 +210,12 @@ export function applyHiding(node, app) {
   const vue = globalThis.LiteGraph?.vueNodesMode === true;
   const alwaysShow = setting(app, ALWAYS_SHOW_ADVANCED) === true;
   const values = widgetValues(node);
+  // The model rules are the edit node's: the Multiple Angles node has no model widget (and one model).
+  const table = node.type === EDIT_NODE ? modelTable : null;
   const hidden = canvasHidden(values, { advanced: advancedInputs, showAdvanced: Boolean(node.showAdvanced),
-                                        alwaysShow, vue, table: modelTable });
-  const model = modelFor(values, modelTable);
-  const problems = modelTable ? valueProblems(values, modelTable) : {};
+                                        alwaysShow, vue, table });
+  const model = table ? modelFor(values, table) : null;
+  const problems = table ? valueProblems(values, table) : {};
   let changed = false;
   for (const widget of node.widgets ?? []) {
     if (!widget.name) continue;
@@ -243,6 +245,43 @@ function markedAdvanced(nodeData) {
   return marked.length ? marked : ADVANCED_INPUTS;
 }
 
+function addPriceBadge(node, api) {
+  if (!globalThis.LGraphBadge) return;
+  node.badges = node.badges ?? [];
+  node.badges.push(priceBadge(node, api));
+}
+
+// A run's input sizes, kept with the node: a later load prices by them.
+function keepInputSizes(nodeType) {
+  const executed = nodeType.prototype.onExecuted;
+  nodeType.prototype.onExecuted = function (output) {
+    const sizes = output?.fal_input_sizes?.[0];
+    if (sizes) this.properties = { ...(this.properties ?? {}), [SIZES_PROPERTY]: sizes };
+    return executed?.apply(this, arguments);
+  };
+}
+
+// The Multiple Angles node: the same price badge, a new node's seed that stays put, and the same hiding:
+// width/height only for a custom size, the advanced inputs (named as on the edit node) when asked. It has
+// no model or endpoint widget, so no other rule touches it.
+export function setupAnglesNode(nodeType, app, api) {
+  const created = nodeType.prototype.onNodeCreated;
+  nodeType.prototype.onNodeCreated = function () {
+    const result = created?.apply(this, arguments);
+    setWidget(this, "control_after_generate", NEW_NODE_DEFAULTS.control_after_generate);
+    addPriceBadge(this, api);
+    applyHiding(this, app);
+    return result;
+  };
+  const configure = nodeType.prototype.configure;
+  nodeType.prototype.configure = function (info) {
+    const result = configure.apply(this, arguments);
+    applyHiding(this, app);
+    return result;
+  };
+  keepInputSizes(nodeType);
+}
+
 export function setupEditNode(nodeType, nodeData, app, api) {
   advancedInputs = markedAdvanced(nodeData);
   const inputs = { ...nodeData.input?.required, ...nodeData.input?.optional };
@@ -253,10 +292,7 @@ export function setupEditNode(nodeType, nodeData, app, api) {
   nodeType.prototype.onNodeCreated = function () {
     const result = created?.apply(this, arguments);
     for (const [name, value] of Object.entries(NEW_NODE_DEFAULTS)) setWidget(this, name, value);
-    if (globalThis.LGraphBadge) {
-      this.badges = this.badges ?? [];
-      this.badges.push(priceBadge(this, api));
-    }
+    addPriceBadge(this, api);
     applyHiding(this, app);
     return result;
   };
@@ -269,24 +305,20 @@ export function setupEditNode(nodeType, nodeData, app, api) {
     applyHiding(this, app);
     return result;
   };
-  const executed = nodeType.prototype.onExecuted;
-  nodeType.prototype.onExecuted = function (output) {
-    const sizes = output?.fal_input_sizes?.[0];
-    if (sizes) this.properties = { ...(this.properties ?? {}), [SIZES_PROPERTY]: sizes };
-    return executed?.apply(this, arguments);
-  };
+  keepInputSizes(nodeType);
 }
 
-export function editNodes(app) {
+// Every node of the graph that shows a price (the edit nodes and the Multiple Angles nodes).
+export function pricedNodes(app) {
   const graphs = new Set([app.graph, app.canvas?.graph].filter(Boolean));
-  return [...graphs].flatMap((graph) => (graph._nodes ?? graph.nodes ?? []).filter((n) => n.type === EDIT_NODE));
+  return [...graphs].flatMap((graph) => (graph._nodes ?? graph.nodes ?? []).filter((n) => PRICED_NODES.has(n.type)));
 }
 
 // Widget callbacks differ between frontends, a LoadImage's picture arrives when it arrives, the renderer
 // and the settings can change: one light loop catches every change the same way.
 export function watchEditNodes(app, api, everyMs = 400) {
   setInterval(() => {
-    for (const node of editNodes(app)) {
+    for (const node of pricedNodes(app)) {
       applyHiding(node, app);
       refreshPrice(node, api);
     }

@@ -3,7 +3,8 @@
 // every argument on.
 import { t } from "./lib/i18n.js";
 import { capWarning, graphTotal } from "./lib/price.js";
-import { editNodes, nodeProblems, refreshPrice } from "./node_ui.js";
+import { EDIT_NODE } from "./lib/widget_rules.js";
+import { nodeProblems, pricedNodes, refreshPrice } from "./node_ui.js";
 
 const ACTIVE = 0;  // LiteGraph mode ALWAYS; 2 (muted) and 4 (bypassed) nodes do not run
 
@@ -17,7 +18,7 @@ export async function fetchSpend(api) {
 }
 
 export async function graphPrice(app, api) {
-  const nodes = editNodes(app).filter((node) => (node.mode ?? ACTIVE) === ACTIVE);
+  const nodes = pricedNodes(app).filter((node) => (node.mode ?? ACTIVE) === ACTIVE);
   const previews = await Promise.all(nodes.map((node) => refreshPrice(node, api)));
   return graphTotal(previews);
 }
@@ -25,7 +26,7 @@ export async function graphPrice(app, api) {
 // Every value an active edit node holds that its model would refuse, one line each ("Qwen Image Edit Plus
 // (fal) #3: num_inference_steps: 1 is out of range for qwen-edit-plus; use 2-100.").
 export function refusedValues(app) {
-  const nodes = editNodes(app).filter((node) => (node.mode ?? ACTIVE) === ACTIVE);
+  const nodes = pricedNodes(app).filter((node) => node.type === EDIT_NODE && (node.mode ?? ACTIVE) === ACTIVE);
   return nodes.flatMap((node) => Object.values(nodeProblems(node)).map((why) => `${node.title ?? node.type} #${node.id}: ${why}`));
 }
 

@@ -77,7 +77,9 @@ class Schema:
     accelerations: tuple[str, ...]        # (): no acceleration field
     loras: bool = False
     strict: bool = True                   # a field outside the schema is a 422
-    extra: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # the family's own fields: name → Num, or a check like STRING
+    prompt: bool = True                   # False: no prompt field (fal writes the prompt itself)
+    max_images: int | None = None         # images the model takes at most, where its schema says so
     num_images: tuple[int, int] = (1, 4)
     seed: tuple[int, int] | None = None   # a stated range; None: any integer
     expansion: bool = False               # enable_prompt_expansion
@@ -93,12 +95,13 @@ class Schema:
             numbers["num_inference_steps"] = Num(INT, *self.steps)
         if self.guidance is not None:
             numbers["guidance_scale"] = Num(NUMBER, *self.guidance)
-        return numbers
+        return {**numbers, **{name: kind for name, kind in self.extra.items() if isinstance(kind, Num)}}
 
     def known(self) -> set[str]:
-        return {"prompt", self.images, "negative_prompt", "image_size", "enable_safety_checker", "sync_mode",
-                "output_format", *self.numbers(), *(["acceleration"] if self.accelerations else []),
-                *(["loras"] if self.loras else []), *(["enable_prompt_expansion"] if self.expansion else [])}
+        return {*(["prompt"] if self.prompt else []), self.images, "negative_prompt", "image_size",
+                "enable_safety_checker", "sync_mode", "output_format", *self.numbers(), *self.extra,
+                *(["acceleration"] if self.accelerations else []), *(["loras"] if self.loras else []),
+                *(["enable_prompt_expansion"] if self.expansion else [])}
 
 
 # Each family's base schema, and its variants as copies with the fields they change (dataclasses.replace
@@ -127,6 +130,11 @@ SCHEMAS = {
     "fal-ai/qwen-image-2/edit": _QWEN_2,
     "fal-ai/qwen-image-2/pro/edit": _QWEN_2,
     "fal-ai/qwen-image-max/edit": _QWEN_2,
+    # zQwenImageEdit2511MultipleAnglesInput: one image, no prompt (built from the camera), the camera's numbers.
+    "fal-ai/qwen-image-edit-2511-multiple-angles": replace(
+        _2511, accelerations=("none", "regular"), prompt=False, max_images=1,
+        extra={"horizontal_angle": Num(NUMBER, 0, 360), "vertical_angle": Num(NUMBER, -30, 90),
+               "zoom": Num(NUMBER, 0, 10), "lora_scale": Num(NUMBER, 0, 4), "additional_prompt": STRING}),
 }
 # Where fal derives the output size from the last input within a pixel budget (edit.py's omitted_size).
 BUDGET_ENDPOINTS = {endpoint: schema.output_pixels for endpoint, schema in SCHEMAS.items() if schema.output_pixels}
@@ -153,7 +161,9 @@ def validate(endpoint: str, body: Any, load: Callable[[str], bytes | None] | Non
         for name in sorted(set(body) - schema.known()):
             bad([name], "Extra inputs are not permitted", "extra_forbidden")
     prompt = body.get("prompt")
-    if "prompt" not in body:
+    if not schema.prompt:
+        pass  # the schema has no prompt: one sent anyway is refused above, as a field it lacks
+    elif "prompt" not in body:
         bad(["prompt"], "Field required", "missing")
     elif not isinstance(prompt, str):
         bad(["prompt"], STRING[2], STRING[1])
@@ -178,7 +188,8 @@ def validate(endpoint: str, body: Any, load: Callable[[str], bytes | None] | Non
         elif isinstance(value, str) and value and len(value) < shortest:
             bad([name], f"String should have at least {shortest} character", "string_too_short")
     booleans = ("enable_safety_checker", "sync_mode", *(["enable_prompt_expansion"] if schema.expansion else []))
-    for name, check in (("negative_prompt", STRING), *((flag, BOOL) for flag in booleans)):
+    texts = [(name, check) for name, check in schema.extra.items() if not isinstance(check, Num)]
+    for name, check in (("negative_prompt", STRING), *((flag, BOOL) for flag in booleans), *texts):
         if name in body and not check[0](body[name]):
             bad([name], check[2], check[1])
     for name, num in schema.numbers().items():
@@ -205,6 +216,9 @@ def _check_images(schema: Schema, body: dict, bad: Callable) -> None:
         bad([name], "Input should be a valid list", "list_type")
     elif not value:
         bad([name], "List should have at least 1 item after validation, not 0", "too_short")
+    elif schema.max_images is not None and len(value) > schema.max_images:
+        bad([name], f"List should have at most {schema.max_images} item after validation, not {len(value)}",
+            "too_long")
     else:
         for i, url in enumerate(value):
             if not isinstance(url, str):

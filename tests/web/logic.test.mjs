@@ -20,6 +20,13 @@ test("the estimate question carries only known sizes and the wired inputs", () =
                            connected: ["image_1", "image_2"] });
 });
 
+test("the Multiple Angles node's question names the node and its one image input", () => {
+  const body = estimateBody({ horizontal_angle: 90 }, { image: [640, 480, 1], image_1: [1, 1, 1] }, ["image"],
+                            "FalQwenMultipleAngles");
+  assert.deepEqual(body, { node: "FalQwenMultipleAngles", widgets: { horizontal_angle: 90 },
+                           sizes: { image: [640, 480, 1] }, connected: ["image"] });
+});
+
 test("badges say the backend's figure and when it is assumed", () => {
   assert.equal(badgeText({ badge: "≈$0.031", price_confirmed: true }), "fal ≈$0.031");
   assert.equal(badgeText({ badge: "$0.035/MP", price_confirmed: false }), "fal $0.035/MP (assumed)");

@@ -1,8 +1,12 @@
 // The price shown before Run. The numbers come from the backend (POST /fal_qwen_edit/estimate, the
 // rule the node runs by); this module only builds the question and adds the answers up.
 import { t } from "./i18n.js";
+import { ANGLES_NODE, EDIT_NODE } from "./widget_rules.js";
 
 export const IMAGE_INPUTS = ["image_1", "image_2", "image_3"];
+// The nodes that show a price, each with its image inputs: the edit node, and the Multiple Angles node's
+// one image (the backend reads a question by its node: nodes/fal/edit/node_values.py).
+export const PRICED_NODES = new Map([[EDIT_NODE, IMAGE_INPUTS], [ANGLES_NODE, ["image"]]]);
 
 // Every amount the pack shows (badge, totals, spend, cap, job rows): dollars to a tenth of a cent, one way,
 // since one edit costs a few cents and the cap a few dollars.
@@ -10,10 +14,11 @@ export function usd(value) {
   return `$${Number(value).toFixed(3)}`;
 }
 
-export function estimateBody(values, sizes, connected) {
-  const known = {};
-  for (const name of IMAGE_INPUTS) if (sizes[name]) known[name] = sizes[name];
-  return { widgets: values, sizes: known, connected: IMAGE_INPUTS.filter((name) => connected.includes(name)) };
+export function estimateBody(values, sizes, connected, node = undefined) {
+  const inputs = PRICED_NODES.get(node) ?? IMAGE_INPUTS, known = {};
+  for (const name of inputs) if (sizes[name]) known[name] = sizes[name];
+  return { ...(node ? { node } : {}), widgets: values, sizes: known,
+           connected: inputs.filter((name) => connected.includes(name)) };
 }
 
 export function badgeText(preview) {

@@ -4,6 +4,7 @@ import { t } from "./i18n.js";
 import { modelHidden } from "./model_rules.js";
 
 export const EDIT_NODE = "FalQwenImageEditPlus";
+export const ANGLES_NODE = "FalQwenMultipleAngles";  // width/height and advanced ones as here; no model widget
 
 export const HIDE_RULES = [
   { widgets: ["width", "height"], shownWhen: (values) => values.image_size === "custom" },

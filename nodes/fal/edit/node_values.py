@@ -1,9 +1,10 @@
-"""What the edit node's widgets mean: widget values → the request, the endpoint and the estimate.
+"""What the edit nodes' widgets mean: widget values → the request, the endpoint and the estimate.
 
-One place for the node's ``execute`` and for the price the frontend shows before Run
+One place for the nodes' ``execute`` and for the price the frontend shows before Run
 (``POST /fal_qwen_edit/estimate``), so the badge and the run can never disagree; and what each model
 takes, for the frontend to show its own widgets and ranges (``GET /fal_qwen_edit/models``). Plain Python:
-the inputs' sizes come as (width, height, frames), not tensors.
+the inputs' sizes come as (width, height, frames), not tensors. The Multiple Angles node's widgets
+are the edit node's with the camera instead of a prompt (``angles_values``): one rule for both.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ from typing import Any, Mapping, Sequence
 from ..base.errors import FalError, InputError
 from ..media.inputs import estimate_run
 from ..models.endpoint_table import SNAPSHOT_READ_ON
-from ..models.endpoints import ALL_ENDPOINTS, CUSTOM, GENERIC, MODEL_NAMES, EndpointSpec, spec_for
+from ..models.endpoints import (ALL_ENDPOINTS, ANGLES, CAMERA_FIELDS, CUSTOM, GENERIC, MODEL_NAMES, EndpointSpec,
+                               spec_for)
 from ..models.pricing import PER_MEGAPIXEL, PRICE_UNKNOWN, Estimate, PriceLookup, table_price, unknown_reason
 from ..models.qwen import DEFAULT_ENDPOINT, OPTIONAL_FIELDS, Lora, QwenEditRequest
 
 BATCH_MODES = ("all images in one edit", "one edit per image_1 frame")
 IMAGE_INPUTS = ("image_1", "image_2", "image_3")
+EDIT_NODE, ANGLES_NODE = "FalQwenImageEditPlus", "FalQwenMultipleAngles"
+ANGLES_IMAGE = "image"  # the Multiple Angles node's one image input: image_1 of the rules here
 Size = tuple[int, int, int]  # width, height, frames
 
 
@@ -33,6 +37,8 @@ def request_from_widgets(values: Mapping[str, Any], loras: Sequence[Lora] = ()) 
         None if size == "auto" else size
     acceleration = values.get("acceleration", "default")
     expansion = values.get("enable_prompt_expansion")
+    camera = {name: values.get(name) for name in CAMERA_FIELDS}
+    camera["additional_prompt"] = (camera["additional_prompt"] or "").strip() or None
     request = QwenEditRequest(
         prompt=values.get("prompt", ""), image_urls=parse_urls(values.get("image_urls")),
         negative_prompt=(values.get("negative_prompt") or "").strip() or None, image_size=image_size,
@@ -42,9 +48,15 @@ def request_from_widgets(values: Mapping[str, Any], loras: Sequence[Lora] = ()) 
         enable_safety_checker=bool(values.get("enable_safety_checker", True)),
         output_format=values.get("output_format", "png"), sync_mode=True if values.get("sync_mode") else None,
         acceleration=None if acceleration == "default" else acceleration, loras=list(loras),
-        enable_prompt_expansion=None if expansion is None else bool(expansion))
+        enable_prompt_expansion=None if expansion is None else bool(expansion), **camera)
     # The widgets the chosen model does not take (hidden on the node) are never sent.
     return request.for_model(endpoint_from_widgets(values))
+
+
+def angles_values(widgets: Mapping[str, Any]) -> dict[str, Any]:
+    """The Multiple Angles node's widgets as the values above: its own model, no prompt (fal builds it
+    from the camera), its one image as the edit's only one."""
+    return {**widgets, "model": ANGLES.name, "prompt": "", "batch_mode": BATCH_MODES[0]}
 
 
 def endpoint_from_widgets(values: Mapping[str, Any]) -> EndpointSpec:
@@ -142,10 +154,9 @@ def estimate_answer(body: Any, price_of: PriceLookup = table_price) -> tuple[int
         return 400, {"error": 'send {"widgets": {name: value}, "sizes": {"image_1": [w, h, frames]}, '
                               '"connected": ["image_1", …]}'}
     try:
-        widgets = body["widgets"]
-        check_model_name(widgets.get("model"))
-        connected = [name for name in body.get("connected") or () if name in IMAGE_INPUTS]
-        return 200, price_preview(widgets, parse_sizes(body.get("sizes")), connected, price_of)
+        widgets, sizes, connected = _node_question(body.get("node") or EDIT_NODE, body)
+        return 200, price_preview(widgets, parse_sizes(sizes), [name for name in connected if name in IMAGE_INPUTS],
+                                  price_of)
     except (FalError, ValueError, TypeError, KeyError) as exc:
         return 400, {"error": f"cannot price these widget values: {exc}"}
 
@@ -178,3 +189,18 @@ def models_answer() -> dict[str, Any]:
     return {"snapshot_read_on": SNAPSHOT_READ_ON, "default_endpoint": DEFAULT_ENDPOINT, "custom": CUSTOM,
             "listed": [CUSTOM, *MODEL_NAMES], "models": models,
             "endpoints": {spec.endpoint: spec.name for spec in ALL_ENDPOINTS}}
+
+
+def _node_question(node: Any, body: dict) -> tuple[dict[str, Any], dict, list]:
+    """A question from either node as the edit node's: widgets, sizes and wired inputs by image_1's name."""
+    widgets, sizes, connected = body["widgets"], body.get("sizes") or {}, list(body.get("connected") or ())
+    if not isinstance(sizes, dict):
+        raise ValueError("sizes must be {input name: [width, height, frames]}")
+    if node == EDIT_NODE:
+        check_model_name(widgets.get("model"))
+        return widgets, sizes, connected
+    if node == ANGLES_NODE:
+        rename = {ANGLES_IMAGE: "image_1"}
+        return angles_values(widgets), {rename[name]: size for name, size in sizes.items() if name in rename}, \
+            [rename[name] for name in connected if name in rename]
+    raise ValueError(f"node {node!r} is not {EDIT_NODE} or {ANGLES_NODE}")

@@ -211,7 +211,7 @@ class FalEditClient(Uploads, Submits):
                         edit.handle = handle
                         if source == "job":  # fal's unit price, asked while the job runs: its bill uses it
                             self.prices.ask_soon(spec.endpoint)
-                        self.records.started(handle, spec.name, request.prompt, source, edit.estimate.usd)
+                        self.records.started(handle, spec.name, request.summary(), source, edit.estimate.usd)
                         waiting.enter_context(WAITING.hold(edit.journal_key))  # before the claim is released
                     mark = time.monotonic()
                     try:
@@ -243,7 +243,7 @@ class FalEditClient(Uploads, Submits):
             raise
         outcome.estimate, outcome.note = edit.estimate, note
         self.records.finished(outcome, charge=edit.charge if source == "job" else None, model=spec.name,
-                              prompt=request.prompt, cache_key=key if cacheable else None)
+                              prompt=request.summary(), cache_key=key if cacheable else None)
         edit.phases["total"] = time.monotonic() - started
         if on_result is not None:
             on_result(outcome)  # before the journal forgets the job: a crash in between resumes it

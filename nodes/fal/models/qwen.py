@@ -100,6 +100,15 @@ class QwenEditRequest:
             dropped["prompt"] = ""
         return replace(self, **dropped)
 
+    def summary(self) -> str:
+        """What the job history shows as the job's prompt: the prompt, or the camera fal writes one from."""
+        camera = [f"{label} {value:g}{unit}" for label, value, unit in (
+            ("horizontal", self.horizontal_angle, "°"), ("vertical", self.vertical_angle, "°"), ("zoom", self.zoom, ""))
+            if isinstance(value, (int, float))]
+        if self.prompt or not camera:
+            return self.prompt
+        return f"camera: {', '.join(camera)}" + (f"; {self.additional_prompt}" if self.additional_prompt else "")
+
     def problems(self, spec: EndpointSpec | None = None, *, images_to_come: int | None = 0) -> list[str]:
         """Every out-of-range field for ``spec``'s endpoint (the default endpoint when None),
         as sentences that say what to change.
@@ -267,7 +276,8 @@ def _check_range(found: list[str], name: str, value: Any, bounds: tuple, on: str
         found.append(f"{name}: use a number between {low:g} and {high:g}, not {value!r}.")
         return
     if not low <= value <= high:
-        span = f"{low}-{high}" if integer else f"{low:g}-{high:g}"
+        dash = " to " if low < 0 else "-"  # vertical_angle's -30 to 90, not "-30-90"
+        span = f"{low}{dash}{high}" if integer else f"{low:g}{dash}{high:g}"
         found.append(f"{name}: {value} is out of range{on}; use {span}.")
 
 

@@ -1,6 +1,6 @@
 """The jobs as the fal panel (and any script) reads them: list, one job, cancel, fetch, spend, a gateway's balance.
 
-The routes (nodes/routes.py) are thin over this. Nothing here submits a job: Fetch reads a finished
+The routes (nodes/routes/panel.py) are thin over this. Nothing here submits a job: Fetch reads a finished
 job's result by its request id (no cost), Cancel sends fal's cancel. A request id is checked to be a
 UUID before it reaches a URL or a path; an endpoint id, against fal's id pattern; the host is always
 the connection's own. No answer carries a key: a job's connection is its kind and host.
@@ -15,7 +15,7 @@ from typing import Any, Callable
 from ..base.errors import FalError
 from ..edit.connection import ConnectionSettings, client_for, shared_history
 from ..edit.pipeline import FalEditClient
-from ..models.endpoints import ENDPOINTS
+from ..models.endpoints import ANGLES, ENDPOINTS
 from ..platform.client import PlatformClient, unreachable_reason
 from ..queue.client import check_endpoint
 from ..state.history import JobHistory, is_request_id
@@ -144,8 +144,8 @@ class JobsPanel:
             found: list[dict] = []
             try:
                 if platform is not None:
-                    found, next_at["fal"] = platform.requests([e.endpoint for e in ENDPOINTS], limit=limit,
-                                                              cursor=at.get("fal") or None)
+                    endpoints = [spec.endpoint for spec in (*ENDPOINTS, ANGLES)]  # every node's models
+                    found, next_at["fal"] = platform.requests(endpoints, limit=limit, cursor=at.get("fal") or None)
             except FalError as exc:  # fal's side is down: this machine's jobs still list
                 fal_state = {"available": False, "reason": f"fal's request history could not be read: {exc}"}
             if found:

@@ -15,8 +15,8 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from .fal.base.errors import FalError, InputError, redact
-from .fal.panel.jobs import BadRequest, Conflict, JobsPanel, NotFound, checked_id
+from ..fal.base.errors import FalError, InputError, redact
+from ..fal.panel.jobs import BadRequest, Conflict, JobsPanel, NotFound, checked_id
 
 log = logging.getLogger("fal_qwen_edit")
 JOB_EVENT = "fal_qwen_edit.job"

@@ -16,10 +16,10 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from .fal.base.errors import FalError, redact, register_secret
-from .fal.wire.trusted import saved_keys
-from .fal.wire.trusted.base_urls import is_loopback
-from .fal.wire.config import key_status
+from ..fal.base.errors import FalError, redact, register_secret
+from ..fal.wire.trusted import saved_keys
+from ..fal.wire.trusted.base_urls import is_loopback
+from ..fal.wire.config import key_status
 
 PATH = "/fal_qwen_edit/keys"
 PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-IP")

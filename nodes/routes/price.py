@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .fal.edit.node_values import estimate_answer, models_answer
-from .fal.platform.price_book import PriceBook
-from .fal.wire.config import state_dir
+from ..fal.edit.node_values import estimate_answer, models_answer
+from ..fal.platform.price_book import PriceBook
+from ..fal.wire.config import state_dir
 
 PATH = "/fal_qwen_edit/estimate"
 MODELS_PATH = "/fal_qwen_edit/models"
