@@ -138,19 +138,24 @@ def test_cancel_reaches_fal(fal, tmp_path):
 
 
 def test_the_estimate_route_prices_the_angles_nodes_widgets():
+    from comfyui_fal_qwen_edit.nodes.fal.models.pricing import FROM_FAL, PER_MEGAPIXEL, UnitPrice
+    fal_price = lambda spec: UnitPrice(0.03, PER_MEGAPIXEL, FROM_FAL)  # noqa: E731 - as fal's pricing API told
     question = {"node": ANGLES_NODE, "widgets": WIDGETS, "sizes": {"image": [1200, 900, 1]}, "connected": ["image"]}
-    status, answer = estimate_answer(json.loads(json.dumps(question)))
+    status, answer = estimate_answer(json.loads(json.dumps(question)), fal_price)
     assert status == 200, answer
     assert (answer["model"], answer["endpoint"]) == (ANGLES.name, ANGLES.endpoint)
     # the node's one input is the edit rule's image_1: the same answer as the run's own rule gives
-    assert answer == price_preview(angles_values(WIDGETS), {"image_1": (1200, 900, 1)}, ["image_1"])
-    unknown = estimate_answer({**question, "sizes": {}})[1]
-    assert unknown == price_preview(angles_values(WIDGETS), {}, ["image_1"]) and unknown != answer
+    assert answer == price_preview(angles_values(WIDGETS), {"image_1": (1200, 900, 1)}, ["image_1"], fal_price)
+    unknown = estimate_answer({**question, "sizes": {}}, fal_price)[1]
+    assert unknown == price_preview(angles_values(WIDGETS), {}, ["image_1"], fal_price) and unknown != answer
     custom = {**WIDGETS, "image_size": "custom", "width": 1536, "height": 1024}
-    sized = estimate_answer({**question, "widgets": custom, "sizes": {}})[1]
-    assert sized == price_preview(angles_values(custom), {}, ["image_1"]) and sized not in (answer, unknown)
+    sized = estimate_answer({**question, "widgets": custom, "sizes": {}}, fal_price)[1]
+    assert sized == price_preview(angles_values(custom), {}, ["image_1"], fal_price) and sized not in (answer, unknown)
     # a model widget in the question cannot turn the node into another model
-    assert estimate_answer({**question, "widgets": {**WIDGETS, "model": "qwen-edit-plus"}})[1] == answer
+    assert estimate_answer({**question, "widgets": {**WIDGETS, "model": "qwen-edit-plus"}}, fal_price)[1] == answer
+    # no price in the table and none from fal: said plainly, never a made-up figure
+    unpriced = estimate_answer(question)[1]
+    assert unpriced["price_known"] is False and unpriced["usd"] is None
 
 
 def test_the_estimate_route_refuses_a_node_it_does_not_price():
