@@ -16,6 +16,7 @@ import torch
 
 from comfyui_fal_qwen_edit.nodes.fal.media import images
 
+import breakdown
 from clients import PackClient, ReferenceClient, decode_plain, pack_png, pillow_png, png_uri
 from common import (ENDPOINT, PROMPT, SIZES, Server, ServerCpu, fresh, image_tensor, job_between, monotonic,
                     precomputed_edits, process_cpu)
@@ -93,7 +94,8 @@ def overhead(report: Report, server: Server, clients: dict, latency: float, roun
 
     The clients take turns within a round (the order rotates each round), and
     round 0 is a warm-up. ``pre`` is start -> the server has the job, ``post``
-    is the job's completion -> the client holds the decoded output.
+    is the job's completion -> the client holds the decoded output. The pack's edits are also
+    timed phase by phase (breakdown.py; the hook is off during the other clients' turns).
     """
     width, height = SIZES[1.0]
     inputs = [image_tensor(width, height, seed) for seed in (1, 2, 3)]
@@ -101,14 +103,20 @@ def overhead(report: Report, server: Server, clients: dict, latency: float, roun
     over = {n: [] for n in names}
     pre = {n: [] for n in names}
     post = {n: [] for n in names}
+    phased = {n: [] for n in names if isinstance(clients[n], PackClient)}
+    clock = breakdown.PhaseClock()
     server.fake.run_time = latency
     for round_no in range(rounds + 1):
         order = names[round_no % len(names):] + names[:round_no % len(names)]
         for name in order:
             images = fresh(inputs, round_no * 16 + names.index(name))
-            start = monotonic()
-            output = clients[name].edit(images)
-            end = monotonic()
+            with clock.on() if name in phased else contextlib.nullcontext():
+                clock.take()
+                start, counter = monotonic(), time.perf_counter()
+                output = clients[name].edit(images)
+                end, counter_end = monotonic(), time.perf_counter()
+            if round_no and name in phased:
+                phased[name].append(breakdown.attribute(clock.take(), counter, counter_end))
             job = job_between(server.fake, start, end)
             if output.shape != (1, height, width, 3):
                 raise RuntimeError(f"{name} returned shape {output.shape}")
@@ -123,6 +131,8 @@ def overhead(report: Report, server: Server, clients: dict, latency: float, roun
         report.add("2 overhead", f"overhead {name}", "ms", over[name], scale=1e3,
                    note=f"start->job submitted {statistics.median(pre[name]) * 1e3:.0f} ms, "
                         f"job completed->output decoded {statistics.median(post[name]) * 1e3:.0f} ms (medians)")
+    for name, rows in phased.items():
+        breakdown.add_rows(report, "2 overhead", name, rows, latency)
     pack = "pack (data URIs)"
     if "ref (b)" in over:
         report.add("2 overhead", f"{pack} / ref (b)", "x", ratios(over[pack], over["ref (b)"]),

@@ -32,6 +32,7 @@ from ..models.endpoints import DEFAULT_ENDPOINT, EndpointSpec, spec_for
 from ..base.errors import (AuthError, CancelledError, FalError, ImageDecodeError, JobFailedError, JobUnknownError,
                            OutputGoneError, StartDeadlineError, ValidationError)
 from ..media.images import stack_batch
+from ..base.phases import phase
 from ..media.inputs import InputLimits, PreparedImage, check_modes, keep_output_size, prepare_all
 from ..state.journal import WAITING, Journal, request_key
 from .outcome import EditOutcome, combine  # noqa: F401 - importable from here as before
@@ -211,11 +212,13 @@ class FalEditClient(Uploads, Submits):
                         edit.handle = handle
                         if source == "job":  # fal's unit price, asked while the job runs: its bill uses it
                             self.prices.ask_soon(spec.endpoint)
-                        self.records.started(handle, spec.name, request.summary(), source, edit.estimate.usd)
+                        with phase("bookkeeping: history"):
+                            self.records.started(handle, spec.name, request.summary(), source, edit.estimate.usd)
                         waiting.enter_context(WAITING.hold(edit.journal_key))  # before the claim is released
                     mark = time.monotonic()
                     try:
-                        data = self._wait(handle, source, edit.journal_key, edit.waiter, on_progress, should_cancel)
+                        with phase("wait"):
+                            data = self._wait(handle, source, edit.journal_key, edit.waiter, on_progress, should_cancel)
                     except _ResumedJobCancelled:
                         edit.fresh = True  # the journalled job was cancelled: this run submits a new one
                         continue
@@ -242,8 +245,9 @@ class FalEditClient(Uploads, Submits):
             self.records.ended_badly(handle, JobFailedError(str(exc), request_id=handle.request_id))
             raise
         outcome.estimate, outcome.note = edit.estimate, note
-        self.records.finished(outcome, charge=edit.charge if source == "job" else None, model=spec.name,
-                              prompt=request.summary(), cache_key=key if cacheable else None)
+        with phase("bookkeeping: history"):
+            self.records.finished(outcome, charge=edit.charge if source == "job" else None, model=spec.name,
+                                  prompt=request.summary(), cache_key=key if cacheable else None)
         edit.phases["total"] = time.monotonic() - started
         if on_result is not None:
             on_result(outcome)  # before the journal forgets the job: a crash in between resumes it
@@ -289,7 +293,8 @@ class FalEditClient(Uploads, Submits):
         cache = self.cache
         if cache is None:  # (its callers ask only a client with a cache)
             return None
-        hit = cache.get(key)
+        with phase("bookkeeping: cache"):
+            hit = cache.get(key)
         if hit is None:
             return None
         handle = self.queue.handle_for(endpoint, hit.request_id)
@@ -332,10 +337,12 @@ class FalEditClient(Uploads, Submits):
         the batch slot if any, and return the submit's JSON body. The cap and the slot come
         before anything is journalled or sent, so a refusal or a Cancel leaves nothing behind."""
         if edit.charge is None:
-            edit.charge, = self.budget.reserve([edit.estimate.usd], edit.estimate.what())
+            with phase("bookkeeping: ledger"):
+                edit.charge, = self.budget.reserve([edit.estimate.usd], edit.estimate.what())
         mark = time.monotonic()
         urls = list(edit.request.image_urls) + self.upload_prepared(edit.inputs, edit.upload_format, waiter=edit.waiter)
-        arguments = dataclasses.replace(edit.request, image_urls=urls).to_arguments(edit.spec)
+        with phase("body and fingerprint"):
+            arguments = dataclasses.replace(edit.request, image_urls=urls).to_arguments(edit.spec)
         edit.phases["upload"] = time.monotonic() - mark
         if edit.slot is not None:
             edit.slot.take(edit.waiter)
@@ -343,7 +350,8 @@ class FalEditClient(Uploads, Submits):
 
     def _forget(self, key: str) -> None:
         if self.journal is not None:
-            self.journal.finish(key)
+            with phase("bookkeeping: journal"):
+                self.journal.finish(key)
 
     def _finish(self, handle: RequestHandle, data: dict, waiter: Waiter, mismatch: str,
                 phases: dict[str, float], source: str, key: str | None) -> EditOutcome:
@@ -355,15 +363,17 @@ class FalEditClient(Uploads, Submits):
                                           request_id=handle.request_id)
         phases["download"] = time.monotonic() - mark
         outcome = self._decoded(handle, result, decoded, mismatch, phases, source)
-        if key is not None and self.cache is not None:
-            self.cache.put(key, handle.request_id, data, blobs)
-        if not self.config.store_io and self.cache is not None:  # fal forgets it within the hour: kept here
-            self.cache.put(kept_key(handle.request_id), handle.request_id, data, blobs)
+        with phase("bookkeeping: cache"):
+            if key is not None and self.cache is not None:
+                self.cache.put(key, handle.request_id, data, blobs)
+            if not self.config.store_io and self.cache is not None:  # fal forgets it within the hour: kept here
+                self.cache.put(kept_key(handle.request_id), handle.request_id, data, blobs)
         return outcome
 
     def _decoded(self, handle: RequestHandle, result: QwenEditResult, decoded: list, mismatch: str,
                  phases: dict[str, float], source: str) -> EditOutcome:
-        batch, mask = stack_batch(decoded, mismatch)
+        with phase("decode"):
+            batch, mask = stack_batch(decoded, mismatch)
         if any(result.has_nsfw_concepts):
             log.warning("fal [%s]: the safety checker flagged %d of %d outputs", handle.request_id,
                         sum(result.has_nsfw_concepts), len(result.has_nsfw_concepts))

@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from ..base.errors import FalError, HTTPStatusError, SubmitUncertainError
+from ..base.phases import phase
 from ..base.server_words import where_billed
 from ..platform.submit_search import SubmitSearch, fingerprint
 from ..queue.client import QueueClient, RequestHandle
@@ -42,8 +43,10 @@ class Submits:
         endpoint = edit.spec.endpoint
         # At most what the submit's header says a moment later: a later settling time, never an earlier one.
         deadline = start_deadline(check_start_timeout(edit.start_timeout), edit.waiter.remaining())
-        sent = journal.record_submitting(edit.journal_key, endpoint, fingerprint(arguments), deadline,
-                                              self.config.store_io)
+        with phase("body and fingerprint"):
+            prints = fingerprint(arguments)
+        with phase("bookkeeping: journal"):
+            sent = journal.record_submitting(edit.journal_key, endpoint, prints, deadline, self.config.store_io)
         try:
             handle = self._submit(edit, arguments)
         except SubmitUncertainError as exc:
@@ -65,7 +68,8 @@ class Submits:
             raise
         # Anything else (Ctrl-C mid-request, a crash) leaves the "submitting" entry: it may have been sent.
         try:
-            journal.record(edit.journal_key, handle)
+            with phase("bookkeeping: journal"):
+                journal.record(edit.journal_key, handle)
         except OSError as exc:
             log.warning("fal: could not journal request %s (%s); waiting on it anyway", handle.request_id, exc)
         return handle
@@ -109,7 +113,8 @@ class Submits:
         mark = time.monotonic()
         try:
             headers = submit_headers(edit.start_timeout, edit.waiter.remaining(), edit.priority, self.config.store_io)
-            handle = self.queue.submit(edit.spec.endpoint, arguments, waiter=edit.waiter, extra_headers=headers)
+            with phase("submit"):
+                handle = self.queue.submit(edit.spec.endpoint, arguments, waiter=edit.waiter, extra_headers=headers)
         except BaseException as exc:
             if may_have_been_taken(exc):
                 edit.charge.mark_paid()  # fal may bill it: it stays counted against the cap

@@ -8,6 +8,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 
+from ..base.phases import phase
 from ..base.waiting import Waiter
 from ..media.images import encode_png, split_batch
 from ..media.inputs import PreparedImage, encode
@@ -52,8 +53,11 @@ class Uploads:
 
         def one(image: PreparedImage) -> str:
             waiter.check()
-            data, content_type = encode(image, upload_format)
-            return self.uploader.url_for(data, content_type, waiter=waiter, digest=f"{image.digest}:{upload_format}")
+            with phase("encode"):
+                data, content_type = encode(image, upload_format)
+            with phase("data URI or upload"):
+                return self.uploader.url_for(data, content_type, waiter=waiter,
+                                             digest=f"{image.digest}:{upload_format}")
 
         if len(inputs) <= 1:
             return [one(image) for image in inputs]

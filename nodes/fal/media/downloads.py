@@ -21,6 +21,7 @@ from urllib.parse import urljoin, urlsplit
 import numpy as np
 import requests
 
+from ..base.phases import phase
 from ..base.errors import DownloadError, HTTPStatusError, ImageDecodeError, OutputGoneError, TransportError
 from .images import MAX_PIXELS, decode_pixels
 from ..wire.trusted.address_guard import AddressGuard, download_guard
@@ -157,8 +158,10 @@ def download_decoded(transport: Transport, urls: Sequence[str], *, waiter: Waite
     guard = download_guard(transport.config)
 
     def one(url: str) -> tuple[bytes, np.ndarray]:
-        blob = fetch_bytes(transport, url, waiter=waiter, request_id=request_id, guard=guard)
-        return blob, decode_all([blob], [url], request_id=request_id)[0]
+        with phase("download"):
+            blob = fetch_bytes(transport, url, waiter=waiter, request_id=request_id, guard=guard)
+        with phase("decode"):
+            return blob, decode_all([blob], [url], request_id=request_id)[0]
 
     pairs = _each(urls, one, max_workers)
     return [blob for blob, _ in pairs], [pixels for _, pixels in pairs]

@@ -40,6 +40,7 @@ from PIL import Image
 
 from ..models.endpoints import EndpointSpec
 from ..base.errors import ConfigError, InputError
+from ..base.phases import phase
 from .images import encode_png, split_batch, to_uint8
 from ..models.pricing import Estimate, PriceLookup, estimate, table_price
 from ..models.qwen import QwenEditRequest
@@ -135,23 +136,24 @@ def prepare(frame: Any, reads_area: int | None, resize: str = "fit model", *, li
             upload_format: str = "png", name: str = "an input") -> PreparedImage:
     """One ``[H, W, C]`` frame → uint8 pixels at the size to send, within ``limits`` (InputError when it
     cannot be: nothing has been uploaded then)."""
-    pixels = to_uint8(frame)
-    if pixels.ndim == 2:
-        pixels = pixels[:, :, None]
-    original = (pixels.shape[1], pixels.shape[0])
-    problem = size_problem(original, limits, resize, name)
-    if problem:
-        raise InputError([problem])
-    target = sent_size(original, reads_area, resize, limits)
-    if target != original:
-        pixels = downscale(pixels, target)
-    encoded = None
-    if limits is not None:
-        if not limits.alpha and pixels.shape[2] in (2, 4):
-            pixels = flatten(pixels)
-        if limits.max_bytes is not None:
-            pixels, encoded = _within_bytes(pixels, limits, resize, upload_format, name)
-    return PreparedImage(pixels, original, _digest(pixels), encoded)
+    with phase("resize"):  # (the byte cap's encodings, when an endpoint has one, counted here too)
+        pixels = to_uint8(frame)
+        if pixels.ndim == 2:
+            pixels = pixels[:, :, None]
+        original = (pixels.shape[1], pixels.shape[0])
+        problem = size_problem(original, limits, resize, name)
+        if problem:
+            raise InputError([problem])
+        target = sent_size(original, reads_area, resize, limits)
+        if target != original:
+            pixels = downscale(pixels, target)
+        encoded = None
+        if limits is not None:
+            if not limits.alpha and pixels.shape[2] in (2, 4):
+                pixels = flatten(pixels)
+            if limits.max_bytes is not None:
+                pixels, encoded = _within_bytes(pixels, limits, resize, upload_format, name)
+        return PreparedImage(pixels, original, _digest(pixels), encoded)
 
 
 def prepare_all(images: Sequence[Any], reads_area: int | None, resize: str = "fit model", *,

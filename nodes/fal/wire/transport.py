@@ -43,6 +43,7 @@ from ..base.server_words import LASTING, host_of, parse, verdict, where_billed, 
 from .backup import capped, connect_failed
 from .routing import route_call
 from .sending import _CallState, _local, _never_connected, _Tracked, _TrackingAdapter  # noqa: F401 - tests patch _Tracked
+from ..base.phases import phase
 from ..base.waiting import BodyWatch, Waiter
 
 log = logging.getLogger("fal_qwen_edit")
@@ -286,7 +287,8 @@ def _in_pieces(kwargs: dict[str, Any]) -> dict[str, Any]:
     per attempt, so a retry sends the body again from its start."""
     body, payload = kwargs.get("data"), kwargs.get("json")
     if payload is not None and body is None:
-        body = json.dumps(payload, separators=(",", ":")).encode()
+        with phase("body and fingerprint"):
+            body = json.dumps(payload, separators=(",", ":")).encode()
         kwargs = {**kwargs, "headers": {"Content-Type": "application/json", **(kwargs.get("headers") or {})}}
     if isinstance(body, (bytes, bytearray)) and len(body) > PIECES_FROM:
         kwargs = {**kwargs, "data": io.BytesIO(body)}
