@@ -22,7 +22,6 @@ so a job that gets it still has three quarters of it left to start.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import logging
@@ -33,6 +32,7 @@ from concurrent.futures import Future
 from datetime import datetime
 
 from ..wire.config import UPLOAD_EXPIRIES
+from ..base.json_text import DataUri
 from ..base.errors import CancelledError, FalError, FalTimeoutError, HTTPStatusError
 from ..wire.transport import Transport, json_body
 from ..base.waiting import Waiter
@@ -46,8 +46,9 @@ REMEMBERED_UPLOADS = 4096
 UPLOAD_REUSE_SECONDS = 6 * 3600.0
 
 
-def data_uri(data: bytes, content_type: str) -> str:
-    return f"data:{content_type};base64,{base64.b64encode(data).decode('ascii')}"
+def data_uri(data: bytes, content_type: str) -> DataUri:
+    """Inline bytes; a DataUri goes into the submit's JSON and its fingerprint as it is (base/json_text.py)."""
+    return DataUri.of(data, content_type)
 
 
 class Uploader:

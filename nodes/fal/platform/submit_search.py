@@ -20,12 +20,12 @@ API), the submit stays uncertain, as before.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from ..base.errors import FalError
+from ..base.json_text import encoded, pieces
 from .client import PlatformClient, iso, unreachable_reason
 
 CLOCK_SLACK = 300.0    # seconds: this machine's clock against fal's, on the window's start
@@ -49,8 +49,12 @@ def _canonical(value: Any) -> Any:
 
 
 def _digest(value: Any) -> str:
-    text = json.dumps(_canonical(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    """sha256 of the field's canonical JSON text (sorted keys, compact, UTF-8), hashed piece by piece:
+    a data URI the pack made is hashed as it is, never escaped or copied whole (base/json_text.py)."""
+    digest = hashlib.sha256()
+    for block in encoded(pieces(_canonical(value), ensure_ascii=False, sort_keys=True)):
+        digest.update(block)
+    return digest.hexdigest()[:32]
 
 
 def matches(prints: dict[str, str], json_input: Any) -> bool:

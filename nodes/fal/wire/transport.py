@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import email.utils
 import io
-import json
 import logging
 import random
 import time
@@ -43,6 +42,7 @@ from ..base.server_words import LASTING, host_of, parse, verdict, where_billed, 
 from .backup import capped, connect_failed
 from .routing import route_call
 from .sending import _CallState, _local, _never_connected, _Tracked, _TrackingAdapter  # noqa: F401 - tests patch _Tracked
+from ..base.json_text import Body
 from ..base.phases import phase
 from ..base.waiting import BodyWatch, Waiter
 
@@ -284,13 +284,16 @@ def _in_pieces(kwargs: dict[str, Any]) -> dict[str, Any]:
     Given as bytes (or as ``json``), urllib3 hands the whole body to one ``sendall``, and since
     Python 3.5 a socket timeout bounds that whole call: on a 20 Mbit/s uplink, any body over
     ~25 MB (three 12 MP PNGs as data URIs) failed after the 10 s connect timeout. A fresh file
-    per attempt, so a retry sends the body again from its start."""
+    per attempt, so a retry sends the body again from its start. A ``json`` body is written as it
+    is read (base/json_text.py): its data URIs are never escaped or joined into one big copy."""
     body, payload = kwargs.get("data"), kwargs.get("json")
     if payload is not None and body is None:
         with phase("body and fingerprint"):
-            body = json.dumps(payload, separators=(",", ":")).encode()
+            body = Body(payload)
         kwargs = {**kwargs, "headers": {"Content-Type": "application/json", **(kwargs.get("headers") or {})}}
-    if isinstance(body, (bytes, bytearray)) and len(body) > PIECES_FROM:
+        kwargs.pop("json")
+        kwargs["data"] = body if len(body) > PIECES_FROM else body.value()
+    elif isinstance(body, (bytes, bytearray)) and len(body) > PIECES_FROM:
         kwargs = {**kwargs, "data": io.BytesIO(body)}
         kwargs.pop("json", None)
     return kwargs
