@@ -9,6 +9,8 @@ import json
 import multiprocessing
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -249,3 +251,76 @@ def test_the_cli_prints_the_history_as_lines_and_json(client, fake_fal, tmp_path
     flags = {j["request_id"]: j["known_locally"] for j in both["jobs"]}
     assert flags[mine] is True and flags[other] is False
     assert KEY not in lines.stdout + lines.stderr
+
+
+def test_thumbnails_are_made_after_the_edit_returns_and_a_reader_waits_for_them(client, fake_fal, monkeypatch):
+    from comfyui_fal_qwen_edit.nodes.fal.edit import job_records
+    release, threads = threading.Event(), []
+    real = job_records.thumbnails_of
+
+    def slow(images):
+        threads.append(threading.current_thread().name)
+        assert release.wait(10)
+        return real(images)
+
+    monkeypatch.setattr(job_records, "thumbnails_of", slow)
+    heard = []
+    client.history.on_change(lambda job: heard.append(panel_for(client).view(job)))  # as ComfyUI's websocket does
+    outcome = client.edit(QwenEditRequest(prompt="later", seed=6), [IMAGE], timeout=30)
+    rid = outcome.handle.request_id
+    assert not list((client.history.directory / "thumbs").glob(f"{rid}_*"))  # returned before they were made
+    later = threading.Timer(0.2, release.set)
+    later.start()
+    job = client.history.get(rid)  # waits for them
+    assert job["status"] == "done" and job["thumbnails"] == 1 and threads[0].startswith("fal-thumbs")
+    assert client.history.thumbnail_path(rid, 0) is not None and heard[-1]["thumbnails"]
+    later.join()
+
+
+def test_thumbnails_past_the_pending_bound_are_made_by_the_caller(tmp_path, monkeypatch):
+    history = JobHistory(tmp_path / "history")
+    gate = threading.Event()
+    ids = [rid() for _ in range(history_module.PENDING_THUMBNAILS + 1)]
+    for request_id in ids:
+        history.record(request_id, status="done")
+    made_on = {}
+
+    def make(request_id):
+        def thumbs():
+            made_on[request_id] = threading.current_thread().name
+            if request_id != ids[-1]:
+                assert gate.wait(10)
+            return [b"RIFF....WEBP"]
+        return thumbs
+
+    for request_id in ids:
+        history.add_thumbnails_later(request_id, make(request_id))
+    assert made_on[ids[-1]] == threading.current_thread().name  # the worker was behind
+    gate.set()
+    assert all(history.get(request_id)["thumbnails"] == 1 for request_id in ids)
+    assert made_on[ids[0]].startswith("fal-thumbs")
+
+
+def test_thumbnails_on_their_way_are_kept_when_the_process_exits(tmp_path):
+    folder, request_id = tmp_path / "history", rid()
+    script = ("import sys, time\nfrom pathlib import Path\n"
+              "from comfyui_fal_qwen_edit.nodes.fal.state.history import JobHistory\n"
+              "h = JobHistory(Path(sys.argv[1]))\n"
+              "h.record(sys.argv[2], status='done')\n"
+              "h.add_thumbnails_later(sys.argv[2], lambda: time.sleep(0.5) or [b'RIFF....WEBP'])\n")
+    subprocess.run([sys.executable, "-c", script, str(folder), request_id], check=True, timeout=60)
+    assert JobHistory(folder).get(request_id)["thumbnails"] == 1
+
+
+def test_the_price_book_reads_its_file_again_only_when_it_changed(tmp_path, monkeypatch):
+    from comfyui_fal_qwen_edit.nodes.fal.platform.price_book import FROM_FAL, PriceBook
+    path = tmp_path / "prices.json"
+    now = time.time()
+    path.write_text(json.dumps({"fal-ai/x": {"unit_price": 0.02, "fetched_at": now}}))
+    book = PriceBook(path)
+    assert book.unit_price("fal-ai/x") == (0.02, FROM_FAL)
+    reads = []
+    monkeypatch.setattr(json, "loads", lambda text, real=json.loads: reads.append(1) or real(text))
+    assert book.unit_price("fal-ai/x") == (0.02, FROM_FAL) and reads == []
+    path.write_text(json.dumps({"fal-ai/x": {"unit_price": 0.025, "fetched_at": now}}))
+    assert book.unit_price("fal-ai/x") == (0.025, FROM_FAL) and reads == [1]

@@ -1,7 +1,8 @@
 """What the job history is told about each job the pipeline submits, resumes, fetches or loses.
 
 Three moments, one call each from the pipeline: a job exists (submitted or resumed), it ended badly,
-its result is in (thumbnails, billed units × unit price, and the ledger settled to the billed figure).
+its result is in (billed units × unit price, the ledger settled to the billed figure, and thumbnails,
+made on the history's worker thread so the edit's result does not wait for them).
 A failure to write the history is logged, never raised: the history must not cost anyone an edit.
 """
 
@@ -102,7 +103,5 @@ class JobRecords:
         if outcome.source == "fetched":
             fields["source"] = "fetch"
         self._record(handle.request_id, **fields)
-        try:
-            self.history.add_thumbnails(handle.request_id, thumbnails_of(outcome.images))
-        except (OSError, ValueError) as exc:
-            log.warning("fal: could not keep thumbnails of %s (%s)", handle.request_id, exc)
+        images = outcome.images  # the IMAGE batch handed back anyway: the worker holds no copy
+        self.history.add_thumbnails_later(handle.request_id, lambda: thumbnails_of(images))

@@ -47,13 +47,24 @@ class PriceBook:
         self._lock = threading.Lock()
         self._asked: dict[str, float] = {}             # endpoint → when it was last asked (monotonic)
         self._answers: dict[str, threading.Event] = {}  # endpoint → set once its ask under way has ended
+        self._read: tuple[tuple[int, int, int], dict] | None = None  # ((inode, mtime, size), its prices)
 
     def _cached(self) -> dict:
+        """The file's prices, parsed again only when it changed (every finished job asks)."""
+        if self.path is None:
+            return {}
         try:
-            data = json.loads(self.path.read_text()) if self.path else {}
+            stat = self.path.stat()
+            seen, read = (stat.st_ino, stat.st_mtime_ns, stat.st_size), self._read
+            if read is not None and read[0] == seen:
+                return dict(read[1])
+            prices = json.loads(self.path.read_bytes())
         except (OSError, ValueError):
             return {}
-        return data if isinstance(data, dict) else {}
+        if not isinstance(prices, dict):
+            return {}
+        self._read = (seen, prices)
+        return dict(prices)
 
     # -- estimates ----------------------------------------------------------------------
     def price_for(self, spec: EndpointSpec, *, ask: bool = False) -> UnitPrice | None:

@@ -5,7 +5,9 @@ in order, so a job's record is the union of its lines); ``history/thumbs/`` its 
 thumbnails, which stay after the result cache evicts the full images. Shared by ComfyUI and the CLI
 under a file lock like the spending ledger; a line cut short by a crash is skipped, the others count.
 Bounded: jobs older than ``MAX_AGE`` go, then the oldest past ``MAX_JOBS``; the file is rewritten
-(atomically) when it holds twice as many lines as jobs. Never a key: the connection is its kind, its
+(atomically) when it holds twice as many lines as jobs. Thumbnails are made off the edit's way to its
+result (``add_thumbnails_later``, one worker thread): a reader in this process waits for those on
+their way (at most ``THUMBNAIL_WAIT``), a crash loses only them (the job's record is written first). Never a key: the connection is its kind, its
 host and the *name* of the key's environment variable.
 
 A job: request_id, endpoint, model, prompt (first 200 characters), submitted_at, finished_at (Unix
@@ -21,6 +23,7 @@ import logging
 import re
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -38,6 +41,8 @@ MAX_JOBS = 5000
 MAX_THUMB_BYTES = 200 * 1024**2
 PRUNE_TO = 0.9     # of MAX_THUMB_BYTES, once past it
 RESCAN_EVERY = 200  # thumbnail additions between two listings of the folder
+THUMBNAIL_WAIT = 5.0  # seconds a reader waits for thumbnails on their way
+PENDING_THUMBNAILS = 2  # jobs whose thumbnails wait for the worker; past that, made by the caller
 FIELDS = ("request_id", "endpoint", "model", "prompt", "submitted_at", "finished_at", "status",
           "cost_usd_estimate", "cost_usd_billed", "billed_units", "unit_price_usd", "price_source",
           "num_outputs", "thumbnails", "error", "connection", "source", "cache_key")
@@ -69,15 +74,20 @@ class JobHistory:
         self._thumb_bytes: int | None = None  # this process's idea of the thumbnails' total size
         self._thumbs_lock = threading.Lock()
         self._thumb_adds = 0
+        self._making: dict[str, int] = {}  # request id -> the thread making its thumbnails
+        self._made = threading.Condition()
+        self._worker: ThreadPoolExecutor | None = None
 
     # -- reading -----------------------------------------------------------------------------
     def jobs(self) -> list[dict]:
         """Every job, newest submitted first."""
+        self._settled(None)
         with self._locked():
             jobs = self._read()
         return sorted(jobs.values(), key=lambda j: (j.get("submitted_at") or 0, j["request_id"]), reverse=True)
 
     def get(self, request_id: str) -> dict | None:
+        self._settled(request_id)
         with self._locked():
             return self._read().get(request_id)
 
@@ -95,6 +105,7 @@ class JobHistory:
     def thumbnail_path(self, request_id: str, index: int) -> Path | None:
         if self.directory is None or not is_request_id(request_id):
             return None
+        self._settled(request_id)
         path = self._thumbs() / f"{request_id}_{int(index)}.webp"
         return path if path.is_file() else None
 
@@ -132,6 +143,47 @@ class JobHistory:
         job = self.record(request_id, thumbnails=len(thumbnails))
         self._prune_thumbnails(sum(len(data) for data in thumbnails))
         return job
+
+    def add_thumbnails_later(self, request_id: str, make: Callable[[], Sequence[bytes]]) -> None:
+        """``make``'s thumbnails added on the worker thread, so the edit that made the images returns
+        without waiting for them; made here when the worker is behind (its queue holds images)."""
+        if self.directory is None:
+            return
+        with self._made:
+            later = len(self._making) < PENDING_THUMBNAILS and request_id not in self._making
+            if later:
+                if self._worker is None:  # its queue is finished at a normal exit (concurrent.futures)
+                    self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fal-thumbs")
+                self._making[request_id] = -1  # claimed; the worker's thread id once it starts
+        if not later:
+            self._thumbnails(request_id, make)
+            return
+        self._worker.submit(self._thumbnails, request_id, make, True)
+
+    def _thumbnails(self, request_id: str, make: Callable[[], Sequence[bytes]], pending: bool = False) -> None:
+        try:
+            if pending:
+                with self._made:
+                    self._making[request_id] = threading.get_ident()  # its listeners read without waiting
+            self.add_thumbnails(request_id, make())
+        except (OSError, ValueError) as exc:
+            log.warning("fal: could not keep thumbnails of %s (%s)", request_id, exc)
+        except Exception:  # noqa: BLE001 - a picture for the panel must never break anything else
+            log.exception("fal: thumbnails of %s failed", request_id)
+        finally:
+            if pending:
+                with self._made:
+                    del self._making[request_id]
+                    self._made.notify_all()
+
+    def _settled(self, request_id: str | None) -> None:
+        """Wait (up to THUMBNAIL_WAIT) for thumbnails on their way: of one job, or of all (None)."""
+        me = threading.get_ident()
+        with self._made:
+            if me in self._making.values():
+                return  # the worker's own listeners: what they wait for is behind them in its queue
+            self._made.wait_for(lambda: not any(owner != me and (request_id is None or rid == request_id)
+                                                for rid, owner in self._making.items()), THUMBNAIL_WAIT)
 
     def _tell(self, job: dict) -> None:
         for listener in list(self._listeners):
