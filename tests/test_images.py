@@ -52,6 +52,18 @@ def test_float_to_uint8_rounds_and_clips():
     assert to_uint8(values).tolist() == [[[0, 0, 1], [254, 255, 255]]]
 
 
+def test_float_to_uint8_a_few_rows_at_a_time_is_the_whole_array_formula():
+    """to_uint8 converts through a small buffer: every shape, dtype and layout gives what one pass over
+    the whole array gives (x * 255 + 0.5, clipped, truncated)."""
+    rng = np.random.default_rng(3)
+    for shape in [(7,), (5, 3), (1, 1, 3), (3000, 40, 3), (2, 700, 500, 4), (0, 5, 3), (1, 90000, 3)]:
+        values = (rng.random(shape) * 1.4 - 0.2).astype(np.float32)
+        for array in (values, values.astype(np.float64), values[..., ::-1], torch.from_numpy(values)):
+            expected = np.clip(np.asarray(array, dtype=np.float32) * np.float32(255.0) + np.float32(0.5),
+                               0.0, 255.0).astype(np.uint8)
+            assert np.array_equal(to_uint8(array), expected) and to_uint8(array).shape == shape
+
+
 def test_batch_split_accepts_tensor_batches():
     batch = torch.zeros((3, 4, 5, 3))
     frames = split_batch(batch)
