@@ -9,6 +9,8 @@ gateway's inline data URIs):
 
 * ``queue->submitted``: from calling the edit to the job's arrival at the fake (seconds);
 * ``bytes sent``: request bodies the fake read during the edit (MB);
+* ``submitted / wire``: queue->submitted over the time those bytes take on the link (bytes x 8 / rate):
+  1.0 would be a link busy from the call to the job's arrival;
 * ``today``: the path before input_resize existed (every frame encoded to PNG first, hashed, then
   uploaded in parallel), rebuilt from the pack's own pieces; ``off`` and ``fit model``: the pack now.
 
@@ -107,6 +109,10 @@ def queue_to_submitted(report, quick: bool) -> None:
                             target = ("<=", 3.0 if path == "storage" else 4.0)
                         report.add(SECTION, f"{name}: queue->submitted", "s", [seconds], target=target)
                         report.add(SECTION, f"{name}: bytes sent", "MB", [megabytes])
+                        wire = megabytes * 8 / mbps
+                        report.add(SECTION, f"{name}: submitted / wire", "x", [seconds / wire],
+                                   target=("<=", 1.25) if (megapixels, mbps, how) == (12, 20, "fit model") else None,
+                                   note=f"{megabytes:.2f} MB take {wire:.2f} s at {mbps} Mbit/s")
         finally:
             fake.stop()
     report.notes.append("6 uplink: 3:2 photo-like inputs (nodes/fakefal/photos.py); 'today' is the path before "

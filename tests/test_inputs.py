@@ -164,7 +164,7 @@ def test_the_first_upload_leaves_while_later_inputs_still_encode(fal, tmp_path, 
             started_upload.set()
         return encode(image, upload_format)
 
-    monkeypatch.setattr("comfyui_fal_qwen_edit.nodes.fal.edit.uploads.encode", encode_last_after_the_first_upload)
+    monkeypatch.setattr("comfyui_fal_qwen_edit.nodes.fal.edit.ahead.encode", encode_last_after_the_first_upload)
     with persistent_client(config_for(fal), tmp_path, retry=FAST_RETRY) as client:
         client.edit(QwenEditRequest(prompt="p", seed=1), images, timeout=30)
     assert started_upload.is_set() and len(fal.uploads) == 3

@@ -1,9 +1,12 @@
 """The whole edit: IMAGE tensors in, IMAGE tensors out.
 
-validate fields for the endpoint → encode inputs → result cache? → journalled
-job to resume? → spending cap → upload → submit (journalled, with fal's guard
-headers: start deadline, priority, store-IO; a lost answer looked up in fal's
-history, submits.py) → wait (progress, cancel, timeout) → download → cache (and a copy by request id when fal keeps none) → decode. Nothing is uploaded or paid for
+validate fields for the endpoint → spending cap (fal storage: so that uploads may
+go ahead) → inputs prepared, encoded and uploaded as each is ready (ahead.py) →
+result cache? → journalled job to resume? → spending cap (if not yet) → the
+uploads still to make → submit (journalled, with fal's guard headers: start
+deadline, priority, store-IO; a lost answer looked up in fal's history,
+submits.py) → wait (progress, cancel, timeout) → download → decode → cache (and
+a copy by request id when fal keeps none). Nothing is uploaded or paid for
 until every field has passed validation and the cap allows the edit; Cancel is
 honoured before the submit as well as during the wait; a job is never
 submitted twice for one edit.
@@ -20,6 +23,7 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from .ahead import InputsAhead, charge_ahead
 from .batch import edit_each
 from .job_records import JobRecords
 from .submits import FORCE_HINT, Submits  # noqa: F401 - FORCE_HINT importable from here as before
@@ -31,9 +35,9 @@ from ..media.downloads import decode_all, download_decoded
 from ..models.endpoints import DEFAULT_ENDPOINT, EndpointSpec, spec_for
 from ..base.errors import (AuthError, CancelledError, FalError, ImageDecodeError, JobFailedError, JobUnknownError,
                            OutputGoneError, StartDeadlineError, ValidationError)
-from ..media.images import stack_batch
+from ..media.images import split_batch, stack_batch
 from ..base.phases import phase
-from ..media.inputs import InputLimits, PreparedImage, check_modes, keep_output_size, prepare_all
+from ..media.inputs import PreparedImage, check_modes, keep_output_size
 from ..state.journal import WAITING, Journal, request_key
 from .outcome import EditOutcome, combine  # noqa: F401 - importable from here as before
 from ..models.pricing import Estimate, UnitPrice, estimate
@@ -80,6 +84,7 @@ class _Edit:
     start_timeout: float | None = None  # guards.py: None auto (what is left of the edit's time), 0 none
     priority: str = "normal"
     handle: RequestHandle | None = None  # once the job exists
+    ahead: InputsAhead | None = None  # the inputs already encoded, or on their way (ahead.py)
 
 
 class _ResumedJobCancelled(Exception):
@@ -157,12 +162,24 @@ class FalEditClient(Uploads, Submits):
         and ``fresh`` (skip the result cache and journal resume)."""
         spec = spec_for(model, endpoint)
         check_modes(input_resize, options.get("upload_format", "png"))
-        request.validate(spec, images_to_come=None)  # fields first: nothing is prepared for a bad request
+        frames = [frame for image in images for frame in split_batch(image)]
+        # fields, count and guards first: nothing is prepared or sent for a bad request
+        request.validate(spec, images_to_come=len(frames))
+        check_start_timeout(options.get("start_timeout")), check_priority(options.get("priority", "normal"))
         started = time.monotonic()
-        # The endpoint's own per-image limits are met (or the edit refused) here, before any upload.
-        inputs = prepare_all(images, spec.reads_area, input_resize, limits=InputLimits.of(spec),
-                             upload_format=options.get("upload_format", "png"))
-        return self._edit_encoded(request, inputs, spec, started=started, resize=input_resize, **options)
+        waiter = Waiter(options.get("should_cancel"), options.get("timeout", DEFAULT_TIMEOUT))
+        # Counted against the cap now, so that the uploads may go ahead (ahead.py); released when unused.
+        charge = charge_ahead(self.budget, spec, request, frames, input_resize, self.price_of) \
+            if self.config.uses_storage else None
+        try:
+            # The endpoint's own per-image limits are met (or the edit refused) as each input is prepared.
+            with InputsAhead(frames, spec, input_resize, options.get("upload_format", "png"),
+                             self.uploader, waiter, upload=charge is not None) as ahead:
+                return self._edit_encoded(request, ahead.prepared(waiter), spec, started=started,
+                                          resize=input_resize, charge=charge, ahead=ahead, waiter=waiter, **options)
+        finally:
+            if charge is not None:
+                charge.release_unless_paid()
 
     def edit_each(self, request: QwenEditRequest, batch: Any, references: Sequence[Any] = (), *,
                   concurrency: int = 8, **options: Any) -> list[EditOutcome]:
@@ -176,10 +193,11 @@ class FalEditClient(Uploads, Submits):
                       timeout: float = DEFAULT_TIMEOUT, mismatch: str = "pad", fresh: bool = False,
                       slot: SlotTicket | None = None, charge: Charge | None = None,
                       start_timeout: float | None = None, priority: str = "normal",
-                      on_result: Callable[[EditOutcome], None] | None = None) -> EditOutcome:
+                      on_result: Callable[[EditOutcome], None] | None = None, ahead: InputsAhead | None = None,
+                      waiter: Waiter | None = None) -> EditOutcome:
         """``on_result``: called with the outcome before it is returned and before the journal forgets
         its job, so whatever it saves (the batch runner's results file) survives a crash, or the job is
-        resumed by the next run, unpaid."""
+        resumed by the next run, unpaid. ``ahead``: the inputs' encodings and uploads already under way."""
         request.validate(spec, images_to_come=len(inputs))  # count and URLs too: nothing uploaded for a bad request
         start_timeout, priority = check_start_timeout(start_timeout), check_priority(priority)
         request = keep_output_size(request, spec, inputs)
@@ -188,10 +206,10 @@ class FalEditClient(Uploads, Submits):
             [image.digest for image in inputs] + [f"input_resize={resize}", f"upload_format={upload_format}"]
         key = request_key(spec.endpoint, request.arguments_without_images(spec), identities)
         sizes = [None] * len(request.image_urls) + [image.size for image in inputs]
-        edit = _Edit(request, spec, inputs, upload_format, Waiter(should_cancel, timeout),
+        edit = _Edit(request, spec, inputs, upload_format, waiter or Waiter(should_cancel, timeout),
                      estimate(spec, request.image_size, request.num_images, sizes, price_of=self.price_of),
                      self._journal_key(key), fresh,
-                     slot, charge, {"encode": time.monotonic() - started}, start_timeout, priority)
+                     slot, charge, {"encode": time.monotonic() - started}, start_timeout, priority, ahead=ahead)
         # Pixels behind an http(s) URL may change, so only edits whose every input is content
         # (tensors, data URIs) are served from the cache; a fal_picks_seed edit asks for a new image.
         cacheable = self.cache is not None and request.seed is not None and \
@@ -340,7 +358,8 @@ class FalEditClient(Uploads, Submits):
             with phase("bookkeeping: ledger"):
                 edit.charge, = self.budget.reserve([edit.estimate.usd], edit.estimate.what())
         mark = time.monotonic()
-        urls = list(edit.request.image_urls) + self.upload_prepared(edit.inputs, edit.upload_format, waiter=edit.waiter)
+        urls = list(edit.request.image_urls) + (edit.ahead.urls(edit.waiter) if edit.ahead is not None else
+                                                 self.upload_prepared(edit.inputs, edit.upload_format, waiter=edit.waiter))
         with phase("body and fingerprint"):
             arguments = dataclasses.replace(edit.request, image_urls=urls).to_arguments(edit.spec)
         edit.phases["upload"] = time.monotonic() - mark
