@@ -115,6 +115,7 @@ def overhead(report: Report, server: Server, clients: dict, latency: float, roun
                 start, counter = monotonic(), time.perf_counter()
                 output = clients[name].edit(images)
                 end, counter_end = monotonic(), time.perf_counter()
+            getattr(clients[name], "settle", lambda: None)()
             if round_no and name in phased:
                 phased[name].append(breakdown.attribute(clock.take(), counter, counter_end))
             job = job_between(server.fake, start, end)

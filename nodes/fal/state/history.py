@@ -81,13 +81,13 @@ class JobHistory:
     # -- reading -----------------------------------------------------------------------------
     def jobs(self) -> list[dict]:
         """Every job, newest submitted first."""
-        self._settled(None)
+        self.settle(None)
         with self._locked():
             jobs = self._read()
         return sorted(jobs.values(), key=lambda j: (j.get("submitted_at") or 0, j["request_id"]), reverse=True)
 
     def get(self, request_id: str) -> dict | None:
-        self._settled(request_id)
+        self.settle(request_id)
         with self._locked():
             return self._read().get(request_id)
 
@@ -105,7 +105,7 @@ class JobHistory:
     def thumbnail_path(self, request_id: str, index: int) -> Path | None:
         if self.directory is None or not is_request_id(request_id):
             return None
-        self._settled(request_id)
+        self.settle(request_id)
         path = self._thumbs() / f"{request_id}_{int(index)}.webp"
         return path if path.is_file() else None
 
@@ -176,7 +176,7 @@ class JobHistory:
                     del self._making[request_id]
                     self._made.notify_all()
 
-    def _settled(self, request_id: str | None) -> None:
+    def settle(self, request_id: str | None = None) -> None:
         """Wait (up to THUMBNAIL_WAIT) for thumbnails on their way: of one job, or of all (None)."""
         me = threading.get_ident()
         with self._made:
