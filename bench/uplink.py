@@ -180,8 +180,10 @@ def downloads(report, quick: bool) -> None:
     from comfyui_fal_qwen_edit.nodes.fal.edit import pipeline
     from comfyui_fal_qwen_edit.nodes.fal.media.downloads import decode_all, download_all
 
-    def after_all(transport, urls, *, waiter=None, request_id=None):  # the path before decode-as-they-arrive
+    def after_all(transport, urls, *, waiter=None, request_id=None, on_bytes=None):  # before decode-as-they-arrive
         blobs = download_all(transport, urls, waiter=waiter, request_id=request_id)
+        if on_bytes is not None:
+            on_bytes(blobs)
         return blobs, decode_all(blobs, urls, request_id=request_id)
 
     image = photos(1)[0]

@@ -158,6 +158,23 @@ def test_bad_outputs_give_clear_errors_with_request_id(fault, error, text, fake_
     key_scan(str(info.value))
 
 
+def test_outputs_are_cached_while_they_decode_and_not_when_they_cannot_be(fake_fal, tmp_path):
+    """The result cache gets the outputs' bytes while the last one decodes (state/result_cache.put_soon);
+    an output that turns out undecodable is taken out again, so the next run makes a new job."""
+    from comfyui_fal_qwen_edit.nodes.fal.edit.connection import persistent_client
+    from conftest import FAST_RETRY, config_for
+    image = torch.from_numpy(gradient(24, 24, seed=4))[None]
+    with persistent_client(config_for(fake_fal), tmp_path, retry=FAST_RETRY) as client:
+        fake_fal.add_fault(Fault("files", "not_image", times=1))
+        with pytest.raises(ImageDecodeError):
+            client.edit(QwenEditRequest(prompt="p", seed=5), [image], timeout=30)
+        assert not list((tmp_path / "results").glob("*/result.json"))
+        outcome = client.edit(QwenEditRequest(prompt="p", seed=5), [image], timeout=30)
+        assert outcome.source == "job" and fake_fal.submissions == 2
+        assert client.edit(QwenEditRequest(prompt="p", seed=5), [image], timeout=30).source == "cache"
+    assert np.array_equal(to_u8(outcome.images[0]), inverted(image[0].numpy()))
+
+
 def test_download_reset_midway_is_retried(fake_fal, make_client):
     image = gradient(40, 40)
     fake_fal.add_fault(Fault("files", "drop", times=1))  # the first download breaks off halfway

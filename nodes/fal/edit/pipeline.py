@@ -378,16 +378,25 @@ class FalEditClient(Uploads, Submits):
         if not result.images:
             raise JobFailedError("The job finished but returned no images.", request_id=handle.request_id)
         mark = time.monotonic()
-        blobs, decoded = download_decoded(self.transport, [img.url for img in result.images], waiter=waiter,
-                                          request_id=handle.request_id)
-        phases["download"] = time.monotonic() - mark
-        outcome = self._decoded(handle, result, decoded, mismatch, phases, source)
-        with phase("bookkeeping: cache"):
-            if key is not None and self.cache is not None:
-                self.cache.put(key, handle.request_id, data, blobs)
-            if not self.config.store_io and self.cache is not None:  # fal forgets it within the hour: kept here
-                self.cache.put(kept_key(handle.request_id), handle.request_id, data, blobs)
-        return outcome
+        # Into the cache as soon as every output's bytes are in, while the last one decodes; joined
+        # before the job's journal entry can go. (Outputs fal forgets within the hour: kept here too.)
+        keys = [k for k in (key, None if self.config.store_io else kept_key(handle.request_id)) if k is not None]
+        cache, pending = self.cache, []
+        keep = (lambda blobs: pending.append(cache.put_soon(keys, handle.request_id, data, blobs))) \
+            if cache is not None and keys else None
+        try:
+            _, decoded = download_decoded(self.transport, [img.url for img in result.images], waiter=waiter,
+                                          request_id=handle.request_id, on_bytes=keep)
+            phases["download"] = time.monotonic() - mark
+            return self._decoded(handle, result, decoded, mismatch, phases, source)
+        except ImageDecodeError:
+            for put in pending:
+                put.undo()  # outputs that cannot be decoded are not served again
+            raise
+        finally:
+            with phase("bookkeeping: cache"):
+                for put in pending:
+                    put.wait()
 
     def _decoded(self, handle: RequestHandle, result: QwenEditResult, decoded: list, mismatch: str,
                  phases: dict[str, float], source: str) -> EditOutcome:

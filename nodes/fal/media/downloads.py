@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
+from typing import Callable, Sequence
 from urllib.parse import urljoin, urlsplit
 
 import numpy as np
@@ -151,15 +152,24 @@ def download_all(transport: Transport, urls: Sequence[str], *, waiter: Waiter | 
 
 
 def download_decoded(transport: Transport, urls: Sequence[str], *, waiter: Waiter | None = None,
-                     request_id: str | None = None, max_workers: int = 4) -> tuple[list[bytes], list[np.ndarray]]:
+                     request_id: str | None = None, max_workers: int = 4,
+                     on_bytes: Callable[[list[bytes]], None] | None = None) -> tuple[list[bytes], list[np.ndarray]]:
     """Fetch and decode every URL: each one is decoded as soon as it is in, while the others still
-    download (on a thin downlink the last bytes, not the decoding, end the wait)."""
+    download (on a thin downlink the last bytes, not the decoding, end the wait). ``on_bytes`` is
+    called with every URL's bytes, in order, once the last one is in (before it is decoded)."""
     waiter = waiter or Waiter()
     guard = download_guard(transport.config)
+    blobs: dict[str, bytes] = {}
+    lock = threading.Lock()
 
     def one(url: str) -> tuple[bytes, np.ndarray]:
         with phase("download"):
             blob = fetch_bytes(transport, url, waiter=waiter, request_id=request_id, guard=guard)
+        with lock:
+            blobs[url] = blob
+            complete = len(blobs) == len(set(urls))
+        if complete and on_bytes is not None:
+            on_bytes([blobs[u] for u in urls])
         with phase("decode"):
             return blob, decode_all([blob], [url], request_id=request_id)[0]
 

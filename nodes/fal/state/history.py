@@ -149,16 +149,17 @@ class JobHistory:
         without waiting for them; made here when the worker is behind (its queue holds images)."""
         if self.directory is None:
             return
+        worker = None
         with self._made:
-            later = len(self._making) < PENDING_THUMBNAILS and request_id not in self._making
-            if later:
+            if len(self._making) < PENDING_THUMBNAILS and request_id not in self._making:
                 if self._worker is None:  # its queue is finished at a normal exit (concurrent.futures)
                     self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fal-thumbs")
+                worker = self._worker
                 self._making[request_id] = -1  # claimed; the worker's thread id once it starts
-        if not later:
+        if worker is None:
             self._thumbnails(request_id, make)
-            return
-        self._worker.submit(self._thumbnails, request_id, make, True)
+        else:
+            worker.submit(self._thumbnails, request_id, make, True)
 
     def _thumbnails(self, request_id: str, make: Callable[[], Sequence[bytes]], pending: bool = False) -> None:
         try:

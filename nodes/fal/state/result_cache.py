@@ -26,7 +26,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..base.atomic_write import remove_file, write_atomic
 
@@ -116,6 +116,11 @@ class ResultCache:
         except OSError as exc:
             log.warning("fal: could not store the result of request %s in the cache: %s", request_id, exc)
 
+    def put_soon(self, keys: list[str], request_id: str, result: dict[str, Any], blobs: list[bytes]) -> "PendingPut":
+        """``put`` under each key on a thread of its own (the edit decodes meanwhile). Wait for it before
+        the job's journal entry goes, so that a crash in between finds the job, not nothing."""
+        return PendingPut(self, keys, lambda key: self.put(key, request_id, result, blobs))
+
     def drop(self, key: str) -> None:
         _remove_entry(self._entry(key))
 
@@ -178,3 +183,25 @@ def _remove_entry(folder: Path) -> None:
     except OSError:
         return  # still held: the entry stays whole, and is pruned again later
     shutil.rmtree(folder, ignore_errors=True)
+
+
+class PendingPut:
+    """Puts under way (``ResultCache.put_soon``): ``wait`` for them, or ``undo`` them (outputs that turned
+    out undecodable are not served again)."""
+
+    def __init__(self, cache: ResultCache, keys: list[str], put: Callable[[str], None]):
+        self.cache, self.keys, self._put = cache, keys, put
+        self._thread = threading.Thread(target=self._run, name="fal-cache-put", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        for key in self.keys:
+            self._put(key)  # logs its own trouble: a full disk must not fail the edit
+
+    def wait(self) -> None:
+        self._thread.join()
+
+    def undo(self) -> None:
+        self.wait()
+        for key in self.keys:
+            self.cache.drop(key)
