@@ -19,7 +19,7 @@ from comfyui_fal_qwen_edit.nodes.fal.media.storage import data_uri
 from comfyui_fal_qwen_edit.nodes.fal.models.qwen import QwenEditRequest
 from comfyui_fal_qwen_edit.nodes.fal.platform.submit_search import fingerprint, matches
 from comfyui_fal_qwen_edit.nodes.fal.state.journal import Journal
-from comfyui_fal_qwen_edit.nodes.fal.wire import transport
+from comfyui_fal_qwen_edit.nodes.fal.wire import sending, transport
 
 from conftest import FAST_RETRY, config_for, to_u8
 
@@ -93,9 +93,10 @@ def test_the_fingerprint_is_the_per_field_digest_it_always_was():
 
 
 def test_a_large_json_body_goes_out_streamed_with_its_length(fake_fal, monkeypatch, tmp_path):
-    sent = []
-    real = transport._in_pieces
+    sent, blocks = [], []
+    real, real_send = transport._in_pieces, sending._Tracked.send
     monkeypatch.setattr(transport, "_in_pieces", lambda kwargs: sent.append(real(kwargs)) or sent[-1])
+    monkeypatch.setattr(sending._Tracked, "send", lambda self, data: blocks.append(len(data)) or real_send(self, data))
     picture = torch.from_numpy(RNG.random((700, 600, 3), dtype=np.float32))[None]  # ~1.3 MB as PNG
     with persistent_client(config_for(fake_fal, FAL_UPLOAD="data_uri"), tmp_path, retry=FAST_RETRY) as client:
         outcome = client.edit(QwenEditRequest(prompt="p", seed=1), [picture], timeout=30)
@@ -105,6 +106,7 @@ def test_a_large_json_body_goes_out_streamed_with_its_length(fake_fal, monkeypat
     arguments = fake_fal.jobs[outcome.handle.request_id].arguments
     assert submit.body == json.dumps(arguments, separators=(",", ":")).encode()
     assert any(isinstance(kw.get("data"), Body) for kw in sent)
+    assert max(blocks) == sending.SEND_BLOCK  # a block at a time, each far larger than urllib3's 16 KB
     assert np.array_equal(to_u8(outcome.images[0]), 255 - to_u8(picture[0].numpy()))
 
 
