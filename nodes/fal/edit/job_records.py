@@ -1,8 +1,8 @@
 """What the job history is told about each job the pipeline submits, resumes, fetches or loses.
 
 Three moments, one call each from the pipeline: a job exists (submitted or resumed), it ended badly,
-its result is in (billed units × unit price, the ledger settled to the billed figure, and thumbnails,
-made on the history's worker thread so the edit's result does not wait for them).
+its result is in (billed units × unit price, the ledger settled to the billed figure, and thumbnails;
+for a single edit those are made on the history's worker thread, so its result does not wait for them).
 A failure to write the history is logged, never raised: the history must not cost anyone an edit.
 """
 
@@ -83,7 +83,10 @@ class JobRecords:
                      finished_at=time.time() if status != "running" else None)
 
     def finished(self, outcome: EditOutcome, *, charge: Charge | None = None, cache_key: str | None = None,
-                 model: str | None = None, prompt: str | None = None) -> None:
+                 model: str | None = None, prompt: str | None = None, later: bool = False) -> None:
+        """``later``: thumbnails made after the result is handed back (one edit someone waits for); a
+        batch's edits make their own, as the cores are busy with the next ones anyway (and a worker
+        thread holding their images cost the 1,000-edit batch ~4 MB of peak memory)."""
         handle = outcome.handle
         units = self.queue.billable_units.pop(handle.request_id, None)
         billed, unit_price, price_source = (self.prices.billed(handle.endpoint, units) if self.prices
@@ -104,4 +107,10 @@ class JobRecords:
             fields["source"] = "fetch"
         self._record(handle.request_id, **fields)
         images = outcome.images  # the IMAGE batch handed back anyway: the worker holds no copy
-        self.history.add_thumbnails_later(handle.request_id, lambda: thumbnails_of(images))
+        if later:
+            self.history.add_thumbnails_later(handle.request_id, lambda: thumbnails_of(images))
+        else:
+            try:
+                self.history.add_thumbnails(handle.request_id, thumbnails_of(images))
+            except (OSError, ValueError) as exc:
+                log.warning("fal: could not keep thumbnails of %s (%s)", handle.request_id, exc)

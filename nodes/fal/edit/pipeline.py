@@ -265,7 +265,7 @@ class FalEditClient(Uploads, Submits):
         outcome.estimate, outcome.note = edit.estimate, note
         with phase("bookkeeping: history"):
             self.records.finished(outcome, charge=edit.charge if source == "job" else None, model=spec.name,
-                                  prompt=request.summary(), cache_key=key if cacheable else None)
+                                  prompt=request.summary(), cache_key=key if cacheable else None, later=ahead is not None)
         edit.phases["total"] = time.monotonic() - started
         if on_result is not None:
             on_result(outcome)  # before the journal forgets the job: a crash in between resumes it
