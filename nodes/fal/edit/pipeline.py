@@ -257,7 +257,7 @@ class FalEditClient(Uploads, Submits):
             waiter, note = Waiter(timeout=PAID_DOWNLOAD_TIMEOUT), LATE_CANCEL_NOTE
         try:
             outcome = self._finish(handle, data, waiter, mismatch, edit.phases, source,
-                                   key=key if cacheable else None)
+                                   key=key if cacheable else None, soon=ahead is not None)
         except (JobFailedError, ImageDecodeError, OutputGoneError) as exc:
             self._forget(edit.journal_key)  # the job is over and its outputs are unusable: a re-run makes new ones
             self.records.ended_badly(handle, JobFailedError(str(exc), request_id=handle.request_id))
@@ -373,16 +373,16 @@ class FalEditClient(Uploads, Submits):
                 self.journal.finish(key)
 
     def _finish(self, handle: RequestHandle, data: dict, waiter: Waiter, mismatch: str,
-                phases: dict[str, float], source: str, key: str | None) -> EditOutcome:
+                phases: dict[str, float], source: str, key: str | None, soon: bool = False) -> EditOutcome:
         result = QwenEditResult.from_json(data, handle.request_id)
         if not result.images:
             raise JobFailedError("The job finished but returned no images.", request_id=handle.request_id)
         mark = time.monotonic()
-        # Into the cache as soon as every output's bytes are in, while the last one decodes; joined
-        # before the job's journal entry can go. (Outputs fal forgets within the hour: kept here too.)
+        # Into the cache as soon as every output's bytes are in, for one edit (``soon``) while the last one
+        # decodes; waited for before the job's journal entry can go. (Kept here too: outputs fal forgets.)
         keys = [k for k in (key, None if self.config.store_io else kept_key(handle.request_id)) if k is not None]
         cache, pending = self.cache, []
-        keep = (lambda blobs: pending.append(cache.put_soon(keys, handle.request_id, data, blobs))) \
+        keep = (lambda blobs: pending.append(cache.put_soon(keys, handle.request_id, data, blobs, soon))) \
             if cache is not None and keys else None
         try:
             _, decoded = download_decoded(self.transport, [img.url for img in result.images], waiter=waiter,

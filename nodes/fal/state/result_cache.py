@@ -116,10 +116,12 @@ class ResultCache:
         except OSError as exc:
             log.warning("fal: could not store the result of request %s in the cache: %s", request_id, exc)
 
-    def put_soon(self, keys: list[str], request_id: str, result: dict[str, Any], blobs: list[bytes]) -> "PendingPut":
-        """``put`` under each key on a thread of its own (the edit decodes meanwhile). Wait for it before
-        the job's journal entry goes, so that a crash in between finds the job, not nothing."""
-        return PendingPut(self, keys, lambda key: self.put(key, request_id, result, blobs))
+    def put_soon(self, keys: list[str], request_id: str, result: dict[str, Any], blobs: list[bytes],
+                 thread: bool = True) -> "PendingPut":
+        """``put`` under each key, on a thread of its own (the edit decodes meanwhile) or, ``thread`` False,
+        here and now (a batch's edits: the cores are busy anyway, and a thread per edit costs memory).
+        Wait for it before the job's journal entry goes, so that a crash in between finds the job."""
+        return PendingPut(self, keys, lambda key: self.put(key, request_id, result, blobs), thread)
 
     def drop(self, key: str) -> None:
         _remove_entry(self._entry(key))
@@ -189,17 +191,21 @@ class PendingPut:
     """Puts under way (``ResultCache.put_soon``): ``wait`` for them, or ``undo`` them (outputs that turned
     out undecodable are not served again)."""
 
-    def __init__(self, cache: ResultCache, keys: list[str], put: Callable[[str], None]):
+    def __init__(self, cache: ResultCache, keys: list[str], put: Callable[[str], None], thread: bool = True):
         self.cache, self.keys, self._put = cache, keys, put
-        self._thread = threading.Thread(target=self._run, name="fal-cache-put", daemon=True)
-        self._thread.start()
+        self._thread = threading.Thread(target=self._run, name="fal-cache-put", daemon=True) if thread else None
+        if self._thread is not None:
+            self._thread.start()
+        else:
+            self._run()
 
     def _run(self) -> None:
         for key in self.keys:
             self._put(key)  # logs its own trouble: a full disk must not fail the edit
 
     def wait(self) -> None:
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
 
     def undo(self) -> None:
         self.wait()
