@@ -59,10 +59,12 @@ def charge_ahead(budget: Budget, spec: EndpointSpec, request: QwenEditRequest, f
 
 class InputsAhead:
     def __init__(self, frames: Sequence[Any], spec: EndpointSpec, resize: str, upload_format: str,
-                 uploader: Uploader, waiter: Waiter, upload: bool):
-        """``upload``: fal storage uploads may start before ``urls`` (the edit is counted against the cap).
-        Each input is prepared within ``spec``'s own per-image limits (media/inputs.py), or refused."""
-        self.upload_format = upload_format
+                 uploader: Uploader, waiter: Waiter, charge: Charge | None):
+        """``charge``: the edit's entry in the spending ledger (``charge_ahead``), so fal storage uploads may
+        start before ``urls``; released by ``close`` unless the edit's submit may have reached fal. Each
+        input is prepared within ``spec``'s own per-image limits (media/inputs.py), or refused."""
+        self.upload_format, self.charge = upload_format, charge
+        upload = charge is not None
         self._limits, self._count = InputLimits.of(spec), len(frames)
         self.uploader = uploader
         self._ahead = upload
@@ -140,6 +142,8 @@ class InputsAhead:
         """Stop what is still going out (a cache hit, a resumed job, a failure) and end the threads."""
         self._abandoned.set()
         self._go.set()
+        if self.charge is not None:
+            self.charge.release_unless_paid()  # a cached result, a resumed job, a failure: it cost nothing
         for pool in (self._cpu, self._net):
             if pool is not None:
                 pool.shutdown(wait=False, cancel_futures=True)

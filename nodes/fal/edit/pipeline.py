@@ -1,15 +1,12 @@
 """The whole edit: IMAGE tensors in, IMAGE tensors out.
 
-validate fields for the endpoint → spending cap (fal storage: so that uploads may
-go ahead) → inputs prepared, encoded and uploaded as each is ready (ahead.py) →
-result cache? → journalled job to resume? → spending cap (if not yet) → the
-uploads still to make → submit (journalled, with fal's guard headers: start
-deadline, priority, store-IO; a lost answer looked up in fal's history,
-submits.py) → wait (progress, cancel, timeout) → download → decode → cache (and
-a copy by request id when fal keeps none). Nothing is uploaded or paid for
-until every field has passed validation and the cap allows the edit; Cancel is
-honoured before the submit as well as during the wait; a job is never
-submitted twice for one edit.
+validate fields for the endpoint → spending cap (fal storage: so uploads may go ahead) → inputs
+prepared, encoded and uploaded as each is ready (ahead.py) → result cache? → journalled job to resume?
+→ spending cap (if not yet) → the uploads still to make → submit (journalled, with fal's guard headers:
+start deadline, priority, store-IO; a lost answer looked up in fal's history, submits.py) → wait
+(progress, cancel, timeout) → download → decode → cache (and a copy by request id when fal keeps none).
+Nothing is uploaded or paid for until every field has passed validation and the cap allows the edit;
+Cancel is honoured before the submit as well as during the wait; a job is never submitted twice for one edit.
 """
 
 from __future__ import annotations
@@ -168,18 +165,13 @@ class FalEditClient(Uploads, Submits):
         check_start_timeout(options.get("start_timeout")), check_priority(options.get("priority", "normal"))
         started = time.monotonic()
         waiter = Waiter(options.get("should_cancel"), options.get("timeout", DEFAULT_TIMEOUT))
-        # Counted against the cap now, so that the uploads may go ahead (ahead.py); released when unused.
-        charge = charge_ahead(self.budget, spec, request, frames, input_resize, self.price_of) \
-            if self.config.uses_storage else None
-        try:
-            # The endpoint's own per-image limits are met (or the edit refused) as each input is prepared.
-            with InputsAhead(frames, spec, input_resize, options.get("upload_format", "png"),
-                             self.uploader, waiter, upload=charge is not None) as ahead:
-                return self._edit_encoded(request, ahead.prepared(waiter), spec, started=started,
-                                          resize=input_resize, charge=charge, ahead=ahead, waiter=waiter, **options)
-        finally:
-            if charge is not None:
-                charge.release_unless_paid()
+        # Counted against the cap now, so that the uploads may go ahead (ahead.py; released when unused).
+        charge = charge_ahead(self.budget, spec, request, frames, input_resize, self.price_of) if self.config.uses_storage else None
+        # The endpoint's own per-image limits are met (or the edit refused) as each input is prepared.
+        with InputsAhead(frames, spec, input_resize, options.get("upload_format", "png"), self.uploader, waiter,
+                         charge) as ahead:
+            return self._edit_encoded(request, ahead.prepared(waiter), spec, started=started,
+                                      resize=input_resize, charge=charge, ahead=ahead, waiter=waiter, **options)
 
     def edit_each(self, request: QwenEditRequest, batch: Any, references: Sequence[Any] = (), *,
                   concurrency: int = 8, **options: Any) -> list[EditOutcome]:
@@ -208,8 +200,8 @@ class FalEditClient(Uploads, Submits):
         sizes = [None] * len(request.image_urls) + [image.size for image in inputs]
         edit = _Edit(request, spec, inputs, upload_format, waiter or Waiter(should_cancel, timeout),
                      estimate(spec, request.image_size, request.num_images, sizes, price_of=self.price_of),
-                     self._journal_key(key), fresh,
-                     slot, charge, {"encode": time.monotonic() - started}, start_timeout, priority, ahead=ahead)
+                     self._journal_key(key), fresh, slot, charge, {"encode": time.monotonic() - started},
+                     start_timeout, priority, ahead=ahead)
         # Pixels behind an http(s) URL may change, so only edits whose every input is content
         # (tensors, data URIs) are served from the cache; a fal_picks_seed edit asks for a new image.
         cacheable = self.cache is not None and request.seed is not None and \
@@ -381,22 +373,20 @@ class FalEditClient(Uploads, Submits):
         # Into the cache as soon as every output's bytes are in, for one edit (``soon``) while the last one
         # decodes; waited for before the job's journal entry can go. (Kept here too: outputs fal forgets.)
         keys = [k for k in (key, None if self.config.store_io else kept_key(handle.request_id)) if k is not None]
-        cache, pending = self.cache, []
-        keep = (lambda blobs: pending.append(cache.put_soon(keys, handle.request_id, data, blobs, soon))) \
-            if cache is not None and keys else None
+        keeping = self.cache.keeping(keys, handle.request_id, data, soon) if self.cache is not None and keys else None
         try:
             _, decoded = download_decoded(self.transport, [img.url for img in result.images], waiter=waiter,
-                                          request_id=handle.request_id, on_bytes=keep)
+                                          request_id=handle.request_id, on_bytes=keeping.start if keeping else None)
             phases["download"] = time.monotonic() - mark
             return self._decoded(handle, result, decoded, mismatch, phases, source)
         except ImageDecodeError:
-            for put in pending:
-                put.undo()  # outputs that cannot be decoded are not served again
+            if keeping is not None:
+                keeping.undo()  # outputs that cannot be decoded are not served again
             raise
         finally:
             with phase("bookkeeping: cache"):
-                for put in pending:
-                    put.wait()
+                if keeping is not None:
+                    keeping.wait()
 
     def _decoded(self, handle: RequestHandle, result: QwenEditResult, decoded: list, mismatch: str,
                  phases: dict[str, float], source: str) -> EditOutcome:

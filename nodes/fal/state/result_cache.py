@@ -26,7 +26,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..base.atomic_write import remove_file, write_atomic
 
@@ -116,12 +116,12 @@ class ResultCache:
         except OSError as exc:
             log.warning("fal: could not store the result of request %s in the cache: %s", request_id, exc)
 
-    def put_soon(self, keys: list[str], request_id: str, result: dict[str, Any], blobs: list[bytes],
-                 thread: bool = True) -> "PendingPut":
-        """``put`` under each key, on a thread of its own (the edit decodes meanwhile) or, ``thread`` False,
-        here and now (a batch's edits: the cores are busy anyway, and a thread per edit costs memory).
-        Wait for it before the job's journal entry goes, so that a crash in between finds the job."""
-        return PendingPut(self, keys, lambda key: self.put(key, request_id, result, blobs), thread)
+    def keeping(self, keys: list[str], request_id: str, result: dict[str, Any], thread: bool = True) -> "Keeping":
+        """A result to ``put`` under each key once its outputs' bytes are in (``Keeping.start``): on a thread
+        of its own (the edit decodes meanwhile) or, ``thread`` False, there and then (a batch's edits: the
+        cores are busy anyway, and a thread per edit costs memory). ``wait`` for it before the job's journal
+        entry goes, so that a crash in between finds the job; ``undo`` it for outputs that do not decode."""
+        return Keeping(self, keys, request_id, result, thread)
 
     def drop(self, key: str) -> None:
         _remove_entry(self._entry(key))
@@ -187,21 +187,23 @@ def _remove_entry(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-class PendingPut:
-    """Puts under way (``ResultCache.put_soon``): ``wait`` for them, or ``undo`` them (outputs that turned
-    out undecodable are not served again)."""
+class Keeping:
+    """A result on its way into the cache (``ResultCache.keeping``)."""
 
-    def __init__(self, cache: ResultCache, keys: list[str], put: Callable[[str], None], thread: bool = True):
-        self.cache, self.keys, self._put = cache, keys, put
-        self._thread = threading.Thread(target=self._run, name="fal-cache-put", daemon=True) if thread else None
-        if self._thread is not None:
-            self._thread.start()
-        else:
-            self._run()
+    def __init__(self, cache: ResultCache, keys: list[str], request_id: str, result: dict[str, Any], thread: bool):
+        self.cache, self.keys, self.request_id, self.result, self.thread = cache, keys, request_id, result, thread
+        self._thread: threading.Thread | None = None
 
-    def _run(self) -> None:
+    def start(self, blobs: list[bytes]) -> None:
+        if not self.thread:
+            self._put(blobs)
+            return
+        self._thread = threading.Thread(target=self._put, args=(blobs,), name="fal-cache-put", daemon=True)
+        self._thread.start()
+
+    def _put(self, blobs: list[bytes]) -> None:
         for key in self.keys:
-            self._put(key)  # logs its own trouble: a full disk must not fail the edit
+            self.cache.put(key, self.request_id, self.result, blobs)  # logs its own trouble: never fails the edit
 
     def wait(self) -> None:
         if self._thread is not None:
