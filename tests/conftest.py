@@ -32,6 +32,15 @@ def fake_fal():
 
 
 @pytest.fixture
+def fal():
+    """The fake fal server for a test module's edits; no bug of the fake's own may pass unseen."""
+    server = FakeFal(key=KEY, max_lifetime=120).start()
+    yield server
+    server.stop()
+    assert server.errors == []
+
+
+@pytest.fixture
 def gateway_fal():
     server = FakeFal(key=KEY, mode="gateway", max_lifetime=120.0).start()
     try:

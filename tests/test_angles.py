@@ -16,7 +16,6 @@ import pytest
 import requests
 import torch
 
-from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal
 from comfyui_fal_qwen_edit.nodes.fakefal.schemas import Num, schema_for
 from comfyui_fal_qwen_edit.nodes.fal.base.errors import CancelledError, InputError
 from comfyui_fal_qwen_edit.nodes.fal.edit.connection import persistent_client
@@ -34,13 +33,6 @@ WIDGETS = dict(horizontal_angle=90.0, vertical_angle=30.0, zoom=7.5, additional_
                acceleration="default", sync_mode=False)
 CAMERA_BODY = {"image_urls", "horizontal_angle", "vertical_angle", "zoom", "lora_scale", "num_inference_steps",
                "guidance_scale", "num_images", "seed", "enable_safety_checker", "output_format"}
-
-
-@pytest.fixture
-def fal():
-    server = FakeFal(key=KEY, max_lifetime=120).start()
-    yield server
-    server.stop()
 
 
 def request_of(widgets):

@@ -16,13 +16,12 @@ import pytest
 import torch
 from PIL import Image
 
-from comfyui_fal_qwen_edit.nodes.fakefal import FakeFal
 from comfyui_fal_qwen_edit.nodes.fal.edit.connection import persistent_client
 from comfyui_fal_qwen_edit.nodes.fal.models.endpoints import ENDPOINTS, GENERIC, MODEL_NAMES, spec_for
 from comfyui_fal_qwen_edit.nodes.fal.base.errors import InputError
 from comfyui_fal_qwen_edit.nodes.fal.models.qwen import Lora, QwenEditRequest
 
-from conftest import FAST_RETRY, KEY, client_environ, config_for, gradient, to_u8
+from conftest import FAST_RETRY, client_environ, config_for, gradient, to_u8
 
 IMAGE = gradient(20, 24, seed=3)
 BIG_ENOUGH = gradient(400, 416, seed=3)  # the Qwen-Image-2 family takes 384-5000 px a side
@@ -51,14 +50,6 @@ def expected_fields(spec) -> set[str]:
     assert spec.takes("prompt") and spec.fields - {"sync_mode"} >= COMMON - {"num_inference_steps", "guidance_scale",
                                                                               "acceleration"}
     return set(spec.fields) - {"sync_mode"}
-
-
-@pytest.fixture
-def fal():
-    server = FakeFal(key=KEY, max_lifetime=120).start()
-    yield server
-    server.stop()
-    assert server.errors == []
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)

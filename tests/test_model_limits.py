@@ -27,18 +27,10 @@ from comfyui_fal_qwen_edit.nodes.fal.runner.batch import run_batch
 from comfyui_fal_qwen_edit.nodes.fal.runner.manifest import ManifestError, read_manifest
 from comfyui_fal_qwen_edit.nodes.fal.runner.scheduler import RunSettings
 
-from conftest import FAST_RETRY, KEY, client_environ, config_for
+from conftest import FAST_RETRY, client_environ, config_for
 
 QWEN_2 = spec_for("qwen-image-2-edit")
 LIMITS = InputLimits.of(QWEN_2)
-
-
-@pytest.fixture
-def fal():
-    server = FakeFal(key=KEY, max_lifetime=120).start()
-    yield server
-    server.stop()
-    assert server.errors == []
 
 
 def photo(width: int, height: int, seed: int = 0) -> np.ndarray:

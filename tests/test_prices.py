@@ -34,14 +34,6 @@ QWEN_2 = "fal-ai/qwen-image-2/edit"
 PICTURE = torch.from_numpy(synthetic_photo(480, 400, 0)[None])  # within the family's 384-5000 px
 
 
-@pytest.fixture
-def fal():
-    server = FakeFal(key=KEY, max_lifetime=120).start()
-    yield server
-    server.stop()
-    assert server.errors == []
-
-
 def client(server, state, cap=None, mode="fal"):
     return persistent_client(config_for(server, mode), state, retry=FAST_RETRY, budget_usd=cap)
 
