@@ -111,15 +111,21 @@ def preview_text(g: Graph, x: int, y: int) -> dict:
     return g.node("PreviewAny", [], inputs=[("source", "*")], x=x, y=y, w=400, h=180, title="request info")
 
 
+def saved_with_info(g: Graph, source: dict, prefix: str, x: int) -> None:
+    """An edit's images into a SaveImage, its info output into a preview below it (created after the
+    edit's own input links, so node and link ids come out as before)."""
+    out = save(g, prefix, x, 0)
+    info = preview_text(g, x, 480)
+    g.link(source, 0, out, "images")
+    g.link(source, 2, info, "source")
+
+
 def single_edit() -> Graph:
     g = Graph()
     src = load_image(g, INPUTS["person"], 0, 0)
     edit = qwen(g, "Change the jacket to bright red, keep the face and pose unchanged.", 360, 0)
-    out = save(g, "qwen_edit/single", 820, 0)
-    info = preview_text(g, 820, 480)
     g.link(src, 0, edit, "image_1")
-    g.link(edit, 0, out, "images")
-    g.link(edit, 2, info, "source")
+    saved_with_info(g, edit, "qwen_edit/single", 820)
     return g
 
 
@@ -193,13 +199,10 @@ def lora_chain() -> Graph:
     next_scene = lora(g, NEXT_SCENE, 1.0, 0, 570, "fal LoRA: next scene")
     edit = qwen(g, "Next Scene: the camera pulls back to show the whole highway at sunset, warm low light from "
                    "the left.", 480, 0, model="qwen-edit-plus-lora", steps=28)
-    out = save(g, "qwen_edit/lora_chain", 940, 0)
-    info = preview_text(g, 940, 480)
     g.link(src, 0, edit, "image_1")
     g.link(relight, 0, next_scene, "loras")
     g.link(next_scene, 0, edit, "loras")
-    g.link(edit, 0, out, "images")
-    g.link(edit, 2, info, "source")
+    saved_with_info(g, edit, "qwen_edit/lora_chain", 940)
     return g
 
 
@@ -209,12 +212,9 @@ def edit_2511() -> Graph:
     car = load_image(g, INPUTS["car"], 0, 400)
     edit = qwen(g, "The woman from image 1 leans on the car from image 2; keep her face and the car's colour.",
                 360, 0, model="qwen-edit-2511", steps=28, guidance=4.5)
-    out = save(g, "qwen_edit/2511", 820, 0)
-    info = preview_text(g, 820, 480)
     g.link(person, 0, edit, "image_1")
     g.link(car, 0, edit, "image_2")
-    g.link(edit, 0, out, "images")
-    g.link(edit, 2, info, "source")
+    saved_with_info(g, edit, "qwen_edit/2511", 820)
     return g
 
 
@@ -225,11 +225,8 @@ def edit_qwen_image_2() -> Graph:
     person = load_image(g, INPUTS["person"], 0, 0)
     edit = qwen(g, "Give the woman a yellow raincoat and put her on a rainy city street at night.", 360, 0,
                 model="qwen-image-2-edit", image_size="portrait_4_3", prompt_expansion=False)
-    out = save(g, "qwen_edit/qwen_image_2", 820, 0)
-    info = preview_text(g, 820, 480)
     g.link(person, 0, edit, "image_1")
-    g.link(edit, 0, out, "images")
-    g.link(edit, 2, info, "source")
+    saved_with_info(g, edit, "qwen_edit/qwen_image_2", 820)
     return g
 
 
@@ -237,11 +234,8 @@ def multiple_angles() -> Graph:
     g = Graph()
     car = load_image(g, INPUTS["car"], 0, 0)
     view = angles(g, 360, 0, horizontal=45.0, vertical=30.0, zoom=5.0)  # front-right, from a little above
-    out = save(g, "qwen_edit/multiple_angles", 820, 0)
-    info = preview_text(g, 820, 480)
     g.link(car, 0, view, "image")
-    g.link(view, 0, out, "images")
-    g.link(view, 2, info, "source")
+    saved_with_info(g, view, "qwen_edit/multiple_angles", 820)
     return g
 
 
