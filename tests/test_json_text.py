@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
+import threading
 
 import numpy as np
 import pytest
@@ -15,8 +17,11 @@ import torch
 from comfyui_fal_qwen_edit.nodes.fakefal import Fault
 from comfyui_fal_qwen_edit.nodes.fal.base.json_text import DataUri, Body, pieces
 from comfyui_fal_qwen_edit.nodes.fal.edit.connection import persistent_client
+from comfyui_fal_qwen_edit.nodes.fal.media.images import encode_png
 from comfyui_fal_qwen_edit.nodes.fal.media.storage import data_uri
 from comfyui_fal_qwen_edit.nodes.fal.models.qwen import QwenEditRequest
+from comfyui_fal_qwen_edit.nodes.fal.edit import submits
+from comfyui_fal_qwen_edit.nodes.fal.platform.fingerprints import ListDigest
 from comfyui_fal_qwen_edit.nodes.fal.platform.submit_search import fingerprint, matches
 from comfyui_fal_qwen_edit.nodes.fal.state.journal import Journal
 from comfyui_fal_qwen_edit.nodes.fal.wire import sending, transport
@@ -90,6 +95,52 @@ def test_the_fingerprint_is_the_per_field_digest_it_always_was():
     plain = json.loads(json.dumps(value))  # what fal's history gives back: plain strings
     assert fingerprint(plain) == prints and matches(prints, plain)
     assert not matches(prints, {**plain, "image_urls": plain["image_urls"][:-1]})
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_list_digested_item_by_item_in_any_order_from_many_threads_is_the_fields_digest(seed):
+    items = [*(DataUri.of(blob, "image/png") for blob in BLOBS), "https://cdn/x.png?a=\"b\"", "données ✓"]
+    order = random.Random(seed).sample(range(len(items)), len(items))
+    digest = ListDigest(len(items))
+    start = threading.Barrier(len(items))
+
+    def give(index: int) -> None:
+        start.wait()
+        digest.add(index, items[index])
+
+    threads = [threading.Thread(target=give, args=(i,)) for i in order[:-1]]
+    for thread in threads:
+        thread.start()
+    assert digest.value() is None  # the last item is not in yet
+    start.wait()  # (the last thread's turn is this one's)
+    digest.add(order[-1], items[order[-1]])
+    for thread in threads:
+        thread.join()
+    assert digest.value() == fingerprint({"image_urls": items})["image_urls"] == old_digest(items)
+    assert ListDigest(0).value() == old_digest([])
+
+
+def test_an_edits_inputs_are_fingerprinted_as_they_are_made_to_the_same_digest(fake_fal, monkeypatch, tmp_path):
+    """Three tensors after an image the request names itself: the submit's image_urls digest comes from the
+    inputs' own threads (no pass over the body before the submit), and equals the whole field's."""
+    given = str(data_uri(encode_png(to_u8(RNG.random((64, 64, 3), dtype=np.float32))), "image/png"))
+    seen, entries = [], []
+    real_fingerprint, real_record = submits.fingerprint, Journal.record_submitting
+    monkeypatch.setattr(submits, "fingerprint", lambda arguments, known=None: seen.append(dict(known or {}))
+                        or real_fingerprint(arguments, known))
+    monkeypatch.setattr(Journal, "record_submitting", lambda self, key, endpoint, prints=None, *a, **k:
+                        entries.append(prints) or real_record(self, key, endpoint, prints, *a, **k))
+    fake_fal.add_fault(Fault("submit", "reset_after"))  # the entry stays; fal's history is searched with it
+    pictures = [torch.from_numpy(RNG.random((200 + 10 * i, 300, 3), dtype=np.float32))[None] for i in range(3)]
+    with persistent_client(config_for(fake_fal, FAL_UPLOAD="data_uri"), tmp_path, retry=FAST_RETRY) as client:
+        outcome = client.edit(QwenEditRequest(prompt="p", seed=3, image_urls=[given]), pictures, timeout=30)
+    assert fake_fal.submissions == 1 and outcome.handle.request_id == next(iter(fake_fal.jobs))
+    [submit] = [r for r in fake_fal.requests if r.method == "POST" and r.path.endswith("qwen-image-edit-plus")]
+    sent = json.loads(submit.body)
+    assert len(sent["image_urls"]) == 4 and sent["image_urls"][0] == given
+    assert list(seen[0]) == ["image_urls"]  # digested ahead, not at the submit
+    assert entries == [fingerprint(sent)] and matches(entries[0], sent)
+    assert [r for r in fake_fal.requests if r.path == "/v1/models/requests/by-endpoint"]
 
 
 def test_a_large_json_body_goes_out_streamed_with_its_length(fake_fal, monkeypatch, tmp_path):

@@ -2,7 +2,7 @@
 
 A submit through a gateway carries its inputs as data URIs: three 1 MP inputs are ~7 MB of JSON.
 ``json.dumps`` scans every character of them for escapes (~2 ms per MB here) and the result is copied
-again to encode it; the lost-submit fingerprint (platform/submit_search.py) did the same once more to
+again to encode it; the lost-submit fingerprint (platform/fingerprints.py) did the same once more to
 hash it. A ``DataUri`` made by ``DataUri.of`` holds only ``data:<type>;base64,`` and base64's
 alphabet, so its JSON text is itself between quotes: ``pieces`` yields it as a piece of its own, and
 everything else exactly as ``json.dumps`` writes it. Joined, the pieces are ``json.dumps``'s text,

@@ -31,6 +31,7 @@ from ..media.storage import Uploader
 from ..models.endpoints import EndpointSpec
 from ..models.pricing import PriceLookup, table_price
 from ..models.qwen import QwenEditRequest
+from ..platform.fingerprints import ListDigest
 from ..state.budget import Budget, BudgetError, Charge
 
 # Inputs prepared and encoded at once (Pillow, numpy and zlib release the GIL). With fal storage each
@@ -59,10 +60,11 @@ def charge_ahead(budget: Budget, spec: EndpointSpec, request: QwenEditRequest, f
 
 class InputsAhead:
     def __init__(self, frames: Sequence[Any], spec: EndpointSpec, resize: str, upload_format: str,
-                 uploader: Uploader, waiter: Waiter, charge: Charge | None):
+                 uploader: Uploader, waiter: Waiter, charge: Charge | None, given: Sequence[str] = ()):
         """``charge``: the edit's entry in the spending ledger (``charge_ahead``), so fal storage uploads may
         start before ``urls``; released by ``close`` unless the edit's submit may have reached fal. Each
-        input is prepared within ``spec``'s own per-image limits (media/inputs.py), or refused."""
+        input is prepared within ``spec``'s own per-image limits (media/inputs.py), or refused. ``given``:
+        the request's own image URLs, which come before these inputs' in the submit (``urls_digest``)."""
         self.upload_format, self.charge = upload_format, charge
         upload = charge is not None
         self._limits, self._count = InputLimits.of(spec), len(frames)
@@ -75,6 +77,10 @@ class InputsAhead:
         self._waiter = Waiter(lambda: self._abandoned.is_set() or bool(hook and hook()), waiter.remaining())
         self._prepared: list[Future[PreparedImage]] = [Future() for _ in frames]
         self._urls: list[Future[str]] = [Future() for _ in frames]
+        # The submit's image_urls fingerprinted as each URL is made (platform/fingerprints.py).
+        self._given, self._digest = list(given), ListDigest(len(given) + len(frames))
+        for index, url in enumerate(given):
+            self._digest.add(index, url)
         workers = PREPARING if uploader.config.uses_storage else min(len(frames), INLINE_PREPARING)
         self._cpu = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fal-prep") if frames else None
         self._net = ThreadPoolExecutor(max_workers=min(SENDING, len(frames)), thread_name_prefix="fal-up") \
@@ -95,38 +101,43 @@ class InputsAhead:
         self._prepared[index].set_result(image)
         try:
             assert self._cpu is not None
-            self._cpu.submit(self._encode, self._urls[index], image)  # behind the inputs still to prepare
+            self._cpu.submit(self._encode, index, image)  # behind the inputs still to prepare
         except RuntimeError as exc:  # closed meanwhile: the edit is over
             self._urls[index].set_exception(exc)
 
-    def _encode(self, url: Future[str], image: PreparedImage) -> None:
+    def _encode(self, index: int, image: PreparedImage) -> None:
+        url = self._urls[index]
         try:
             self._waiter.check()
             with phase("encode"):
                 data, content_type = encode(image, self.upload_format)
             if self._net is None:  # a data URI, made here on the CPU's turn
-                url.set_result(self._url(image, data, content_type))
+                url.set_result(self._url(index, image, data, content_type))
                 return
             # Ahead of the edit's decision only while other inputs are still being prepared: once all
             # are, the decision comes at once, and the upload waits for it.
             hold = not self._ahead or all(future.done() for future in self._prepared)
-            self._net.submit(self._send, url, image, data, content_type, hold)
+            self._net.submit(self._send, index, image, data, content_type, hold)
         except BaseException as exc:  # noqa: BLE001
             url.set_exception(exc)
 
-    def _send(self, url: Future[str], image: PreparedImage, data: bytes, content_type: str, hold: bool) -> None:
+    def _send(self, index: int, image: PreparedImage, data: bytes, content_type: str, hold: bool) -> None:
+        url = self._urls[index]
         try:
             while hold and not self._go.wait(CHECK_INTERVAL):
                 self._waiter.check()
             self._waiter.check()
-            url.set_result(self._url(image, data, content_type))
+            url.set_result(self._url(index, image, data, content_type))
         except BaseException as exc:  # noqa: BLE001
             url.set_exception(exc)
 
-    def _url(self, image: PreparedImage, data: bytes, content_type: str) -> str:
+    def _url(self, index: int, image: PreparedImage, data: bytes, content_type: str) -> str:
         with phase("data URI or upload"):
-            return self.uploader.url_for(data, content_type, waiter=self._waiter,
+            made = self.uploader.url_for(data, content_type, waiter=self._waiter,
                                          digest=f"{image.digest}:{self.upload_format}")
+        with phase("body and fingerprint"):
+            self._digest.add(len(self._given) + index, made)  # before its future is set: see digests_for
+        return made
 
     def prepared(self, waiter: Waiter) -> list[PreparedImage]:
         """Every input's prepared pixels, in order (the first failure raised)."""
@@ -137,6 +148,15 @@ class InputsAhead:
         back goes out now, each input as soon as it is encoded."""
         self._go.set()
         return [waiter.result(future) for future in self._urls]
+
+    def digests_for(self, arguments: dict[str, Any]) -> dict[str, str]:
+        """The submit body's fields already fingerprinted (platform/fingerprints.py): ``image_urls``, when
+        it is ``given + urls()`` (each URL was hashed before its future was set, so once ``urls`` has
+        returned nothing is left to wait for). Empty when the body holds its images another way."""
+        digest, urls = self._digest.value(), arguments.get("image_urls")
+        if digest is None or not all(future.done() and not future.exception() for future in self._urls):
+            return {}
+        return {"image_urls": digest} if urls == [*self._given, *(f.result() for f in self._urls)] else {}
 
     def close(self) -> None:
         """Stop what is still going out (a cache hit, a resumed job, a failure) and end the threads."""

@@ -82,6 +82,7 @@ class _Edit:
     priority: str = "normal"
     handle: RequestHandle | None = None  # once the job exists
     ahead: InputsAhead | None = None  # the inputs already encoded, or on their way (ahead.py)
+    digests: dict[str, str] = field(default_factory=dict)  # body fields already fingerprinted (ahead.py)
 
 
 class _ResumedJobCancelled(Exception):
@@ -101,10 +102,8 @@ class FalEditClient(Uploads, Submits):
         self.transport = Transport(config, retry=retry, verify=verify, pool_size=pool_size)
         self.queue = QueueClient(config, self.transport, wait_settings, ways)
         self.uploader = Uploader(self.transport)
-        self.journal = journal
-        self.cache = cache
+        self.journal, self.cache, self.history = journal, cache, history
         self.budget = budget or Budget()  # no cap unless one is configured
-        self.history = history
         # fal's Platform API, for the prices of billed units, lost submits and the panel's fal history
         self.platform = PlatformClient(config, self.transport)
         self.records = JobRecords.build(self.platform, self.queue, history, prices_path, connection)
@@ -169,7 +168,7 @@ class FalEditClient(Uploads, Submits):
         charge = charge_ahead(self.budget, spec, request, frames, input_resize, self.price_of) if self.config.uses_storage else None
         # The endpoint's own per-image limits are met (or the edit refused) as each input is prepared.
         with InputsAhead(frames, spec, input_resize, options.get("upload_format", "png"), self.uploader, waiter,
-                         charge) as ahead:
+                         charge, given=request.image_urls) as ahead:
             return self._edit_encoded(request, ahead.prepared(waiter), spec, started=started,
                                       resize=input_resize, charge=charge, ahead=ahead, waiter=waiter, **options)
 
@@ -354,6 +353,7 @@ class FalEditClient(Uploads, Submits):
                                                  self.upload_prepared(edit.inputs, edit.upload_format, waiter=edit.waiter))
         with phase("body and fingerprint"):
             arguments = dataclasses.replace(edit.request, image_urls=urls).to_arguments(edit.spec)
+        edit.digests = edit.ahead.digests_for(arguments) if edit.ahead is not None else {}
         edit.phases["upload"] = time.monotonic() - mark
         if edit.slot is not None:
             edit.slot.take(edit.waiter)

@@ -21,7 +21,8 @@ from typing import Any
 from ..base.errors import FalError, HTTPStatusError, SubmitUncertainError
 from ..base.phases import phase
 from ..base.server_words import where_billed
-from ..platform.submit_search import SubmitSearch, fingerprint
+from ..platform.fingerprints import fingerprint
+from ..platform.submit_search import SubmitSearch
 from ..queue.client import QueueClient, RequestHandle
 from ..state.journal import Journal, JournalEntry
 from ..wire.config import FalConfig
@@ -44,7 +45,7 @@ class Submits:
         # At most what the submit's header says a moment later: a later settling time, never an earlier one.
         deadline = start_deadline(check_start_timeout(edit.start_timeout), edit.waiter.remaining())
         with phase("body and fingerprint"):
-            prints = fingerprint(arguments)
+            prints = fingerprint(arguments, known=edit.digests)
         with phase("bookkeeping: journal"):
             sent = journal.record_submitting(edit.journal_key, endpoint, prints, deadline, self.config.store_io)
         try:

@@ -5,8 +5,8 @@ fal's queue has no idempotency key and knows a job only by the request id its an
 Platform API lists a key's requests with their inputs (``GET /v1/models/requests/by-endpoint
 ?endpoint_id=…&start=…&expand=payloads``: items ``{request_id, sent_at, started_at, ended_at,
 status_code, json_input, json_output}``; fal's Platform API OpenAPI, see client.py). The journal keeps
-a fingerprint of the lost submit's JSON body (a digest per field, so a prompt or a data URI is not
-copied into it), and a listed request whose ``json_input`` has every field alike is that submit's job.
+a fingerprint of the lost submit's JSON body (a digest per field, fingerprints.py, so a prompt or a
+data URI is not copied into it), and a listed request whose ``json_input`` has every field alike is that submit's job.
 
 Not found does not prove fal never took it: the docs do not say whether a request is listed before
 it starts, or before it ends. It is settled only when the submit carried a start deadline
@@ -19,47 +19,17 @@ API), the submit stays uncertain, as before.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from ..base.errors import FalError
-from ..base.json_text import encoded, pieces
 from .client import PlatformClient, iso, unreachable_reason
+from .fingerprints import fingerprint, matches  # noqa: F401 - fingerprint importable from here as before
 
 CLOCK_SLACK = 300.0    # seconds: this machine's clock against fal's, on the window's start
 RUN_ALLOWANCE = 300.0  # seconds after the start deadline for a job that started in time to end
 MAX_PAGES = 20         # of 100 requests: the jobs a big batch sent around the lost one
-
-
-def fingerprint(arguments: dict[str, Any]) -> dict[str, str]:
-    """A digest of each field of a submit's JSON body."""
-    return {name: _digest(value) for name, value in arguments.items()}
-
-
-def _canonical(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)  # 4 and 4.0 are one JSON number to fal
-    if isinstance(value, dict):
-        return {k: _canonical(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_canonical(v) for v in value]
-    return value
-
-
-def _digest(value: Any) -> str:
-    """sha256 of the field's canonical JSON text (sorted keys, compact, UTF-8), hashed piece by piece:
-    a data URI the pack made is hashed as it is, never escaped or copied whole (base/json_text.py)."""
-    digest = hashlib.sha256()
-    for block in encoded(pieces(_canonical(value), ensure_ascii=False, sort_keys=True)):
-        digest.update(block)
-    return digest.hexdigest()[:32]
-
-
-def matches(prints: dict[str, str], json_input: Any) -> bool:
-    return isinstance(json_input, dict) and bool(prints) and \
-        all(name in json_input and _digest(json_input[name]) == digest for name, digest in prints.items())
 
 
 @dataclass
