@@ -10,7 +10,7 @@ Two uses, two rules (models/pricing.py has the estimate's):
   may carry the account's discount), else the table's. Each figure says where it came from.
 
 The price is asked when a job is submitted, in the background while the job runs (``ask_soon``), and the
-billed figure waits for that answer (up to ``ANSWER_WAIT`` seconds): so even the first job on a fresh
+billed figure waits for that answer (up to ``BILLED_WAIT`` seconds): so even the first job on a fresh
 install is billed at fal's price, not the table's. A cached price is asked again once a day at most; an ask
 that got nothing is not repeated within ``RETRY_SECONDS``.
 """
@@ -33,7 +33,10 @@ log = logging.getLogger("fal_qwen_edit")
 
 REFRESH_SECONDS = 24 * 3600.0
 RETRY_SECONDS = 600.0   # an ask that failed (offline, a key without that scope) is not repeated sooner
-ANSWER_WAIT = 10.0      # how long a billed figure, or the cap, waits for an ask already under way
+ANSWER_WAIT = 10.0      # how long the cap waits for an ask already under way (it would refuse otherwise)
+# How long a finished job's billed figure waits for it: on the path to the result, and only for a job that
+# ended before an ask made at its submit (once a day per endpoint at most); past it, the table's price.
+BILLED_WAIT = 2.0
 __all__ = ["PriceBook", "FROM_FAL", "FROM_TABLE"]
 
 
@@ -132,7 +135,7 @@ class PriceBook:
     def unit_price(self, endpoint: str) -> tuple[float | None, str]:
         """(USD per billed unit, where it came from): fal's own price (an ask under way is waited for),
         else the table's; a stale price is asked again in the background for the next job."""
-        self.wait_for(endpoint)
+        self.wait_for(endpoint, BILLED_WAIT)
         self.ask_soon(endpoint)  # nothing when it is fresh or was just asked
         entry = self._cached().get(endpoint)
         if isinstance(entry, dict) and isinstance(entry.get("unit_price"), (int, float)):
