@@ -21,8 +21,7 @@ from comfyui_fal_qwen_edit.nodes.fal.media.images import encode_png
 from comfyui_fal_qwen_edit.nodes.fal.media.storage import data_uri
 from comfyui_fal_qwen_edit.nodes.fal.models.qwen import QwenEditRequest
 from comfyui_fal_qwen_edit.nodes.fal.edit import submits
-from comfyui_fal_qwen_edit.nodes.fal.platform.fingerprints import ListDigest
-from comfyui_fal_qwen_edit.nodes.fal.platform.submit_search import fingerprint, matches
+from comfyui_fal_qwen_edit.nodes.fal.platform.fingerprints import ListDigest, fingerprint, matches
 from comfyui_fal_qwen_edit.nodes.fal.state.journal import Journal
 from comfyui_fal_qwen_edit.nodes.fal.wire import sending, transport
 

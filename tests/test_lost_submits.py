@@ -16,7 +16,7 @@ from comfyui_fal_qwen_edit.nodes.fal.base.errors import SubmitUncertainError
 from comfyui_fal_qwen_edit.nodes.fal.edit.connection import persistent_client
 from comfyui_fal_qwen_edit.nodes.fal.models.qwen import QwenEditRequest
 from comfyui_fal_qwen_edit.nodes.fal.platform import submit_search
-from comfyui_fal_qwen_edit.nodes.fal.platform.submit_search import fingerprint, matches
+from comfyui_fal_qwen_edit.nodes.fal.platform.fingerprints import fingerprint, matches
 from comfyui_fal_qwen_edit.nodes.fal.state.journal import Journal
 
 from conftest import FAST_RETRY, KEY, config_for, gradient, leaked, to_u8

@@ -64,7 +64,7 @@ class InputsAhead:
         """``charge``: the edit's entry in the spending ledger (``charge_ahead``), so fal storage uploads may
         start before ``urls``; released by ``close`` unless the edit's submit may have reached fal. Each
         input is prepared within ``spec``'s own per-image limits (media/inputs.py), or refused. ``given``:
-        the request's own image URLs, which come before these inputs' in the submit (``urls_digest``)."""
+        the request's own image URLs, which come before these inputs' in the submit (``digests_for``)."""
         self.upload_format, self.charge = upload_format, charge
         upload = charge is not None
         self._limits, self._count = InputLimits.of(spec), len(frames)

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..base.errors import FalError
 from .client import PlatformClient, iso, unreachable_reason
-from .fingerprints import fingerprint, matches  # noqa: F401 - fingerprint importable from here as before
+from .fingerprints import matches
 
 CLOCK_SLACK = 300.0    # seconds: this machine's clock against fal's, on the window's start
 RUN_ALLOWANCE = 300.0  # seconds after the start deadline for a job that started in time to end
