@@ -41,7 +41,8 @@ from PIL import Image
 from ..models.endpoints import EndpointSpec
 from ..base.errors import ConfigError, InputError
 from ..base.phases import phase
-from .images import encode_png, split_batch, to_uint8
+from .images import as_numpy, encode_png, split_batch
+from .resample import downscale, frame_pixels
 from ..models.pricing import Estimate, PriceLookup, estimate, table_price
 from ..models.qwen import QwenEditRequest
 from ..models.sizing import RESIZE_MODES, derived_output_size, fit_size
@@ -137,16 +138,12 @@ def prepare(frame: Any, reads_area: int | None, resize: str = "fit model", *, li
     """One ``[H, W, C]`` frame → uint8 pixels at the size to send, within ``limits`` (InputError when it
     cannot be: nothing has been uploaded then)."""
     with phase("resize"):  # (the byte cap's encodings, when an endpoint has one, counted here too)
-        pixels = to_uint8(frame)
-        if pixels.ndim == 2:
-            pixels = pixels[:, :, None]
-        original = (pixels.shape[1], pixels.shape[0])
+        array = as_numpy(frame)
+        original = (array.shape[1], array.shape[0])
         problem = size_problem(original, limits, resize, name)
         if problem:
             raise InputError([problem])
-        target = sent_size(original, reads_area, resize, limits)
-        if target != original:
-            pixels = downscale(pixels, target)
+        pixels = frame_pixels(array, sent_size(original, reads_area, resize, limits))  # resample.py
         encoded = None
         if limits is not None:
             if not limits.alpha and pixels.shape[2] in (2, 4):
@@ -205,14 +202,6 @@ def _within_bytes(pixels: np.ndarray, limits: InputLimits, resize: str, upload_f
         return pixels, (upload_format, data, content_type)
     raise InputError([f"{name} is still {len(data) / MEGABYTE:.1f} MB as {upload_format} after {SHRINK_ROUNDS} "
                       f"downscales; {limits.model} takes at most {limits.megabytes:g} MB: pick upload_format jpeg_95."])
-
-
-def downscale(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    channels = pixels.shape[2]
-    image = Image.fromarray(pixels[:, :, 0] if channels == 1 else pixels)
-    small = image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
-    out = np.asarray(small)
-    return out[:, :, None] if out.ndim == 2 else out
 
 
 def encode(image: PreparedImage, upload_format: str = "png") -> tuple[bytes, str]:
