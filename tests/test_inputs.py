@@ -219,3 +219,33 @@ def test_a_body_longer_on_the_wire_than_the_connect_timeout_still_goes(how):
             transport.close()
         [received] = [r for r in server.requests if r.method == "POST"]
         assert len(received.body) >= 8_000_000
+
+
+def test_the_fake_link_keeps_its_rate_when_its_reader_is_late(monkeypatch):
+    """The bench's wire time is bytes x 8 / rate, so the fake's link must deliver that rate: the time a
+    reader's sleep overshoots counts toward the next piece, and tokens taken for bytes the socket did
+    not hold yet come back (fakefal/throttle.py). A clock of our own: every sleep overshoots by 0.3 ms."""
+    from comfyui_fal_qwen_edit.nodes.fakefal import throttle
+
+    class Clock:
+        now = 100.0
+
+        def monotonic(self) -> float:
+            return self.now
+
+        def sleep(self, seconds: float) -> None:
+            self.now += seconds + 0.0003
+
+    clock = Clock()
+    monkeypatch.setattr(throttle, "time", clock)
+    link = throttle.TokenBucket(20)  # 2.5 MB/s: a piece takes 6.55 ms
+    began = clock.now
+    for _ in range(300):
+        link.take(throttle.PIECE)
+    nominal = 300 * throttle.PIECE / link.rate
+    assert clock.now - began <= nominal + 0.001  # not 300 x 0.3 ms = 90 ms late
+    link.take(throttle.PIECE)
+    link.give_back(throttle.PIECE // 2)  # half of it was not in the socket: it did not pass
+    waited = clock.now
+    link.take(throttle.PIECE // 2)
+    assert clock.now == waited

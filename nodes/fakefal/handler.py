@@ -121,10 +121,12 @@ class Handler(BaseHTTPRequestHandler):
         else:  # a piece at a time, each after its tokens: the client's socket fills and it waits
             pieces, left = [], n
             while left:
-                uplink.take(min(left, PIECE), self.fake._stop_event)
-                piece = self.rfile.read1(min(left, PIECE))
+                wanted = min(left, PIECE)
+                uplink.take(wanted, self.fake._stop_event)
+                piece = self.rfile.read1(wanted)
                 if not piece:
                     break
+                uplink.give_back(wanted - len(piece))  # what the socket did not hold yet did not pass
                 pieces.append(piece)
                 left -= len(piece)
             data = b"".join(pieces)

@@ -15,10 +15,14 @@ import time
 
 PIECE = 16 * 1024          # bytes read or written per token grant
 RECEIVE_BUFFER = 64 * 1024  # SO_RCVBUF of a throttled connection
+# Tokens kept while nobody takes them: two pieces, so the time a reader's sleep overshoots (a fraction of a
+# millisecond, every piece) counts toward the next piece, as on a real link that never stopped. With one
+# piece the overshoot was lost each time: 5.11 MB at 20 Mbit/s took 2.15 s instead of 2.04 s.
+BURST = 2 * PIECE
 
 
 class TokenBucket:
-    def __init__(self, megabits_per_second: float, burst: int = PIECE):
+    def __init__(self, megabits_per_second: float, burst: int = BURST):
         self.rate = megabits_per_second * 1e6 / 8  # bytes per second
         self.burst = burst
         self._tokens = float(burst)
@@ -40,3 +44,9 @@ class TokenBucket:
                 return
             if stop is None:
                 time.sleep(wait)
+
+    def give_back(self, count: int) -> None:
+        """Return tokens taken for bytes that did not pass (a read that found fewer in the socket)."""
+        if count > 0:
+            with self._lock:
+                self._tokens = min(self.burst, self._tokens + count)
