@@ -155,7 +155,7 @@ def prepare(frame: Any, reads_area: int | None, resize: str = "fit model", *, li
 
 def prepare_all(images: Sequence[Any], reads_area: int | None, resize: str = "fit model", *,
                 limits: InputLimits | None = None, upload_format: str = "png") -> list[PreparedImage]:
-    """Every frame of every IMAGE, in order (two at a time: Pillow and hashlib release the GIL)."""
+    """Every frame of every IMAGE, in order (two at a time, each on every core: resample.py)."""
     frames = [frame for image in images for frame in split_batch(image)]
 
     def one(index: int) -> PreparedImage:
