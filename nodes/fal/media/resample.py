@@ -46,11 +46,7 @@ def _executor() -> ThreadPoolExecutor:
 
 def downscale(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """uint8 ``[H, W, C]`` → ``size`` (width, height) with Pillow's one call (the reference)."""
-    channels = pixels.shape[2]
-    image = Image.fromarray(pixels[:, :, 0] if channels == 1 else pixels)
-    small = image.resize(size, LANCZOS, reducing_gap=REDUCING_GAP)
-    out = np.asarray(small)
-    return out[:, :, None] if out.ndim == 2 else out
+    return _resized(pixels, size, REDUCING_GAP)
 
 
 def frame_pixels(frame: Any, size: tuple[int, int]) -> np.ndarray:
@@ -61,7 +57,7 @@ def frame_pixels(frame: Any, size: tuple[int, int]) -> np.ndarray:
         array = array[:, :, None]
     height, width, channels = array.shape
     if (width, height) == tuple(size):
-        return _across(array, None)
+        return _across(array, width)
     if channels not in (1, 3) or not _two_passes((width, height), size):
         return downscale(to_uint8(array), size)
     return _down(_across(array, size[0]), size[1])
@@ -79,16 +75,16 @@ def _two_passes(size: tuple[int, int], target: tuple[int, int]) -> bool:
     return all(f <= 1 for f in factors) and new_width <= width and new_height <= height and across_first
 
 
-def _across(array: np.ndarray, width: int | None) -> np.ndarray:
-    """uint8 of ``array``, each row filtered across to ``width`` (None: as it is), a strip of rows at a
-    time (converted, copied into Pillow and filtered while it is in the CPU's cache)."""
+def _across(array: np.ndarray, width: int) -> np.ndarray:
+    """uint8 of ``array``, each row filtered across to ``width`` (its own: only converted), a strip of rows
+    at a time (converted, copied into Pillow and filtered while it is in the CPU's cache)."""
     height, channels = array.shape[0], array.shape[2]
-    out = np.empty((height, width or array.shape[1], channels), dtype=np.uint8)
+    out = np.empty((height, width, channels), dtype=np.uint8)
     rows = max(1, STRIP_BYTES // max(1, array[0].size * 4))
 
     def strip(top: int) -> None:
         pixels = to_uint8(array[top:top + rows])
-        if width is not None and width != array.shape[1]:
+        if width != array.shape[1]:
             pixels = _resized(pixels, (width, pixels.shape[0]))
         out[top:top + rows] = pixels
 
@@ -110,10 +106,10 @@ def _down(across: np.ndarray, height: int) -> np.ndarray:
     return out
 
 
-def _resized(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """One pass of Pillow's Lanczos (``size`` differs from ``pixels`` on one side only)."""
+def _resized(pixels: np.ndarray, size: tuple[int, int], reducing_gap: float | None = None) -> np.ndarray:
+    """Pillow's Lanczos of uint8 ``[H, W, C]`` to ``size`` (here one pass: ``size`` differs on one side)."""
     image = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
-    out = np.asarray(image.resize(size, LANCZOS))
+    out = np.asarray(image.resize(size, LANCZOS, reducing_gap=reducing_gap))
     return out[:, :, None] if out.ndim == 2 else out
 
 
