@@ -44,6 +44,10 @@ from common import ENDPOINT, KEY, PROMPT
 SECTION = "6 uplink"
 SIZES = {1: (1224, 816), 4: (2448, 1632), 12: (4240, 2832), 24: (6000, 4000)}  # MP -> 3:2 (w, h)
 PATHS = {"storage": "storage", "gateway data URIs": "data_uri"}
+# The rows with a target are a median of this many runs, like every other figure: the same edit's CPU
+# time varied 1.41-2.12 s between runs on the 2-core bench machine (its cores' speed, not the code), and
+# each run of these rows takes ~2.5 s; the other rows (40 s each at 12 MP 'off') stay at one run.
+TARGET_RUNS = 3
 
 
 def photos(megapixels: int, count: int = 3) -> list[torch.Tensor]:
@@ -101,22 +105,25 @@ def queue_to_submitted(report, quick: bool) -> None:
                     elif slow and path != "storage":
                         hows = ["off", "fit model"]
                     for how in hows:
-                        seed += 1
-                        seconds, megabytes = one_run(fake, client, images, how, seed)
+                        targeted = (megapixels, mbps, how) == (12, 20, "fit model")
+                        runs = []
+                        for _ in range(TARGET_RUNS if targeted else 1):
+                            seed += 1
+                            runs.append(one_run(fake, client, images, how, seed))
+                        seconds, megabytes = [s for s, _ in runs], runs[-1][1]
                         name = f"3x{megapixels} MP @{mbps} Mbit/s, {path}, {how}"
-                        target = None
-                        if (megapixels, mbps, how) == (12, 20, "fit model"):
-                            target = ("<=", 3.0 if path == "storage" else 4.0)
-                        report.add(SECTION, f"{name}: queue->submitted", "s", [seconds], target=target)
+                        target = ("<=", 3.0 if path == "storage" else 4.0) if targeted else None
+                        report.add(SECTION, f"{name}: queue->submitted", "s", seconds, target=target)
                         report.add(SECTION, f"{name}: bytes sent", "MB", [megabytes])
                         wire = megabytes * 8 / mbps
-                        report.add(SECTION, f"{name}: submitted / wire", "x", [seconds / wire],
-                                   target=("<=", 1.25) if (megapixels, mbps, how) == (12, 20, "fit model") else None,
+                        report.add(SECTION, f"{name}: submitted / wire", "x", [s / wire for s in seconds],
+                                   target=("<=", 1.25) if targeted else None,
                                    note=f"{megabytes:.2f} MB take {wire:.2f} s at {mbps} Mbit/s")
         finally:
             fake.stop()
     report.notes.append("6 uplink: 3:2 photo-like inputs (nodes/fakefal/photos.py); 'today' is the path before "
-                        "input_resize (all PNGs encoded, then uploaded); one run per row")
+                        "input_resize (all PNGs encoded, then uploaded); one run per row, "
+                        f"{TARGET_RUNS} for the rows with a target")
 
 
 def encodings(report, rounds: int) -> None:
