@@ -20,6 +20,7 @@ from ..fal.base.errors import FalError, redact, register_secret
 from ..fal.wire.trusted import saved_keys
 from ..fal.wire.trusted.base_urls import is_loopback
 from ..fal.wire.config import key_status
+from .bodies import json_body
 
 PATH = "/fal_qwen_edit/keys"
 PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-IP")
@@ -61,10 +62,7 @@ def register(routes: web.RouteTableDef, environ: Mapping[str, str] | None = None
 
     @routes.post(PATH)
     async def save(request: web.Request) -> web.Response:
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
+        body = await json_body(request)
         kind, value = (body.get("kind"), body.get("value")) if isinstance(body, dict) else (None, None)
         if isinstance(value, str) and kind != "gateway_url":
             register_secret(value.strip())  # whatever happens next, it is redacted from logs and errors

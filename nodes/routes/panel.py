@@ -17,6 +17,7 @@ from aiohttp import web
 
 from ..fal.base.errors import FalError, InputError, redact
 from ..fal.panel.jobs import BadRequest, Conflict, JobsPanel, NotFound, checked_id
+from .bodies import json_body
 
 log = logging.getLogger("fal_qwen_edit")
 JOB_EVENT = "fal_qwen_edit.job"
@@ -63,7 +64,7 @@ def register(routes: web.RouteTableDef, server: Any, panel: JobsPanel | None = N
 
     @routes.post(PREFIX + "/jobs/{request_id}/fetch")
     async def fetch(request: web.Request) -> web.Response:
-        body = await request.json() if request.can_read_body else {}
+        body = await json_body(request)  # optional: which endpoint, when the history does not say
         endpoint = body.get("endpoint") if isinstance(body, dict) else None
         return await answer(lambda: panel.fetch(request.match_info["request_id"], endpoint))
 

@@ -16,6 +16,7 @@ from aiohttp import web
 from ..fal.edit.node_values import estimate_answer, models_answer
 from ..fal.platform.price_book import PriceBook
 from ..fal.wire.config import state_dir
+from .bodies import json_body
 
 PATH = "/fal_qwen_edit/estimate"
 MODELS_PATH = "/fal_qwen_edit/models"
@@ -24,10 +25,7 @@ MODELS_PATH = "/fal_qwen_edit/models"
 def register(routes: web.RouteTableDef) -> None:
     @routes.post(PATH)
     async def estimate(request: web.Request) -> web.Response:
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
+        body = await json_body(request)
         status, answer = estimate_answer(body, PriceBook(state_dir() / "prices.json").price_for)
         return web.json_response(answer, status=status)
 
