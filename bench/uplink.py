@@ -11,6 +11,8 @@ gateway's inline data URIs):
 * ``bytes sent``: request bodies the fake read during the edit (MB);
 * ``submitted / wire``: queue->submitted over the time those bytes take on the link (bytes x 8 / rate):
   1.0 would be a link busy from the call to the job's arrival;
+* ``machine pace`` (the rows with a target): pace.py's one-core sample before each run, so a slow
+  stretch of the host's cores can be told from a slower pack;
 * ``today``: the path before input_resize existed (every frame encoded to PNG first, hashed, then
   uploaded in parallel), rebuilt from the pack's own pieces; ``off`` and ``fit model``: the pack now.
 
@@ -40,6 +42,7 @@ from comfyui_fal_qwen_edit.nodes.fal.models.qwen import QwenEditRequest
 from comfyui_fal_qwen_edit.nodes.fal.models.sizing import VAE_AREA
 
 from common import ENDPOINT, KEY, PROMPT
+from pace import pace_ms
 
 SECTION = "6 uplink"
 SIZES = {1: (1224, 816), 4: (2448, 1632), 12: (4240, 2832), 24: (6000, 4000)}  # MP -> 3:2 (w, h)
@@ -106,9 +109,11 @@ def queue_to_submitted(report, quick: bool) -> None:
                         hows = ["off", "fit model"]
                     for how in hows:
                         targeted = (megapixels, mbps, how) == (12, 20, "fit model")
-                        runs = []
+                        runs, paces = [], []
                         for _ in range(TARGET_RUNS if targeted else 1):
                             seed += 1
+                            if targeted:
+                                paces.append(pace_ms())
                             runs.append(one_run(fake, client, images, how, seed))
                         seconds, megabytes = [s for s, _ in runs], runs[-1][1]
                         name = f"3x{megapixels} MP @{mbps} Mbit/s, {path}, {how}"
@@ -119,6 +124,9 @@ def queue_to_submitted(report, quick: bool) -> None:
                         report.add(SECTION, f"{name}: submitted / wire", "x", [s / wire for s in seconds],
                                    target=("<=", 1.25) if targeted else None,
                                    note=f"{megabytes:.2f} MB take {wire:.2f} s at {mbps} Mbit/s")
+                        if paces:
+                            report.add(SECTION, f"{name}: machine pace before each run", "ms", paces,
+                                       note="pace.py: one core's Lanczos of a fixed strip; higher = slower cores")
         finally:
             fake.stop()
     report.notes.append("6 uplink: 3:2 photo-like inputs (nodes/fakefal/photos.py); 'today' is the path before "
