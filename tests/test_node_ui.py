@@ -1,12 +1,12 @@
 """The edit node in ComfyUI's real frontend, in the classic canvas and in the Vue renderer ("Nodes 2.0",
 from frontend 1.58 on): its price badge before Run, the graph's total and the cap warning, the widgets a new
-node shows, hidden ones coming back when asked, and a failed run's reason left on the node.
+node shows, hidden ones coming back when asked, and a failed run's reason left on the node. Each model's own
+widgets, ranges and tooltips: tests/test_node_ui_models.py.
 
 Needs what tests/test_frontend.py needs; ``COMFYUI_FRONT_END_ROOT`` runs it on another frontend package.
 The badge must show what the backend's estimate route answers for exactly the widget values and input sizes
 on the node, and that answer is the run's own estimate (tests/test_price_preview.py). What is read is what
-the user sees: in the Vue renderer the badge's and the widgets' DOM; on the canvas the badge LiteGraph
-draws (its function, called on every frame) and the widgets it lays out.
+the user sees (tests/node_ui_page.py).
 """
 
 from __future__ import annotations
@@ -19,50 +19,12 @@ import pytest
 from comfyui_fal_qwen_edit.nodes.fal.edit.node_values import estimate_answer
 from comfyui_fal_qwen_edit.nodes.fal.models.endpoints import CUSTOM, MODEL_NAMES
 from comfyui_fal_qwen_edit.nodes.fal.models.qwen import IMAGE_SIZE_PRESETS
-from frontend_harness import RENDERERS, WORKFLOWS, comfyui_with_fake_fal, open_frontend, unavailable
+from frontend_harness import WORKFLOWS
+from node_ui_page import (ADVANCED, BADGE, CAP_USD, COMMON, ELEMENT, FIND, NEEDS_FRONTEND, NEWEST, VISIBLE,  # noqa: F401
+                          answer_for, badge_of, load_single, page, show_advanced, shown, wait_for_badge)
 from test_price_preview import expected
 
-REASON = unavailable()
-pytestmark = pytest.mark.skipif(REASON is not None, reason=f"frontend tests skipped: {REASON}")
-CAP_USD = 0.15  # the cap's test prices two nodes above it; the runs below spend under it
-COMMON = ["prompt", "negative_prompt", "image_size", "num_inference_steps", "guidance_scale", "num_images", "seed",
-          "enable_safety_checker", "output_format", "batch_mode", "model"]
-ADVANCED = ["fal_picks_seed", "acceleration", "sync_mode", "concurrency", "size_mismatch", "timeout",
-            "force_new_job", "image_urls", "input_resize", "upload_format", "start_timeout", "priority"]
-
-FIND = "app.graph.nodes.find(n => n.type === 'FalQwenImageEditPlus')"
-NEWEST = "app.graph.nodes.filter(n => n.type === 'FalQwenImageEditPlus').at(-1)"
-ELEMENT = "(node) => document.querySelector(`.lg-node[data-node-id=\"${node.id}\"]`)"
-# What the badge shows: in the Vue renderer the chip with the badge's colour (web/node_ui.js: #35506b).
-BADGE = f"""(node) => {{
-  if (LiteGraph.vueNodesMode) {{
-    const chips = [...(({ELEMENT})(node)?.querySelectorAll('div') ?? [])];
-    return chips.find(d => d.style.backgroundColor === 'rgb(53, 80, 107)')?.textContent.trim() ?? null;
-  }}
-  return (node.badges ?? []).map(b => typeof b === 'function' ? b() : b).map(b => b.text)
-    .find(t => t?.startsWith('fal')) ?? null;
-}}"""
-# The widgets the user sees: on the canvas those LiteGraph lays out and draws; in the Vue renderer the
-# widget rows in the node's DOM.
-VISIBLE = f"""(node) => {{
-  const named = node.widgets.filter(w => w.name && !w.name.startsWith('$$') && w.name !== 'control_after_generate');
-  if (!LiteGraph.vueNodesMode)
-    return named.filter(w => !w.hidden && node.isWidgetVisible(w) && !(w.computeSize?.()[1] < 0)).map(w => w.name);
-  const rows = [...({ELEMENT})(node).querySelectorAll('[data-testid="node-widget"][data-widget-name]')]
-    .filter(row => row.getBoundingClientRect().height > 0).map(row => row.dataset.widgetName);
-  return named.map(w => w.name).filter(name => rows.includes(name));
-}}"""
-# Brings a node whole into view (the Vue renderer grows a node by its content; LiteGraph's size stays).
-FRAME = """(id) => {
-  const node = app.graph.getNodeById(id) ?? app.graph.getNodeById(Number(id));
-  const element = document.querySelector(`.lg-node[data-node-id="${id}"]`), ds = app.canvas.ds;
-  const canvas = app.canvas.canvas.getBoundingClientRect();
-  const [width, height] = element ? (({width, height}) => [width, height])(element.getBoundingClientRect())
-                                  : [node.size[0] * ds.scale, (node.size[1] + 30) * ds.scale];
-  ds.scale *= Math.min(1, 0.85 * canvas.height / height, 0.85 * canvas.width / width);
-  ds.offset = [40 / ds.scale - node.pos[0], 60 / ds.scale - node.pos[1]];
-  app.canvas.setDirty(true, true);
-}"""
+pytestmark = NEEDS_FRONTEND
 # Sets widget values on the first edit node, then reads what was asked and answered.
 PRICE_EACH = f"""async (combos) => {{
   const node = {FIND}, badge = {BADGE}, out = [];
@@ -73,42 +35,6 @@ PRICE_EACH = f"""async (combos) => {{
   }}
   return out;
 }}"""
-
-
-@pytest.fixture(scope="module", params=RENDERERS)
-def page(request, tmp_path_factory):
-    """A ComfyUI of its own per renderer: the cap's test needs nothing spent yet."""
-    with comfyui_with_fake_fal(tmp_path_factory.mktemp(f"node-ui-{request.param}"), daily_cap_usd=CAP_USD) as comfy, \
-            open_frontend(comfy, request.param) as frontend:
-        yield frontend
-
-
-def load_single(page) -> None:
-    assert page.load(WORKFLOWS / "qwen_edit_single.json", restore_view=True) == []
-    page.page.wait_for_function(f"() => {FIND}.graph.getNodeById(1).imgs?.[0]?.naturalWidth > 0", timeout=20_000)
-
-
-def shown(page, which: str = FIND):
-    return page.page.evaluate(f"() => ({BADGE})({which})")
-
-
-def answer_for(page, which: str = FIND) -> str:
-    """The backend's answer for the question the node asks now, as the badge must say it."""
-    question = json.loads(page.page.evaluate(f"() => {which}._falQuestion"))
-    status, answer = estimate_answer(question)
-    assert status == 200
-    return badge_of(answer)
-
-
-def badge_of(answer: dict) -> str:
-    """What web/lib/price.js's badgeText makes of the backend's answer (in English)."""
-    if answer.get("price_known") is False:
-        return "fal: price unknown"
-    return f"fal {answer['badge']}" + ("" if answer["price_confirmed"] else " (assumed)")
-
-
-def wait_for_badge(page, text: str, which: str = FIND, timeout: int = 5_000) -> None:
-    page.page.wait_for_function(f"(text) => ({BADGE})({which}) === text", arg=text, timeout=timeout)
 
 
 def test_the_badge_is_the_backends_estimate_for_every_model_size_and_count(page):
@@ -215,25 +141,6 @@ def test_a_new_node_names_its_model_keeps_its_seed_and_shows_the_common_widgets_
     assert loaded[22] == "qwen-edit-plus" and loaded[9] == "fixed"
 
 
-def show_advanced(page, node: str, shown: bool) -> None:
-    """As the user asks: the node menu's Show/Hide Advanced on the canvas, the node's own "Show advanced
-    inputs" in the Vue renderer."""
-    if page.renderer == "vue":
-        node_id = page.page.evaluate(f"() => String({node}.id)")
-        page.page.evaluate(FRAME, node_id)  # the node's footer, with its button, in view
-        page.page.wait_for_timeout(300)
-        page.page.locator(f".lg-node[data-node-id='{node_id}']") \
-            .get_by_text("Show advanced inputs" if shown else "Hide advanced inputs").click()
-    else:  # a right click on the node's title, then the menu's entry
-        x, y = page.page.evaluate(f"""() => {{ const node = {node}, r = app.canvas.canvas.getBoundingClientRect();
-          const [x, y] = app.canvas.ds.convertOffsetToCanvas([node.pos[0] + 60, node.pos[1] - 12]);
-          return [r.left + x, r.top + y]; }}""")
-        page.page.mouse.click(x, y, button="right")
-        page.page.locator(".litecontextmenu .litemenu-entry",
-                          has_text="Show Advanced" if shown else "Hide Advanced").first.click()
-    page.page.wait_for_timeout(800)
-
-
 def test_advanced_inputs_come_back_when_asked_and_keep_their_values(page):
     load_single(page)
     before = page.page.evaluate(f"() => {FIND}.serialize().widgets_values")
@@ -324,163 +231,3 @@ def test_a_batch_is_priced_per_frame_until_a_run_has_counted_its_frames(page):
     ran = page.comfy.get("/history")
     infos = [json.dumps(entry["outputs"]) for entry in ran.values()]
     assert any('"fal_input_sizes": [{"image_1": [512, 512, 2]}]' in info for info in infos)
-
-
-# -- each model's own widgets, ranges and tooltips (GET /fal_qwen_edit/models: the table the run checks) -------
-QWEN_2 = ["qwen-image-2-edit", "qwen-image-2-pro-edit", "qwen-image-max-edit"]
-PER_MODEL = ["num_inference_steps", "guidance_scale", "acceleration", "enable_prompt_expansion"]
-LABEL = f"""([node, name]) => {{
-  if (!LiteGraph.vueNodesMode) return node.widgets.find(w => w.name === name).label ?? name;
-  const row = ({ELEMENT})(node).querySelector(`[data-testid="node-widget"][data-widget-name="${{name}}"]`);
-  return row?.querySelector('[data-testid="widget-layout-field-label"]')?.textContent.trim()
-    ?? row?.innerText.split('\\n')[0].trim() ?? null;
-}}"""
-
-
-def set_values(page, **values) -> None:
-    page.page.evaluate(f"""(values) => {{ const node = {FIND};
-      for (const [name, value] of Object.entries(values)) node.widgets.find(w => w.name === name).value = value; }}""",
-                       values)
-
-
-def visible(page) -> list[str]:
-    return page.page.evaluate(f"() => ({VISIBLE})({FIND})")
-
-
-def test_switching_the_model_shows_exactly_the_widgets_it_takes_and_no_value_moves(page):
-    from comfyui_fal_qwen_edit.nodes.fal.models.endpoints import spec_for
-    load_single(page)
-    before = page.page.evaluate(f"() => {FIND}.serialize().widgets_values")
-    show_advanced(page, FIND, True)  # acceleration is advanced: shown, so its hiding by model is seen
-    for model in [*QWEN_2, "qwen-edit-plus", "qwen-edit-2511", "qwen-edit-lora", CUSTOM]:
-        set_values(page, model=model, endpoint="someone/else-edit" if model == CUSTOM else before[20])
-        spec = spec_for(model, "someone/else-edit")
-        wanted = [name for name in PER_MODEL if spec.takes(name)]
-        page.page.wait_for_function(f"""(wanted) => {{ const seen = ({VISIBLE})({FIND});
-          return JSON.stringify({json.dumps(PER_MODEL)}.filter(n => seen.includes(n))) === JSON.stringify(wanted); }}""",
-                                    arg=wanted, timeout=5_000)
-        if model in QWEN_2:
-            assert wanted == ["enable_prompt_expansion"]
-        elif model != CUSTOM:
-            assert wanted == ["num_inference_steps", "guidance_scale", "acceleration"]
-        else:  # an id the table lacks: the generic rules, every widget (fal's answer has the last word)
-            assert wanted == PER_MODEL
-    set_values(page, model="qwen-edit-plus", endpoint=before[20])
-    after = page.page.evaluate(f"() => {FIND}.serialize().widgets_values")
-    assert len(after) == len(before) + 0 and after[:22] == before[:22] and after[23:] == before[23:]
-    show_advanced(page, FIND, False)
-    assert visible(page) == COMMON
-
-
-def test_a_value_out_of_the_models_range_is_flagged_and_asked_about_before_run(page):
-    load_single(page)
-    set_values(page, model="qwen-edit-plus", num_inference_steps=1)
-    page.page.wait_for_function(f"() => ({LABEL})([{FIND}, 'num_inference_steps']).includes('⚠')", timeout=5_000)
-    label = page.page.evaluate(f"() => ({LABEL})([{FIND}, 'num_inference_steps'])")
-    assert label.endswith("⚠ 2-100"), label
-    limits = page.page.evaluate(f"""() => {{ const o = {FIND}.widgets.find(w => w.name === 'num_inference_steps').options;
-      return [o.min, o.max]; }}""")
-    assert limits == [2, 100]
-    # Run: the same words the backend would stop with, before any prompt is sent; dismissing sends none
-    prompts, dialogs = [], []
-    page.page.on("request", lambda r: prompts.append(r.url) if r.url.endswith("/prompt") and r.method == "POST" else None)
-    page.page.once("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    assert page.page.evaluate("() => app.queuePrompt(0, 1)") is False and prompts == []
-    assert len(dialogs) == 1 and "num_inference_steps: 1 is out of range for qwen-edit-plus; use 2-100." in dialogs[0]
-    # the same value is fine on a model that takes it: the flag goes, the limits follow
-    set_values(page, model="qwen-edit-2511")
-    page.page.wait_for_function(f"() => !({LABEL})([{FIND}, 'num_inference_steps']).includes('⚠')", timeout=5_000)
-    assert page.page.evaluate(f"() => ({LABEL})([{FIND}, 'num_inference_steps'])") != label
-    # Qwen-Image-2's seed range: a larger seed is flagged; randomize stays inside the model's range
-    set_values(page, model="qwen-image-2-edit", num_inference_steps=30, seed=3_000_000_000)
-    page.page.wait_for_function(f"() => ({LABEL})([{FIND}, 'seed']).endsWith('⚠ 0-2147483647')", timeout=5_000)
-    seeds = page.page.evaluate(f"""() => {{ const node = {FIND}, seed = node.widgets.find(w => w.name === 'seed');
-      const control = node.widgets.find(w => w.name === 'control_after_generate');
-      control.value = 'randomize';
-      const seen = [];
-      for (let i = 0; i < 200; i++) {{ control.afterQueued?.(); seen.push(seed.value); }}
-      control.value = 'fixed';
-      return {{seen, max: seed.options.max}}; }}""")
-    assert seeds["max"] == 2147483647 and len(set(seeds["seen"])) > 150
-    assert all(0 <= s <= 2147483647 for s in seeds["seen"]) and max(seeds["seen"]) > 2**30
-    page.page.wait_for_function(f"() => !({LABEL})([{FIND}, 'seed']).includes('⚠')", timeout=5_000)
-    set_values(page, model="qwen-edit-plus")  # back to the widget's own 2^32-1
-    page.page.wait_for_function(f"() => {FIND}.widgets.find(w => w.name === 'seed').options.max === 4294967295",
-                                timeout=5_000)
-
-
-def hover_tooltip(page, name: str) -> str:
-    """The tooltip the user sees when the pointer rests on a widget (canvas: the frontend's NodeTooltip; Vue
-    renderer: the widget row's own tooltip)."""
-    page.page.mouse.move(5, 5)
-    page.page.wait_for_timeout(300)
-    if page.renderer == "vue":
-        node_id = page.page.evaluate(f"() => String({FIND}.id)")
-        row = page.page.locator(f".lg-node[data-node-id='{node_id}'] [data-testid='node-widget'][data-widget-name='{name}']")
-        row.hover()
-        tip = page.page.locator("[role='tooltip']").last
-        tip.wait_for(state="attached", timeout=5_000)
-        return tip.inner_text()
-    x, y = page.page.evaluate(f"""(name) => {{ const node = {FIND}, w = node.widgets.find(w => w.name === name);
-      const r = app.canvas.canvas.getBoundingClientRect();
-      const [x, y] = app.canvas.ds.convertOffsetToCanvas([node.pos[0] + node.size[0] / 2, node.pos[1] + w.last_y + 10]);
-      return [r.left + x, r.top + y]; }}""", name)
-    page.page.mouse.move(x, y)
-    page.page.mouse.move(x + 2, y)
-    page.page.wait_for_function("() => document.querySelector('.node-tooltip')?.innerText?.trim()", timeout=5_000)
-    return page.page.evaluate("() => document.querySelector('.node-tooltip').innerText")
-
-
-def test_a_widgets_tooltip_says_the_chosen_models_range_and_default(page):
-    load_single(page)
-    page.page.evaluate(FRAME, page.page.evaluate(f"() => String({FIND}.id)"))
-    set_values(page, model="qwen-edit-plus")
-    page.page.wait_for_timeout(800)
-    text = hover_tooltip(page, "num_inference_steps")
-    assert "Denoising steps" in text and "qwen-edit-plus: 2-100, fal's default 50." in text, text
-    set_values(page, model="qwen-edit-2511")
-    page.page.wait_for_timeout(800)
-    assert "qwen-edit-2511: 1-50, fal's default 28." in hover_tooltip(page, "num_inference_steps")
-    assert "auto on qwen-edit-2511: fal takes the output size from the last input image." in \
-        hover_tooltip(page, "image_size")
-    set_values(page, model="qwen-edit-plus")
-    page.page.wait_for_timeout(800)
-    assert "auto on qwen-edit-plus: fal makes square_hd." in hover_tooltip(page, "image_size")
-    page.page.mouse.move(5, 5)
-
-
-ANGLES = "app.graph.nodes.find(n => n.type === 'FalQwenMultipleAngles')"
-ANGLES_COMMON = ["horizontal_angle", "vertical_angle", "zoom", "additional_prompt", "negative_prompt", "lora_scale",
-                 "image_size", "num_inference_steps", "guidance_scale", "num_images", "seed", "enable_safety_checker",
-                 "output_format"]
-
-
-def test_the_multiple_angles_node_shows_its_price_and_its_common_widgets(page):
-    """Its one image input and its widgets are the question; the badge says the backend's answer, follows a widget,
-    and counts in the graph's total; only its common widgets show (width/height for a custom size)."""
-    assert page.load(WORKFLOWS / "qwen_multiple_angles.json", restore_view=True) == []
-    page.page.wait_for_function("() => app.graph.nodes.find(n => n.type === 'LoadImage').imgs?.[0]?.naturalWidth > 0",
-                                timeout=20_000)
-    # the car's picture (512 x 320), once the LoadImage node shows it (the Vue renderer may show the last
-    # workflow's picture for a moment)
-    page.page.wait_for_function(f"() => JSON.parse({ANGLES}._falQuestion ?? 'null')?.sizes?.image?.join() === "
-                                "'512,320,1'", timeout=10_000)
-    question = json.loads(page.page.evaluate(f"() => {ANGLES}._falQuestion"))
-    assert question["node"] == "FalQwenMultipleAngles" and question["connected"] == ["image"]
-    assert question["sizes"] == {"image": [512, 320, 1]} and question["widgets"]["horizontal_angle"] == 45
-    first = answer_for(page, ANGLES)
-    wait_for_badge(page, first, ANGLES)
-    assert page.page.evaluate(f"() => ({VISIBLE})({ANGLES})") == ANGLES_COMMON
-    # no table price and none from fal on this machine: the badge says so, never a made-up figure, and the
-    # question still follows the widgets (a price fal tells later prices this question)
-    assert estimate_answer(json.loads(page.page.evaluate(f"() => {ANGLES}._falQuestion")))[1]["usd"] is None
-    page.page.evaluate(f"() => {{ {ANGLES}.widgets.find(w => w.name === 'num_images').value = 2; }}")
-    page.page.wait_for_function(f"() => JSON.parse({ANGLES}._falQuestion).widgets.num_images === 2", timeout=5_000)
-    wait_for_badge(page, answer_for(page, ANGLES), ANGLES)
-    assert shown(page, ANGLES) == answer_for(page, ANGLES)
-    total = page.page.evaluate("() => falQwenEdit.graphPrice()")
-    assert total["nodes"] == 1
-    page.page.evaluate(f"() => {{ {ANGLES}.widgets.find(w => w.name === 'image_size').value = 'custom'; }}")
-    page.page.wait_for_function(f"() => ({VISIBLE})({ANGLES}).includes('width')", timeout=5_000)
-    assert page.page.evaluate(f"() => ({VISIBLE})({ANGLES})") == [*ANGLES_COMMON[:7], "width", "height",
-                                                                  *ANGLES_COMMON[7:]]
