@@ -259,10 +259,14 @@ class Frontend:
         return self.page.evaluate(OVERLAYS_JS)
 
     def dismiss(self) -> None:
-        for _ in range(5):
+        for attempt in range(5):
             if not self.overlays()["dialogs"]:
                 break
-            self.page.keyboard.press("Escape")
+            if attempt < 2:
+                self.page.keyboard.press("Escape")
+            else:  # a dialog still entering (its mask mid-animation) can miss Escape: its own close button
+                for button in self.page.locator(".p-dialog-close-button, .p-dialog-header-close").all():
+                    button.click(force=True, timeout=2_000)
             self.page.wait_for_timeout(300)
         self.page.evaluate("(() => { const t = app.extensionManager.toast; (t.removeAll ?? t.clearAll ?? (() => {})).call(t); })()")
         self.page.wait_for_timeout(300)
@@ -320,6 +324,12 @@ class Frontend:
             return [f"queueing the frontend's prompt failed: {json.dumps(queued['error'])[:1500]}"]
         entry = self.comfy.wait(queued["prompt_id"], timeout)
         if entry["status"]["status_str"] != "success":
+            # the frontend's error dialog comes over the websocket, maybe after the history has the error:
+            # wait for it, so that it is closed here and does not cover the next test's clicks
+            deadline = time.monotonic() + 5
+            while not self.overlays()["dialogs"] and time.monotonic() < deadline:
+                self.page.wait_for_timeout(100)
+            self.dismiss()
             return [f"run failed: {json.dumps(entry['status'].get('messages'))[:1500]}"]
         self.fit()  # 1.58 loads a node's output images only once the node is drawn
         deadline = time.monotonic() + 30
